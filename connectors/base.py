@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 EventType = Literal["sms.received", "sms.sent", "sms.delivered", "sms.failed"]
 ConnectorKind = Literal["gateway", "destination"]
@@ -60,6 +60,28 @@ class ConnectorConfig(BaseModel):
             for name, f in cls.model_fields.items()
             if isinstance(f.json_schema_extra, dict) and f.json_schema_extra.get("secret")
         )
+
+
+class HttpGatewayConfig(ConnectorConfig):
+    """Base for configs of gateways reached over HTTP: where the API is and how long to wait."""
+
+    #: Subclasses redeclare this with the provider's public API as default.
+    base_url: str = Field(description="Root URL of the provider's API (no trailing slash).")
+    timeout_s: float = Field(
+        15.0, gt=0, le=120, description="Seconds to wait for the provider's answer."
+    )
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        if parts.query or parts.fragment:
+            raise ValueError("must not have a query string or fragment")
+        return value.strip().rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -223,6 +245,15 @@ class CanReceive(Protocol):
 @runtime_checkable
 class CanSend(Protocol):
     async def send(self, config: Any, message: SendRequest, http: HttpClient) -> SendResult: ...
+
+
+@runtime_checkable
+class CanSign(Protocol):
+    """Can produce the signature its gateway would send (the CLI's fake webhooks, tests)."""
+
+    def sign(
+        self, config: Any, secret: str | None, request: WebhookRequest, now: datetime
+    ) -> WebhookRequest: ...
 
 
 class Connector:
