@@ -1,0 +1,1 @@
+"""HTTP layer: thin Litestar handlers that parse, call one service, shape the answer."""

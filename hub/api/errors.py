@@ -1,0 +1,73 @@
+"""Every error leaves as ``{"error": {"code", "message", "details"}}`` with a 4xx/5xx status."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from hub.errors import ApiError
+
+log = logging.getLogger("smshub.api")
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+}
+
+
+def error_response(status: int, code: str, message: str, details: Any = None) -> Response[Any]:
+    """The one error body shape."""
+    return Response(
+        {"error": {"code": code, "message": message, "details": details}},
+        status_code=status,
+        media_type="application/json",
+    )
+
+
+def _api_error(_: Request[Any, Any, Any], exc: ApiError) -> Response[Any]:
+    return error_response(exc.status_code, exc.code, exc.message, exc.details)
+
+
+def _validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    extra = exc.extra if isinstance(exc.extra, list) else None
+    if extra:
+        details = [
+            {"field": str(item.get("key", "")), "message": str(item.get("message", ""))}
+            for item in extra
+            if isinstance(item, dict)
+        ]
+        return error_response(
+            422, "validation_error", "request body does not match the schema", details
+        )
+    return error_response(400, "malformed_body", f"request body cannot be read: {exc.detail}")
+
+
+def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    status = exc.status_code
+    code = _HTTP_CODES.get(status, "error")
+    return error_response(status, code, str(exc.detail), exc.extra or None)
+
+
+def _internal(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "internal server error")
+
+
+exception_handlers: dict[Any, Any] = {
+    ApiError: _api_error,
+    ValidationException: _validation,
+    HTTPException: _http,
+    Exception: _internal,
+}

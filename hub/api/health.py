@@ -1,0 +1,31 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+from litestar import Response, get
+
+from hub.context import Hub
+from hub.schemas import HealthOut
+
+
+@get("/healthz", tags=["health"], summary="The process is alive")
+async def healthz() -> HealthOut:
+    return HealthOut(status="ok")
+
+
+@get("/readyz", tags=["health"], summary="The database answers; ready for traffic")
+async def readyz(hub: Hub) -> Response[HealthOut]:
+    checks: dict[str, str] = {}
+    try:
+        await hub.db.ping()
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"error: {type(exc).__name__}"
+    ok = all(v == "ok" for v in checks.values())
+    return Response(
+        HealthOut(status="ok" if ok else "unavailable", checks=checks),
+        status_code=200 if ok else 503,
+    )
+
+
+route_handlers = [healthz, readyz]

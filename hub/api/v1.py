@@ -1,0 +1,218 @@
+"""REST API ``/api/v1``: sending, messages, channels, devices, contacts."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Response, delete, get, patch, post
+from litestar.params import Parameter
+
+from connectors import get_connector
+from hub.api.deps import require_api_key
+from hub.context import Hub
+from hub.models import Channel, Contact, Device, Message
+from hub.schemas import (
+    ChannelIn,
+    ChannelOut,
+    ChannelPatch,
+    ContactOut,
+    DeviceOut,
+    MessageOut,
+    Page,
+    SendIn,
+    SendOut,
+    StatusChangeOut,
+    WebhookUrls,
+)
+from hub.services import channels as channel_service
+from hub.services import queries
+from hub.services.sending import SendCommand, submit_send
+
+Limit = Annotated[int, Parameter(ge=1, le=200, description="Items per page.")]
+Cursor = Annotated[
+    str | None, Parameter(description="`next_cursor` of the previous page.", max_length=40)
+]
+
+
+def message_out(row: Message, history: list[Any] | None = None) -> MessageOut:
+    """API view of a message."""
+    return MessageOut.model_validate(
+        {
+            **row.model_dump(exclude={"from_number", "to_number"}),
+            "from": row.from_number,
+            "to": row.to_number,
+            "history": [StatusChangeOut.model_validate(h.model_dump()) for h in history]
+            if history is not None
+            else None,
+        }
+    )
+
+
+def channel_out(hub: Hub, row: Channel, *, with_secret: bool) -> ChannelOut:
+    """API view of a channel; secret config fields masked."""
+    connector = get_connector(row.connector)
+    shown = dict(row.config)
+    for name in connector.config_model.secret_fields():
+        if row.secrets_enc and name in hub.box.decrypt_json(row.secrets_enc):
+            shown[name] = "********"
+    secret = (
+        hub.box.decrypt(row.webhook_secret_enc) if with_secret and row.webhook_secret_enc else None
+    )
+    return ChannelOut(
+        id=row.id,
+        connector=row.connector,
+        name=row.name,
+        config=shown,
+        auth_mode=row.auth_mode,
+        phone_number=row.phone_number,
+        enabled=row.enabled,
+        webhook_urls=WebhookUrls(**channel_service.webhook_urls(hub, row)),
+        webhook_secret=secret,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+class SendController(Controller):
+    path = "/send"
+    guards = [require_api_key]
+    tags = ["messages"]
+
+    @post("/", status_code=202, summary="Send an SMS")
+    async def send(self, hub: Hub, data: SendIn) -> Response[SendOut]:
+        """Queue an SMS; 202 with the message id. Same idempotency_key → same message."""
+        message, created = await submit_send(
+            hub,
+            SendCommand(
+                to=data.to,
+                text=data.message,
+                channel_id=data.channel_id,
+                device_id=data.device_id,
+                sim_slot=data.sim_slot,
+                idempotency_key=data.idempotency_key,
+            ),
+        )
+        return Response(
+            SendOut(id=message.id, status=message.status, duplicate=not created), status_code=202
+        )
+
+
+class MessageController(Controller):
+    path = "/messages"
+    guards = [require_api_key]
+    tags = ["messages"]
+
+    @get("/", summary="List messages, newest first")
+    async def list_messages(
+        self,
+        hub: Hub,
+        limit: Limit = 50,
+        cursor: Cursor = None,
+        direction: Annotated[str | None, Parameter(pattern="^(inbound|outbound)$")] = None,
+        contact: Annotated[
+            str | None, Parameter(description="Contact id or phone number.", max_length=64)
+        ] = None,
+        channel_id: Annotated[str | None, Parameter(max_length=40)] = None,
+        status: Annotated[str | None, Parameter(max_length=16)] = None,
+    ) -> Page[MessageOut]:
+        rows, next_cursor = await queries.list_messages(
+            hub,
+            limit=limit,
+            cursor=cursor,
+            direction=direction,
+            contact=contact,
+            channel_id=channel_id,
+            status=status,
+        )
+        return Page[MessageOut](items=[message_out(r) for r in rows], next_cursor=next_cursor)
+
+    @get("/{message_id:str}", summary="One message with its status history")
+    async def get_message(self, hub: Hub, message_id: str) -> MessageOut:
+        row, history = await queries.get_message(hub, message_id)
+        return message_out(row, history)
+
+
+class ChannelController(Controller):
+    path = "/channels"
+    guards = [require_api_key]
+    tags = ["channels"]
+
+    @post("/", status_code=201, summary="Create a channel")
+    async def create(self, hub: Hub, data: ChannelIn) -> ChannelOut:
+        """Returns the webhook URLs and the webhook secret (generated when not given)."""
+        row = await channel_service.create_channel(hub, **data.model_dump())
+        return channel_out(hub, row, with_secret=True)
+
+    @get("/", summary="List channels")
+    async def list_channels(self, hub: Hub) -> list[ChannelOut]:
+        return [
+            channel_out(hub, r, with_secret=False) for r in await channel_service.list_channels(hub)
+        ]
+
+    @get("/{channel_id:str}", summary="One channel, with its webhook secret")
+    async def get_channel(self, hub: Hub, channel_id: str) -> ChannelOut:
+        async with hub.db.read() as session:
+            row = await channel_service.get_channel_row(session, channel_id)
+        return channel_out(hub, row, with_secret=True)
+
+    @patch("/{channel_id:str}", summary="Change a channel")
+    async def update(self, hub: Hub, channel_id: str, data: ChannelPatch) -> ChannelOut:
+        row = await channel_service.update_channel(
+            hub, channel_id, data.model_dump(exclude_unset=True)
+        )
+        return channel_out(hub, row, with_secret=False)
+
+    @delete("/{channel_id:str}", status_code=204, summary="Delete a channel (history is kept)")
+    async def remove(self, hub: Hub, channel_id: str) -> None:
+        await channel_service.delete_channel(hub, channel_id)
+
+
+class DeviceController(Controller):
+    path = "/devices"
+    guards = [require_api_key]
+    tags = ["channels"]
+
+    @get("/", summary="List devices (phones) with their SIM slots")
+    async def list_devices(
+        self, hub: Hub, channel_id: Annotated[str | None, Parameter(max_length=40)] = None
+    ) -> list[DeviceOut]:
+        rows: list[Device] = await queries.list_devices(hub, channel_id)
+        return [DeviceOut.model_validate(r.model_dump()) for r in rows]
+
+
+class ContactController(Controller):
+    path = "/contacts"
+    guards = [require_api_key]
+    tags = ["contacts"]
+
+    @get("/", summary="List contacts, newest first")
+    async def list_contacts(
+        self,
+        hub: Hub,
+        limit: Limit = 50,
+        cursor: Cursor = None,
+        q: Annotated[
+            str | None, Parameter(description="Phone or name contains.", max_length=64)
+        ] = None,
+        opted_out: bool | None = None,
+    ) -> Page[ContactOut]:
+        rows, next_cursor = await queries.list_contacts(
+            hub, limit=limit, cursor=cursor, q=q, opted_out=opted_out
+        )
+        return Page[ContactOut](
+            items=[ContactOut.model_validate(r.model_dump()) for r in rows], next_cursor=next_cursor
+        )
+
+    @get("/{contact_id:str}", summary="One contact")
+    async def get_contact(self, hub: Hub, contact_id: str) -> ContactOut:
+        row: Contact = await queries.get_contact(hub, contact_id)
+        return ContactOut.model_validate(row.model_dump())
+
+
+route_handlers = [
+    SendController,
+    MessageController,
+    ChannelController,
+    DeviceController,
+    ContactController,
+]

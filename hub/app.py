@@ -1,0 +1,76 @@
+"""The composition root: builds the hub's runtime and the Litestar app."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar, Router
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+
+from hub.api import health, ingress, v1
+from hub.api.deps import provide_hub
+from hub.api.errors import exception_handlers
+from hub.context import Hub
+from hub.crypto import SecretBox, load_or_create_secret_key
+from hub.db import Database
+from hub.http_client import AiohttpClient
+from hub.queue.inline import InlineQueue
+from hub.services.bootstrap import bootstrap
+from hub.services.channels import ChannelCache
+from hub.settings import Settings, get_settings
+
+log = logging.getLogger("smshub")
+
+
+def build_hub(settings: Settings) -> Hub:
+    """Wire the runtime objects of one process (nothing is started yet)."""
+    key = settings.secret_key or load_or_create_secret_key(settings.var_dir)
+    hub = Hub(
+        settings=settings,
+        db=Database(settings.effective_database_url),
+        box=SecretBox(key),
+        http=AiohttpClient(),
+    )
+    hub.channels = ChannelCache(hub)
+    hub.queue = InlineQueue(hub)
+    return hub
+
+
+def create_app(
+    settings: Settings | None = None, *, hub: Hub | None = None, workers: bool = True
+) -> Litestar:
+    """The ASGI app; ``workers=False`` serves HTTP only (jobs run elsewhere)."""
+    settings = settings or (hub.settings if hub else get_settings())
+    runtime = hub or build_hub(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        app.state.hub = runtime
+        await bootstrap(runtime)
+        if workers:
+            await runtime.queue.start()
+        try:
+            yield
+        finally:
+            if workers:
+                await runtime.queue.stop()
+            await runtime.http.close()
+            if hub is None:
+                await runtime.db.dispose()
+
+    return Litestar(
+        route_handlers=[*health.route_handlers, *ingress.route_handlers, _api_router()],
+        dependencies={"hub": Provide(provide_hub, sync_to_thread=False)},
+        exception_handlers=exception_handlers,
+        lifespan=[lifespan],
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(title="smshub", version="0.1.0", path="/schema"),
+        debug=False,
+    )
+
+
+def _api_router() -> Router:
+    return Router(path="/api/v1", route_handlers=v1.route_handlers)

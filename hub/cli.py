@@ -1,0 +1,199 @@
+"""The ``smshub`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from hub.settings import Settings, get_settings
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _run(coro: Coroutine[Any, Any, int]) -> int:
+    return asyncio.run(coro)
+
+
+async def _with_hub(settings: Settings, action: Callable[[Any], Awaitable[int]]) -> int:
+    from hub.app import build_hub
+
+    hub = build_hub(settings)
+    try:
+        return await action(hub)
+    finally:
+        await hub.http.close()
+        await hub.db.dispose()
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    """Upgrade the database, then serve HTTP with the inline workers."""
+    import uvicorn
+
+    from hub.app import create_app
+    from hub.migrate import upgrade
+
+    _configure_logging(settings)
+    upgrade(settings.effective_database_url)
+    host = args.host or settings.host
+    port = args.port or settings.port
+    logging.getLogger("smshub").info(
+        "smshub on http://%s:%s (public URL %s)", host, port, settings.public_url
+    )
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    """Run queue workers only (arq + Redis when SMSHUB_REDIS_URL is set)."""
+    _configure_logging(settings)
+    if not settings.redis_url:
+        print(
+            "smshub worker needs SMSHUB_REDIS_URL; "
+            "with the inline queue, `smshub serve` runs the workers",
+            file=sys.stderr,
+        )
+        return 2
+    print("the arq worker is not available in this version", file=sys.stderr)
+    return 2
+
+
+def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    """Bring the database schema up to date."""
+    from hub.migrate import upgrade
+
+    upgrade(settings.effective_database_url, args.revision)
+    print(f"database at revision {args.revision}")
+    return 0
+
+
+def cmd_apikey_create(args: argparse.Namespace, settings: Settings) -> int:
+    """Create an API key and print it once."""
+    from hub.migrate import upgrade
+    from hub.services.apikeys import create_api_key
+
+    upgrade(settings.effective_database_url)
+
+    async def action(hub: Any) -> int:
+        row, plain = await create_api_key(hub, args.name)
+        print(plain)
+        print(f"# key {row.id} ({row.name}); store it now, it is not shown again", file=sys.stderr)
+        return 0
+
+    return _run(_with_hub(settings, action))
+
+
+def cmd_simulate_inbound(args: argparse.Namespace, settings: Settings) -> int:
+    """Post a signed simulator webhook to the running hub, as a phone would."""
+    import httpx
+
+    from connectors.simulator import event_body, sign_request
+    from hub.ids import new_id
+    from hub.services.channels import runtime_of
+
+    async def action(hub: Any) -> int:
+        import sqlalchemy as sa
+        from sqlmodel import col
+
+        from hub.models import Channel, utcnow
+
+        async with hub.db.read() as session:
+            stmt = sa.select(Channel).where(
+                col(Channel.connector) == "simulator", col(Channel.deleted_at).is_(None)
+            )
+            if args.channel:
+                stmt = stmt.where(col(Channel.id) == args.channel)
+            row = (await session.execute(stmt.order_by(col(Channel.id)))).scalars().first()
+        if row is None:
+            print(
+                "no simulator channel found (give --channel ID of a simulator channel)",
+                file=sys.stderr,
+            )
+            return 2
+        runtime = runtime_of(row, hub.box)
+        body = event_body(
+            "sms.received",
+            event_id=new_id("sim"),
+            from_number=args.from_number,
+            to_number=runtime.phone_number or str(getattr(runtime.config, "phone_number", "")),
+            text=args.text,
+            device_id=str(getattr(runtime.config, "device_id", "")) or None,
+            sim_slot=args.sim_slot,
+        )
+        headers = {
+            "content-type": "application/json",
+            **sign_request(runtime.webhook_secret or "", body, utcnow()),
+        }
+        url = f"{(args.url or settings.public_url).rstrip('/')}/webhooks/{row.id}"
+        try:
+            async with httpx.AsyncClient(timeout=10) as client:
+                resp = await client.post(url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            print(
+                f"could not reach the hub at {url}: {exc} (is `smshub serve` running?)",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"{resp.status_code} {resp.text}")
+        return 0 if resp.status_code < 300 else 1
+
+    return _run(_with_hub(settings, action))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every sub-command."""
+    parser = argparse.ArgumentParser(prog="smshub", description="Self-hosted SMS integration hub.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the HTTP server and the inline workers")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="run queue workers (arq + Redis)")
+    worker.set_defaults(func=cmd_worker)
+
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    up = db_sub.add_parser("upgrade", help="apply schema migrations")
+    up.add_argument("revision", nargs="?", default="head")
+    up.set_defaults(func=cmd_db_upgrade)
+
+    apikey = sub.add_parser("apikey", help="API keys")
+    apikey_sub = apikey.add_subparsers(dest="apikey_command", required=True)
+    create = apikey_sub.add_parser("create", help="create a key and print it once")
+    create.add_argument("--name", required=True)
+    create.set_defaults(func=cmd_apikey_create)
+
+    simulate = sub.add_parser("simulate", help="simulate gateway traffic")
+    sim_sub = simulate.add_subparsers(dest="simulate_command", required=True)
+    inbound = sim_sub.add_parser("inbound", help="an SMS arriving on a simulator channel")
+    inbound.add_argument(
+        "--channel", default=None, help="simulator channel id (default: the first)"
+    )
+    inbound.add_argument("--from", dest="from_number", required=True)
+    inbound.add_argument("--text", required=True)
+    inbound.add_argument("--sim-slot", type=int, default=0, help="0 = SIM1 (default)")
+    inbound.add_argument("--url", default=None, help="hub base URL (default SMSHUB_PUBLIC_URL)")
+    inbound.set_defaults(func=cmd_simulate_inbound)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``smshub`` console script."""
+    args = build_parser().parse_args(argv)
+    settings = get_settings()
+    func: Callable[[argparse.Namespace, Settings], int] = args.func
+    return func(args, settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

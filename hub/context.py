@@ -1,0 +1,33 @@
+"""The hub's runtime: everything a service or job needs, built once per process."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from hub.crypto import SecretBox
+from hub.db import Database
+from hub.http_client import AiohttpClient
+from hub.settings import Settings
+
+if TYPE_CHECKING:
+    from hub.queue.base import JobQueue
+    from hub.services.channels import ChannelCache
+
+
+class Hub:
+    """Shared runtime objects of one process (the composition root fills it).
+
+    A plain class, not a dataclass: Litestar would otherwise try to validate it as data
+    when it is injected into handlers.
+    """
+
+    queue: JobQueue
+    channels: ChannelCache
+
+    def __init__(
+        self, *, settings: Settings, db: Database, box: SecretBox, http: AiohttpClient
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.box = box
+        self.http = http

@@ -1,0 +1,103 @@
+"""Database engine and transactions.
+
+SQLite (the embedded default) gets WAL mode, a busy timeout, and one dedicated writer
+connection whose transactions start with ``BEGIN IMMEDIATE``: writers queue in-process
+instead of failing with "database is locked" halfway through. PostgreSQL uses one pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+#: Milliseconds a SQLite connection waits for another process's write lock.
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite would defer it).
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def _make_engine(url: str, *, immediate: bool, pool_size: int | None) -> AsyncEngine:
+    kwargs: dict[str, Any] = {}
+    if pool_size is not None:
+        kwargs["pool_size"] = pool_size
+        kwargs["max_overflow"] = 0
+    engine = create_async_engine(url, **kwargs)
+    if engine.dialect.name == "sqlite":
+        begin_sql = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+        sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+
+        def _begin(conn: sa.Connection) -> None:
+            conn.exec_driver_sql(begin_sql)
+
+        sa.event.listen(engine.sync_engine, "begin", _begin)
+    return engine
+
+
+class Database:
+    """The hub's engines and session factories."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            _ensure_sqlite_dir(url)
+            self.engine = _make_engine(url, immediate=False, pool_size=8)
+            self.write_engine = _make_engine(url, immediate=True, pool_size=1)
+        else:
+            self.engine = _make_engine(url, immediate=False, pool_size=20)
+            self.write_engine = self.engine
+        self._read = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._write = async_sessionmaker(self.write_engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        """ "sqlite" or "postgresql"."""
+        return self.engine.dialect.name
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        """A write transaction: committed on success, rolled back on any exception."""
+        async with self._write() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A read-only session."""
+        async with self._read() as session:
+            yield session
+
+    async def ping(self) -> None:
+        """Raise unless the database answers."""
+        async with self.engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        """Close every pooled connection."""
+        await self.engine.dispose()
+        if self.write_engine is not self.engine:
+            await self.write_engine.dispose()
+
+
+def _ensure_sqlite_dir(url: str) -> None:
+    path = sa.engine.make_url(url).database
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)

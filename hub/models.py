@@ -1,0 +1,215 @@
+"""Database tables (SQLModel). API shapes live in ``hub.schemas``, not here."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    """Now, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _ts(*, nullable: bool = False, index: bool = False) -> Any:
+    column: sa.Column[datetime] = sa.Column(UTCDateTime(), nullable=nullable, index=index)
+    if nullable:
+        return Field(default=None, sa_column=column)
+    return Field(default_factory=utcnow, sa_column=column)
+
+
+def _json(default: Any) -> Any:
+    return Field(default_factory=default, sa_column=sa.Column(sa.JSON, nullable=False))
+
+
+class Channel(SQLModel, table=True):
+    """A configured gateway account (one connector + its settings)."""
+
+    __tablename__ = "channels"
+
+    id: str = Field(primary_key=True, max_length=40)
+    connector: str = Field(max_length=64)
+    name: str = Field(max_length=200)
+    #: Non-secret config fields, as JSON.
+    config: dict[str, Any] = _json(dict)
+    #: Secret config fields, Fernet-encrypted JSON.
+    secrets_enc: str | None = Field(default=None)
+    webhook_secret_enc: str | None = Field(default=None)
+    #: "signature" (the connector's scheme) or "token" (an unguessable token in the URL).
+    auth_mode: str = Field(default="signature", max_length=16)
+    url_token_enc: str | None = Field(default=None)
+    #: The channel's own number when known (simulator loop-back, Twilio "From").
+    phone_number: str | None = Field(default=None, max_length=32, index=True)
+    enabled: bool = Field(default=True)
+    #: Deleted channels keep their history; they answer 404 and are hidden from lists.
+    deleted_at: datetime | None = _ts(nullable=True)
+    #: Round-robin position over the channel's devices.
+    rr_cursor: int = Field(default=0)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class Device(SQLModel, table=True):
+    """A phone behind a gateway channel (Android gateways), with its SIM slots."""
+
+    __tablename__ = "devices"
+    __table_args__ = (sa.UniqueConstraint("channel_id", "external_id"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    channel_id: str = Field(foreign_key="channels.id", index=True, max_length=40)
+    #: The provider's id for this phone.
+    external_id: str = Field(max_length=200)
+    name: str = Field(default="", max_length=200)
+    #: 0-based SIM slots seen or configured.
+    sim_slots: list[int] = _json(list)
+    #: SMS parts a minute; None = the hub default.
+    rate_limit_per_min: int | None = Field(default=None)
+    last_seen_at: datetime | None = _ts(nullable=True)
+    created_at: datetime = _ts()
+
+
+class Contact(SQLModel, table=True):
+    """Someone the hub exchanges SMS with, keyed by E.164 phone number."""
+
+    __tablename__ = "contacts"
+
+    id: str = Field(primary_key=True, max_length=40)
+    phone: str = Field(unique=True, max_length=32)
+    name: str = Field(default="", max_length=200)
+    opted_out: bool = Field(default=False)
+    opted_out_at: datetime | None = _ts(nullable=True)
+    tags: list[str] = _json(list)
+    fields: dict[str, Any] = _json(dict)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class Message(SQLModel, table=True):
+    """One SMS, inbound or outbound, with its current status."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        sa.Index("ix_messages_provider", "channel_id", "provider_message_id"),
+        sa.Index("ix_messages_contact_channel", "contact_id", "channel_id", "direction", "id"),
+        sa.Index("ix_messages_device_sent", "device_id", "handed_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=40)
+    direction: str = Field(max_length=8)  # inbound / outbound
+    channel_id: str = Field(foreign_key="channels.id", max_length=40)
+    device_id: str | None = Field(default=None, foreign_key="devices.id", max_length=40)
+    sim_slot: int | None = Field(default=None)
+    contact_id: str = Field(foreign_key="contacts.id", max_length=40)
+    from_number: str | None = Field(default=None, max_length=32)
+    to_number: str | None = Field(default=None, max_length=32)
+    body: str = Field(default="")
+    segments: int = Field(default=1)
+    encoding: str = Field(default="GSM-7", max_length=8)
+    status: str = Field(max_length=16, index=True)
+    provider_message_id: str | None = Field(default=None, max_length=200)
+    idempotency_key: str | None = Field(default=None, unique=True, max_length=200)
+    #: Who asked for it: api / flow / system (opt-out confirmations) / ui.
+    source: str = Field(default="api", max_length=16)
+    #: Outbound system replies (STOP/HELP confirmations) bypass the opt-out check.
+    bypass_opt_out: bool = Field(default=False)
+    error: str | None = Field(default=None)
+    attempts: int = Field(default=0)
+    #: When the hub handed it to the provider (rate limiting counts these).
+    handed_at: datetime | None = _ts(nullable=True)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class MessageStatusChange(SQLModel, table=True):
+    """The status history of a message: one row per forward move."""
+
+    __tablename__ = "message_status_changes"
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: str = Field(foreign_key="messages.id", index=True, max_length=40)
+    status: str = Field(max_length=16)
+    provider_status: str | None = Field(default=None, max_length=64)
+    detail: str | None = Field(default=None)
+    event_id: str | None = Field(default=None, max_length=40)
+    at: datetime = _ts()
+
+
+class Event(SQLModel, table=True):
+    """A normalized event as received (or raised by the hub); unique per channel + dedupe key."""
+
+    __tablename__ = "events"
+    __table_args__ = (sa.UniqueConstraint("channel_id", "dedupe_key", name="uq_events_dedupe"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    channel_id: str = Field(max_length=40, index=True)
+    type: str = Field(max_length=32)
+    dedupe_key: str = Field(max_length=200)
+    message_id: str | None = Field(default=None, max_length=40, index=True)
+    #: The outbound payload (DESIGN.md event shape) built at ingest.
+    payload: dict[str, Any] = _json(dict)
+    created_at: datetime = _ts()
+
+
+class Job(SQLModel, table=True):
+    """A unit of background work; also the outbox the arq backend sweeps from."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (sa.Index("ix_jobs_due", "status", "run_at"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    name: str = Field(max_length=64)
+    args: dict[str, Any] = _json(dict)
+    #: pending / running / dead
+    status: str = Field(default="pending", max_length=16)
+    run_at: datetime = _ts()
+    attempts: int = Field(default=0)
+    max_attempts: int = Field(default=10)
+    lease_until: datetime | None = _ts(nullable=True)
+    locked_by: str | None = Field(default=None, max_length=64)
+    last_error: str | None = Field(default=None)
+    #: Unique key so a logical job is queued once (e.g. "send:msg_…").
+    key: str | None = Field(default=None, unique=True, max_length=200)
+    #: When the arq backend pushed it to Redis (None = not yet; the sweeper re-pushes).
+    enqueued_at: datetime | None = _ts(nullable=True)
+    created_at: datetime = _ts()
+
+
+class ApiKey(SQLModel, table=True):
+    """An API key; only its hash is stored."""
+
+    __tablename__ = "api_keys"
+
+    id: str = Field(primary_key=True, max_length=40)
+    name: str = Field(max_length=200)
+    prefix: str = Field(max_length=16)
+    key_hash: str = Field(unique=True, max_length=64)
+    created_at: datetime = _ts()
+    last_used_at: datetime | None = _ts(nullable=True)
+    revoked_at: datetime | None = _ts(nullable=True)
+
+
+metadata = SQLModel.metadata

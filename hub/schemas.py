@@ -1,0 +1,170 @@
+"""API shapes (request and response bodies), separate from the tables."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+T = TypeVar("T")
+
+
+class In(BaseModel):
+    """Base of request bodies: unknown fields are an error, so typos do not pass silently."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorOut(BaseModel):
+    """Every error answer: ``{"error": {"code", "message", "details"}}``."""
+
+    error: ErrorBody
+
+
+class Page(BaseModel, Generic[T]):
+    """A page of a list, newest first; pass ``next_cursor`` as ``cursor`` for the next page."""
+
+    items: list[T]
+    next_cursor: str | None = None
+
+
+# --- sending and messages ----------------------------------------------------------------
+
+
+class SendIn(In):
+    to: str = Field(min_length=1, max_length=64, description="Recipient, E.164 or national.")
+    message: str = Field(min_length=1, max_length=1600, description="Text of the SMS.")
+    channel_id: str | None = Field(default=None, max_length=40)
+    device_id: str | None = Field(default=None, max_length=200)
+    sim_slot: int | None = Field(default=None, ge=0, le=7, description="0 = SIM1, 1 = SIM2.")
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class SendOut(BaseModel):
+    id: str
+    status: str
+    duplicate: bool = Field(description="True when the idempotency key matched an earlier send.")
+
+
+class StatusChangeOut(BaseModel):
+    status: str
+    at: datetime
+    provider_status: str | None = None
+    detail: str | None = None
+
+
+class MessageOut(BaseModel):
+    id: str
+    direction: Literal["inbound", "outbound"]
+    status: str
+    channel_id: str
+    device_id: str | None
+    sim_slot: int | None
+    contact_id: str
+    from_: str | None = Field(alias="from", serialization_alias="from")
+    to: str | None
+    body: str
+    segments: int
+    encoding: str
+    provider_message_id: str | None
+    source: str
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+    history: list[StatusChangeOut] | None = None
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+
+# --- channels, devices, contacts ---------------------------------------------------------
+
+
+class ChannelIn(In):
+    connector: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=200)
+    config: dict[str, Any] = Field(default_factory=dict)
+    webhook_secret: str | None = Field(default=None, min_length=8, max_length=500)
+    auth_mode: Literal["signature", "token"] | None = None
+    phone_number: str | None = Field(default=None, max_length=32)
+    enabled: bool = True
+
+
+class ChannelPatch(In):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    config: dict[str, Any] | None = None
+    webhook_secret: str | None = Field(default=None, min_length=8, max_length=500)
+    auth_mode: Literal["signature", "token"] | None = None
+    phone_number: str | None = Field(default=None, max_length=32)
+    enabled: bool | None = None
+    rotate_url_token: bool = False
+
+
+class WebhookUrls(BaseModel):
+    default: str
+    incoming: str
+    status: str
+
+
+class ChannelOut(BaseModel):
+    id: str
+    connector: str
+    name: str
+    config: dict[str, Any] = Field(description="Secret fields are shown as '********'.")
+    auth_mode: str
+    phone_number: str | None
+    enabled: bool
+    webhook_urls: WebhookUrls
+    webhook_secret: str | None = Field(
+        default=None, description="Shown on create and on the channel's own page only."
+    )
+    created_at: datetime
+    updated_at: datetime
+
+
+class DeviceOut(BaseModel):
+    id: str
+    channel_id: str
+    external_id: str
+    name: str
+    sim_slots: list[int]
+    rate_limit_per_min: int | None
+    last_seen_at: datetime | None
+    created_at: datetime
+
+
+class ContactOut(BaseModel):
+    id: str
+    phone: str
+    name: str
+    opted_out: bool
+    opted_out_at: datetime | None
+    tags: list[str]
+    fields: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+class ApiKeyOut(BaseModel):
+    id: str
+    name: str
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+    key: str | None = Field(default=None, description="The key itself; shown once, on create.")
+
+
+class ApiKeyIn(In):
+    name: str = Field(min_length=1, max_length=200)
+
+
+class HealthOut(BaseModel):
+    status: str
+    checks: dict[str, str] = Field(default_factory=dict)

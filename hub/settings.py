@@ -1,0 +1,102 @@
+"""Typed settings, read from the environment (prefix ``SMSHUB_``) in this one place."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_RETRY_SCHEDULE = "0,5,300,1800,7200,18000,36000,36000"
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set; each field is ``SMSHUB_<NAME>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="SMSHUB_", extra="ignore")
+
+    var_dir: Path = Path("var")
+    """Where the embedded database and the generated secret key live."""
+    database_url: str = ""
+    """SQLAlchemy async URL; empty means SQLite at ``<var_dir>/smshub.db``."""
+    redis_url: str = ""
+    """Redis URL for the arq queue; empty means the inline (database) queue."""
+    secret_key: str = ""
+    """Key that encrypts stored secrets; generated into ``<var_dir>/secret.key`` if empty."""
+    public_url: str = "http://127.0.0.1:8000"
+    """Base of the webhook URLs shown to users and used to check Twilio signatures."""
+    host: str = "127.0.0.1"
+    """Interface ``smshub serve`` binds."""
+    port: int = 8000
+    """Port ``smshub serve`` binds."""
+    allow_private_destinations: bool = False
+    """Turn the SSRF guard off (local tests only)."""
+    delivery_retry_schedule: str = DEFAULT_RETRY_SCHEDULE
+    """Seconds between webhook delivery attempts, comma-separated."""
+    default_region: str = "US"
+    """ISO country for phone numbers written without a country code."""
+    workers: int = 16
+    """Concurrent jobs per process (inline queue and arq workers)."""
+    job_lease_s: float = 60.0
+    """How long a claimed job is ours before another worker may take it over."""
+    job_poll_s: float = 0.5
+    """How often idle inline workers look for due jobs."""
+    send_max_attempts: int = 8
+    """Attempts to hand one SMS to a provider before it is marked failed."""
+    device_rate_limit_per_min: int = 20
+    """SMS parts one device may send per minute (Android itself allows 30)."""
+    max_body_bytes: int = 1024 * 1024
+    """Largest webhook or API request body accepted (413 beyond)."""
+    bootstrap_simulator: bool = True
+    """Create a simulator channel on first start when there is no channel."""
+    help_text: str = "Reply STOP to opt out, START to opt back in."
+    """Answer to HELP / INFO."""
+    stop_text: str = (
+        "You are unsubscribed and will receive no more messages. Reply START to resubscribe."
+    )
+    """Confirmation sent once on STOP."""
+    start_text: str = "You are subscribed again. Reply STOP to opt out."
+    """Confirmation sent once on START."""
+    log_level: str = "INFO"
+    """Python logging level."""
+
+    @field_validator("delivery_retry_schedule")
+    @classmethod
+    def _check_schedule(cls, value: str) -> str:
+        parse_schedule(value)
+        return value
+
+    @cached_property
+    def retry_schedule(self) -> list[float]:
+        """The delivery retry schedule as numbers."""
+        return parse_schedule(self.delivery_retry_schedule)
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL, defaulting to SQLite under ``var_dir``."""
+        return self.database_url or f"sqlite+aiosqlite:///{self.var_dir / 'smshub.db'}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True when the database is SQLite."""
+        return self.effective_database_url.startswith("sqlite")
+
+
+def parse_schedule(value: str) -> list[float]:
+    """Parse a comma-separated list of non-negative seconds."""
+    try:
+        items = [float(part) for part in value.split(",") if part.strip()]
+    except ValueError as exc:
+        raise ValueError(f"retry schedule must be comma-separated seconds: {value!r}") from exc
+    if not items or any(item < 0 for item in items):
+        raise ValueError("retry schedule needs at least one non-negative number")
+    return items
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Settings from the environment, with explicit overrides (tests, CLI flags)."""
+    return Settings(**overrides)  # type: ignore[arg-type]
+
+
+__all__ = ["Field", "Settings", "get_settings", "parse_schedule"]
