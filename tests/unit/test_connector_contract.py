@@ -9,8 +9,6 @@ part and a timestamp 301 s off; ``parse`` gives the expected event.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import re
 from dataclasses import dataclass, replace
@@ -33,6 +31,7 @@ from connectors import (
     get_connector,
 )
 from connectors import simulator as sim
+from tests.fakes.webhooks import vonage_sig
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 #: Fixtures for what the hub sends, not for a connector.
@@ -163,16 +162,6 @@ def fixture_rows() -> list[Any]:
         )
         rows.append(pytest.param(row, id=f"{connector}/{path.stem}"))
     return rows
-
-
-def vonage_sig(params: dict[str, str], secret: str, method: str) -> str:
-    """Vonage's signature, written from its docs apart from the connector's code."""
-    joined = "".join(
-        "&" + name + "=" + re.sub("[&=]", "_", value) for name, value in sorted(params.items())
-    )
-    if method == "md5hash":
-        return hashlib.md5((joined + secret).encode()).hexdigest()
-    return hmac.new(secret.encode(), joined.encode(), getattr(hashlib, method)).hexdigest()
 
 
 def vonage_signed_rows() -> list[Any]:
