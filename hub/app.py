@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar, Router
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
@@ -48,7 +49,6 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        app.state.hub = runtime
         await bootstrap(runtime)
         if workers:
             await runtime.queue.start()
@@ -63,6 +63,7 @@ def create_app(
 
     return Litestar(
         route_handlers=[*health.route_handlers, *ingress.route_handlers, _api_router()],
+        state=State({"hub": runtime}),
         dependencies={"hub": Provide(provide_hub, sync_to_thread=False)},
         exception_handlers=exception_handlers,
         lifespan=[lifespan],

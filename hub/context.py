@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from hub.crypto import SecretBox
@@ -31,3 +33,5 @@ class Hub:
         self.db = db
         self.box = box
         self.http = http
+        #: The wall clock; tests freeze it to check signature windows.
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)

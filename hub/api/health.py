@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from litestar import Response, get
+from litestar.di import NamedDependency
 
 from hub.context import Hub
 from hub.schemas import HealthOut
@@ -14,7 +15,7 @@ async def healthz() -> HealthOut:
 
 
 @get("/readyz", tags=["health"], summary="The database answers; ready for traffic")
-async def readyz(hub: Hub) -> Response[HealthOut]:
+async def readyz(hub: NamedDependency[Hub]) -> Response[HealthOut]:
     checks: dict[str, str] = {}
     try:
         await hub.db.ping()

@@ -7,10 +7,12 @@ authentication 401, unreadable body 400. Only then is anything stored, in one tr
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, cast
 
 from litestar import Request, Response, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath
 
 from connectors.base import (
     CanReceive,
@@ -74,7 +76,7 @@ async def _receive(
             f"content type {webhook.content_type or '(none)'!r} not accepted; use "
             + " or ".join(sorted(accepted))
         )
-    _authenticate(channel, webhook, client_ip(request))
+    _authenticate(channel, webhook, client_ip(request), hub.clock())
     try:
         events = channel.connector.parse(channel.config, webhook)
     except PayloadError as exc:
@@ -84,7 +86,9 @@ async def _receive(
     return Response(answer.body, status_code=answer.status_code, media_type=answer.media_type)
 
 
-def _authenticate(channel: ChannelRuntime, webhook: WebhookRequest, peer: str) -> None:
+def _authenticate(
+    channel: ChannelRuntime, webhook: WebhookRequest, peer: str, now: datetime
+) -> None:
     """401 unless the request carries the channel's URL token or a valid signature."""
     if channel.auth_mode == "token":
         given = webhook.query.get("token", "")
@@ -94,7 +98,7 @@ def _authenticate(channel: ChannelRuntime, webhook: WebhookRequest, peer: str) -
         return
     try:
         cast(CanReceive, channel.connector).verify(
-            channel.config, channel.signing_secret, webhook, datetime.now(UTC)
+            channel.config, channel.signing_secret, webhook, now
         )
     except SignatureError as exc:
         log.warning("401 on %s from %s: %s", channel.id, peer, exc)
@@ -102,14 +106,16 @@ def _authenticate(channel: ChannelRuntime, webhook: WebhookRequest, peer: str) -
 
 
 @post("/webhooks/{channel_id:str}", status_code=200, include_in_schema=True, tags=["ingress"])
-async def webhook(hub: Hub, request: Request[Any, Any, Any], channel_id: str) -> Response[bytes]:
+async def webhook(
+    hub: NamedDependency[Hub], request: Request[Any, Any, Any], channel_id: FromPath[str]
+) -> Response[bytes]:
     """A gateway event (any kind) for a channel."""
     return await _receive(hub, request, channel_id, "")
 
 
 @post("/webhooks/{channel_id:str}/incoming", status_code=200, tags=["ingress"])
 async def webhook_incoming(
-    hub: Hub, request: Request[Any, Any, Any], channel_id: str
+    hub: NamedDependency[Hub], request: Request[Any, Any, Any], channel_id: FromPath[str]
 ) -> Response[bytes]:
     """An incoming SMS, for gateways configured with two URLs."""
     return await _receive(hub, request, channel_id, "incoming")
@@ -117,7 +123,7 @@ async def webhook_incoming(
 
 @post("/webhooks/{channel_id:str}/status", status_code=200, tags=["ingress"])
 async def webhook_status(
-    hub: Hub, request: Request[Any, Any, Any], channel_id: str
+    hub: NamedDependency[Hub], request: Request[Any, Any, Any], channel_id: FromPath[str]
 ) -> Response[bytes]:
     """A delivery report, for gateways configured with two URLs."""
     return await _receive(hub, request, channel_id, "status")

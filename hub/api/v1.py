@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Response, delete, get, patch, post
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from connectors import get_connector
 from hub.api.deps import require_api_key
@@ -28,9 +29,9 @@ from hub.services import channels as channel_service
 from hub.services import queries
 from hub.services.sending import SendCommand, submit_send
 
-Limit = Annotated[int, Parameter(ge=1, le=200, description="Items per page.")]
+Limit = Annotated[int, QueryParameter(ge=1, le=200, description="Items per page.")]
 Cursor = Annotated[
-    str | None, Parameter(description="`next_cursor` of the previous page.", max_length=40)
+    str | None, QueryParameter(description="`next_cursor` of the previous page.", max_length=40)
 ]
 
 
@@ -48,7 +49,7 @@ def message_out(row: Message, history: list[Any] | None = None) -> MessageOut:
     )
 
 
-def channel_out(hub: Hub, row: Channel, *, with_secret: bool) -> ChannelOut:
+def channel_out(hub: NamedDependency[Hub], row: Channel, *, with_secret: bool) -> ChannelOut:
     """API view of a channel; secret config fields masked."""
     connector = get_connector(row.connector)
     shown = dict(row.config)
@@ -79,7 +80,7 @@ class SendController(Controller):
     tags = ["messages"]
 
     @post("/", status_code=202, summary="Send an SMS")
-    async def send(self, hub: Hub, data: SendIn) -> Response[SendOut]:
+    async def send(self, hub: NamedDependency[Hub], data: JSONBody[SendIn]) -> Response[SendOut]:
         """Queue an SMS; 202 with the message id. Same idempotency_key → same message."""
         message, created = await submit_send(
             hub,
@@ -105,15 +106,15 @@ class MessageController(Controller):
     @get("/", summary="List messages, newest first")
     async def list_messages(
         self,
-        hub: Hub,
+        hub: NamedDependency[Hub],
         limit: Limit = 50,
         cursor: Cursor = None,
-        direction: Annotated[str | None, Parameter(pattern="^(inbound|outbound)$")] = None,
+        direction: Annotated[str | None, QueryParameter(pattern="^(inbound|outbound)$")] = None,
         contact: Annotated[
-            str | None, Parameter(description="Contact id or phone number.", max_length=64)
+            str | None, QueryParameter(description="Contact id or phone number.", max_length=64)
         ] = None,
-        channel_id: Annotated[str | None, Parameter(max_length=40)] = None,
-        status: Annotated[str | None, Parameter(max_length=16)] = None,
+        channel_id: Annotated[str | None, QueryParameter(max_length=40)] = None,
+        status: Annotated[str | None, QueryParameter(max_length=16)] = None,
     ) -> Page[MessageOut]:
         rows, next_cursor = await queries.list_messages(
             hub,
@@ -127,7 +128,7 @@ class MessageController(Controller):
         return Page[MessageOut](items=[message_out(r) for r in rows], next_cursor=next_cursor)
 
     @get("/{message_id:str}", summary="One message with its status history")
-    async def get_message(self, hub: Hub, message_id: str) -> MessageOut:
+    async def get_message(self, hub: NamedDependency[Hub], message_id: FromPath[str]) -> MessageOut:
         row, history = await queries.get_message(hub, message_id)
         return message_out(row, history)
 
@@ -138,32 +139,34 @@ class ChannelController(Controller):
     tags = ["channels"]
 
     @post("/", status_code=201, summary="Create a channel")
-    async def create(self, hub: Hub, data: ChannelIn) -> ChannelOut:
+    async def create(self, hub: NamedDependency[Hub], data: JSONBody[ChannelIn]) -> ChannelOut:
         """Returns the webhook URLs and the webhook secret (generated when not given)."""
         row = await channel_service.create_channel(hub, **data.model_dump())
         return channel_out(hub, row, with_secret=True)
 
     @get("/", summary="List channels")
-    async def list_channels(self, hub: Hub) -> list[ChannelOut]:
+    async def list_channels(self, hub: NamedDependency[Hub]) -> list[ChannelOut]:
         return [
             channel_out(hub, r, with_secret=False) for r in await channel_service.list_channels(hub)
         ]
 
     @get("/{channel_id:str}", summary="One channel, with its webhook secret")
-    async def get_channel(self, hub: Hub, channel_id: str) -> ChannelOut:
+    async def get_channel(self, hub: NamedDependency[Hub], channel_id: FromPath[str]) -> ChannelOut:
         async with hub.db.read() as session:
             row = await channel_service.get_channel_row(session, channel_id)
         return channel_out(hub, row, with_secret=True)
 
     @patch("/{channel_id:str}", summary="Change a channel")
-    async def update(self, hub: Hub, channel_id: str, data: ChannelPatch) -> ChannelOut:
+    async def update(
+        self, hub: NamedDependency[Hub], channel_id: FromPath[str], data: JSONBody[ChannelPatch]
+    ) -> ChannelOut:
         row = await channel_service.update_channel(
             hub, channel_id, data.model_dump(exclude_unset=True)
         )
         return channel_out(hub, row, with_secret=False)
 
     @delete("/{channel_id:str}", status_code=204, summary="Delete a channel (history is kept)")
-    async def remove(self, hub: Hub, channel_id: str) -> None:
+    async def remove(self, hub: NamedDependency[Hub], channel_id: FromPath[str]) -> None:
         await channel_service.delete_channel(hub, channel_id)
 
 
@@ -174,7 +177,9 @@ class DeviceController(Controller):
 
     @get("/", summary="List devices (phones) with their SIM slots")
     async def list_devices(
-        self, hub: Hub, channel_id: Annotated[str | None, Parameter(max_length=40)] = None
+        self,
+        hub: NamedDependency[Hub],
+        channel_id: Annotated[str | None, QueryParameter(max_length=40)] = None,
     ) -> list[DeviceOut]:
         rows: list[Device] = await queries.list_devices(hub, channel_id)
         return [DeviceOut.model_validate(r.model_dump()) for r in rows]
@@ -188,13 +193,13 @@ class ContactController(Controller):
     @get("/", summary="List contacts, newest first")
     async def list_contacts(
         self,
-        hub: Hub,
+        hub: NamedDependency[Hub],
         limit: Limit = 50,
         cursor: Cursor = None,
         q: Annotated[
-            str | None, Parameter(description="Phone or name contains.", max_length=64)
+            str | None, QueryParameter(description="Phone or name contains.", max_length=64)
         ] = None,
-        opted_out: bool | None = None,
+        opted_out: FromQuery[bool | None] = None,
     ) -> Page[ContactOut]:
         rows, next_cursor = await queries.list_contacts(
             hub, limit=limit, cursor=cursor, q=q, opted_out=opted_out
@@ -204,7 +209,7 @@ class ContactController(Controller):
         )
 
     @get("/{contact_id:str}", summary="One contact")
-    async def get_contact(self, hub: Hub, contact_id: str) -> ContactOut:
+    async def get_contact(self, hub: NamedDependency[Hub], contact_id: FromPath[str]) -> ContactOut:
         row: Contact = await queries.get_contact(hub, contact_id)
         return ContactOut.model_validate(row.model_dump())
 

@@ -151,6 +151,7 @@ async def create_channel(
     auth_mode: str | None = None,
     phone_number: str | None = None,
     enabled: bool = True,
+    id: str | None = None,
 ) -> Channel:
     """Validate and store a new channel; the webhook secret is generated when not given."""
     conn = _resolve_connector(connector)
@@ -160,7 +161,7 @@ async def create_channel(
     plain, secret = _split_config(conn, parsed.model_dump(mode="json", exclude_unset=False))
     now = utcnow()
     row = Channel(
-        id=new_id("ch"),
+        id=id or new_id("ch"),
         connector=conn.name,
         name=name,
         config=plain,

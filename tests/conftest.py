@@ -1,0 +1,195 @@
+"""Shared fixtures: databases (SQLite file and PostgreSQL), a hub, an API client, factories.
+
+Tests that need PostgreSQL, Redis or Chromium skip with a reason when the service is
+missing, and fail instead when ``SMSHUB_REQUIRE_SERVICES=1`` (CI).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from hub.app import build_hub, create_app
+from hub.context import Hub
+from hub.migrate import upgrade
+from hub.models import metadata
+from hub.services.apikeys import create_api_key
+from hub.services.channels import create_channel
+from hub.settings import Settings
+
+REQUIRE_SERVICES = os.environ.get("SMSHUB_REQUIRE_SERVICES") == "1"
+PG_ADMIN_URL = os.environ.get(
+    "SMSHUB_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+REDIS_TEST_URL = os.environ.get("SMSHUB_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def service_missing(name: str, reason: str) -> None:
+    """Skip (or, under SMSHUB_REQUIRE_SERVICES=1, fail) a test whose service is missing."""
+    message = f"{name} unavailable: {reason}"
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{message} (SMSHUB_REQUIRE_SERVICES=1)")
+    pytest.skip(message)
+
+
+def port_open(host: str, port: int) -> bool:
+    """True when something listens on host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def free_port() -> int:
+    """An unused TCP port on loopback."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# --- databases ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file, copied for each test (migrating every time is slow)."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    upgrade(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A PostgreSQL database for this test session, migrated once, dropped at the end."""
+    if not port_open("127.0.0.1", 5432):
+        service_missing("PostgreSQL", "nothing listens on 127.0.0.1:5432")
+    name = f"smshub_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = sa.engine.make_url(PG_ADMIN_URL)
+
+    async def admin_exec(sql: str) -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(
+            host=admin.host, port=admin.port, user=admin.username, database=admin.database
+        )
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin_exec(f'CREATE DATABASE "{name}"'))
+    url = admin.set(database=name).render_as_string(hide_password=False)
+    upgrade(url)
+    yield url
+    asyncio.run(admin_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def _truncate_pg(url: str) -> None:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(url)
+    names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
+    async with engine.begin() as conn:
+        await conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    await engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A clean, migrated database: each integration test runs on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        path = tmp_path / "smshub.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite+aiosqlite:///{path}"
+    else:
+        url = request.getfixturevalue("pg_database")
+        asyncio.run(_truncate_pg(url))
+        yield url
+
+
+# --- the hub -----------------------------------------------------------------------------
+
+
+def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settings:
+    """Settings for a test hub: its own var dir and database, no bootstrap, fast polling."""
+    values: dict[str, Any] = {
+        "var_dir": tmp_path / "var",
+        "database_url": database_url,
+        "secret_key": "test-secret-key",
+        "public_url": "http://testserver.local",
+        "bootstrap_simulator": False,
+        "job_poll_s": 0.05,
+        "allow_private_destinations": True,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    """Override in a test module to change the hub's settings."""
+    return {}
+
+
+@pytest.fixture
+async def hub(
+    tmp_path: Path, database_url: str, settings_overrides: dict[str, Any]
+) -> AsyncIterator[Hub]:
+    """A hub on a clean database; jobs run only when the test drains the queue."""
+    runtime = build_hub(make_settings(tmp_path, database_url, **settings_overrides))
+    yield runtime
+    await runtime.http.close()
+    await runtime.db.dispose()
+
+
+@pytest.fixture
+async def client(hub: Hub) -> AsyncIterator[httpx.AsyncClient]:
+    """An in-process HTTP client for the hub's app, on the test's own event loop.
+
+    (Litestar's AsyncTestClient runs the app on another loop, which asyncpg refuses.)
+    No lifespan runs: no background workers, tests drain the queue themselves.
+    """
+    app = create_app(hub=hub, workers=False)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver.local") as http:
+        yield http
+
+
+@pytest.fixture
+async def api_headers(hub: Hub) -> dict[str, str]:
+    """Authorization headers with a fresh API key."""
+    _row, key = await create_api_key(hub, "tests")
+    return {"Authorization": f"Bearer {key}"}
+
+
+ChannelFactory = Callable[..., Awaitable[Any]]
+
+
+@pytest.fixture
+def make_channel(hub: Hub) -> ChannelFactory:
+    """Create a channel: ``await make_channel("simulator", config={...}, webhook_secret=...)``."""
+
+    async def factory(connector: str = "simulator", **kwargs: Any) -> Any:
+        kwargs.setdefault("name", f"{connector} test")
+        kwargs.setdefault("config", {})
+        return await create_channel(hub, connector=connector, **kwargs)
+
+    return factory
+
+
+async def drain(hub: Hub, timeout: float = 20.0) -> None:
+    """Run every due job until the queue is idle."""
+    await hub.queue.drain(timeout=timeout)  # type: ignore[attr-defined]
