@@ -10,6 +10,7 @@ from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
+from litestar.plugins.pydantic import PydanticPlugin
 
 from hub.api import health, ingress, v1
 from hub.api.deps import provide_hub
@@ -69,6 +70,7 @@ def create_app(
         lifespan=[lifespan],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="smshub", version="0.1.0", path="/schema"),
+        plugins=[PydanticPlugin(prefer_alias=True)],
         debug=False,
     )
 

@@ -42,6 +42,11 @@ def _api_error(_: Request[Any, Any, Any], exc: ApiError) -> Response[Any]:
 
 def _validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
     extra = exc.extra if isinstance(exc.extra, list) else None
+    if extra and any(
+        isinstance(item, dict) and item.get("key") == "data" and item.get("source") == "body"
+        for item in extra
+    ):
+        return error_response(400, "malformed_body", "request body is missing or not JSON")
     if extra:
         details = [
             {"field": str(item.get("key", "")), "message": str(item.get("message", ""))}
@@ -56,6 +61,9 @@ def _validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response
 
 def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     status = exc.status_code
+    if status == 400:
+        # Litestar raises a bare 400 when the body cannot be decoded at all.
+        return error_response(400, "malformed_body", f"request body cannot be read: {exc.detail}")
     code = _HTTP_CODES.get(status, "error")
     return error_response(status, code, str(exc.detail), exc.extra or None)
 

@@ -20,7 +20,7 @@ from sqlmodel import col
 from connectors.base import CanSend, SendError, SendRequest, SendResult
 from hub.context import Hub
 from hub.errors import Conflict, Unprocessable
-from hub.models import Contact, Device, Message, utcnow
+from hub.models import Channel, Contact, Device, Message, utcnow
 from hub.phone import InvalidNumber, to_e164
 from hub.queue.base import Retry, enqueue
 from hub.queue.inline import backoff_s
@@ -144,8 +144,6 @@ async def _pick_channel(hub: Hub, channel_id: str | None, to: str) -> ChannelRun
                 .limit(1)
             )
             candidates.extend(last.scalars())
-        from hub.models import Channel
-
         rows = await session.execute(
             sa.select(col(Channel.id))
             .where(col(Channel.enabled).is_(True), col(Channel.deleted_at).is_(None))
@@ -281,14 +279,15 @@ async def _route(session: AsyncSession, channel: ChannelRuntime, message: Messag
     )
     if not devices:
         return None
-    from hub.models import Channel
-
-    row_channel = await session.get(Channel, channel.id)
-    cursor = row_channel.rr_cursor if row_channel else 0
+    # One atomic increment, so concurrent workers never pick the same turn.
+    turn = await session.execute(
+        sa.update(Channel)
+        .where(col(Channel.id) == channel.id)
+        .values(rr_cursor=col(Channel.rr_cursor) + 1)
+        .returning(col(Channel.rr_cursor))
+    )
+    cursor = (turn.scalar() or 1) - 1
     device = devices[cursor % len(devices)]
-    if row_channel is not None:
-        row_channel.rr_cursor = cursor + 1
-        session.add(row_channel)
     message.device_id = device.id
     return device
 
@@ -298,10 +297,11 @@ async def _check_rate(
 ) -> None:
     """Hold the message (Retry without using an attempt) while the device is at its limit."""
     if hub.db.dialect == "postgresql":
-        # Serialize rate decisions per device across workers (SQLite's BEGIN IMMEDIATE does it).
-        await session.execute(
-            sa.select(col(Device.id)).where(col(Device.id) == device.id).with_for_update()
-        )
+        # Serialize rate decisions per device across workers (SQLite's BEGIN IMMEDIATE does
+        # it). NO KEY UPDATE, because FOR UPDATE would also wait on the KEY SHARE locks of
+        # messages referencing this device and deadlock two workers.
+        lock = sa.select(col(Device.id)).where(col(Device.id) == device.id)
+        await session.execute(lock.with_for_update(key_share=True))
     limit = device.rate_limit_per_min or hub.settings.device_rate_limit_per_min
     since = now - timedelta(seconds=RATE_WINDOW_S)
     used_row = await session.execute(
