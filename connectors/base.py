@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -74,8 +75,6 @@ class HttpGatewayConfig(ConnectorConfig):
     @field_validator("base_url")
     @classmethod
     def _check_base_url(cls, value: str) -> str:
-        from urllib.parse import urlsplit
-
         parts = urlsplit(value.strip())
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError("must be an http:// or https:// URL with a host")
