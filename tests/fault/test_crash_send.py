@@ -51,6 +51,11 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self) -> Server:
+        self.spawn()
+        return await self.wait_healthy()
+
+    def spawn(self) -> None:
+        """Start the child process."""
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "hub.cli", "serve"],
@@ -58,6 +63,10 @@ class Server:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+
+    async def wait_healthy(self) -> Server:
+        """Wait until /healthz answers."""
+        assert self.proc is not None
         deadline = time.monotonic() + 30
         async with httpx.AsyncClient() as client:
             while time.monotonic() < deadline:
