@@ -360,7 +360,7 @@ async def test_wrong_credentials_are_not_retried(
     fake = await start_fake(provider)
     secret_field = {"mysmsgate": "api_key", "smsgate": "password", "twilio": "auth_token"}[provider]
     with pytest.raises(SendError) as excinfo:
-        await send(provider, fake, http, **{secret_field: "wrong"})
+        await send(provider, fake, http, MSG, **{secret_field: "wrong"})
     assert (excinfo.value.retryable, excinfo.value.status_code) == (False, 401)
 
 

@@ -575,4 +575,4 @@ def test_sign_then_verify_and_parse(
     )
     # And the signature is bound to the secret.
     with pytest.raises(SignatureError):
-        connector.verify(config, key + "x", signed, ROUND_TRIP_NOW)
+        connector.verify(config, f"{key}x", signed, ROUND_TRIP_NOW)
