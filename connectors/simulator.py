@@ -167,11 +167,9 @@ class SimulatorConnector(Connector):
                 f"simulator {config.device_id} has {config.sim_slots} SIM slots, no slot {slot}",
                 retryable=False,
             )
-        if message.device_id is not None and message.device_id != config.device_id:
-            raise SendError(
-                f"simulator channel is device {config.device_id!r}, not {message.device_id!r}",
-                retryable=False,
-            )
+        # A simulator channel stands for a whole fleet of phones: any device id the hub
+        # routes to exists, so routing and rate limits can be tried without hardware.
+        device = message.device_id or config.device_id
         pid = provider_message_id(message.message_id)
         sender = message.from_number or config.phone_number
         fails = delivery_fails(message.message_id, config.failure_rate)
@@ -181,7 +179,7 @@ class SimulatorConnector(Connector):
             provider_message_id=pid,
             from_number=sender,
             to_number=message.to,
-            device_id=config.device_id,
+            device_id=device,
             sim_slot=slot,
             error=SIMULATED_ERROR if fails else None,
             provider_status="failed" if fails else "delivered",
@@ -208,7 +206,7 @@ class SimulatorConnector(Connector):
             provider_message_id=pid,
             status="sent",
             followups=tuple(followups),
-            raw={"id": pid, "device_id": config.device_id, "sim_slot": slot},
+            raw={"id": pid, "device_id": device, "sim_slot": slot},
         )
 
 

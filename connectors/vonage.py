@@ -59,6 +59,8 @@ STATUS_EVENTS: dict[str, EventType] = {
 }
 #: Send answer status meaning "throttled": the only one worth retrying.
 THROTTLED = "1"
+#: Send answer statuses worth retrying: throttled, and Vonage's own internal error.
+RETRYABLE_STATUSES = frozenset({THROTTLED, "5"})
 _DIGITS = re.compile(r"[0-9]+")
 
 
@@ -208,7 +210,7 @@ def _send_result(answer: dict[str, Any]) -> SendResult:
         raise SendError(
             f"Vonage refused the SMS: status {status} {first.get('error-text', '')}".strip(),
             # Retrying after a part went out would send that part twice.
-            retryable=status == THROTTLED and not accepted,
+            retryable=status in RETRYABLE_STATUSES and not accepted,
         )
     message_id = accepted[0].get("message-id")
     if not isinstance(message_id, str) or not message_id:

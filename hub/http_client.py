@@ -61,15 +61,16 @@ class AiohttpClient:
     ) -> HttpResponse:
         """Send one request and read at most ``max_response_bytes`` of the answer."""
         session = self._get_session()
-        auth = aiohttp.BasicAuth(*basic_auth) if basic_auth else None
+        all_headers = dict(headers or {})
+        if basic_auth:
+            all_headers["Authorization"] = aiohttp.encode_basic_auth(*basic_auth)
         try:
             async with session.request(
                 method,
                 url,
-                headers=dict(headers or {}),
+                headers=all_headers,
                 json=json,
                 data=data if not isinstance(data, Mapping) else dict(data),
-                auth=auth,
                 allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=timeout),
             ) as resp:

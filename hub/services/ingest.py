@@ -27,6 +27,7 @@ from hub.queue.base import Retry, enqueue
 from hub.queue.jobs import job
 from hub.services.channels import ChannelRuntime
 from hub.services.contacts import get_or_create_contact
+from hub.services.events import envelope, iso
 from hub.services.keywords import classify
 from hub.services.messages import apply_status, event_status, queue_system_reply
 
@@ -90,6 +91,9 @@ async def _ingest_one(
     message_id: str | None
     if event.type == "sms.received":
         message_id, payload = await _received(hub, session, channel, event, device, event_id, now)
+        # The gateway's event is the public one; status reports instead become public
+        # through the message's status transition (hub.services.messages.record_status).
+        await enqueue(session, "dispatch_event", {"event_id": event_id}, key=f"dispatch:{event_id}")
     else:
         message_id, payload = await _status_report(hub, session, channel, event, event_id, now)
     await session.execute(
@@ -175,7 +179,7 @@ async def _received(
     session.add(message)
     await session.flush()
     await _handle_keyword(hub, session, contact, message, now)
-    payload = event_envelope(
+    payload = envelope(
         event_id,
         "sms.received",
         now,
@@ -189,7 +193,7 @@ async def _received(
             "sim_slot": message.sim_slot,
             "segments": message.segments,
             "encoding": message.encoding,
-            "received_at": _iso(event.occurred_at or now),
+            "received_at": iso(event.occurred_at or now),
             "contact_id": contact.id,
         },
     )
@@ -249,7 +253,7 @@ async def _status_report(
             key=f"match:{event_id}",
             max_attempts=UNMATCHED_REPORT_RETRIES,
         )
-        return None, event_envelope(event_id, event.type, now, _report_data(channel, event, None))
+        return None, envelope(event_id, event.type, now, _report_data(channel, event, None))
     await apply_status(
         session,
         message,
@@ -259,9 +263,7 @@ async def _status_report(
         event_id=event_id,
         now=now,
     )
-    return message.id, event_envelope(
-        event_id, event.type, now, _report_data(channel, event, message)
-    )
+    return message.id, envelope(event_id, event.type, now, _report_data(channel, event, message))
 
 
 def _report_data(
@@ -327,15 +329,6 @@ async def match_report(hub: Hub, event_id: str, report: dict[str, Any]) -> None:
             },
         }
         session.add(row)
-
-
-def event_envelope(event_id: str, type_: str, at: datetime, data: dict[str, Any]) -> dict[str, Any]:
-    """The public event shape (DESIGN.md): id, type, timestamp, data."""
-    return {"id": event_id, "type": type_, "timestamp": _iso(at), "data": data}
-
-
-def _iso(at: datetime) -> str:
-    return at.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z" if at.tzinfo else at.isoformat()
 
 
 def event_to_json(event: InboundEvent) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from hub.context import Hub
 from hub.ids import new_id
 from hub.models import Message, MessageStatusChange, utcnow
 from hub.queue.base import enqueue
+from hub.services.events import emit, message_data
 
 #: Outbound statuses in the order they can happen; a status only ever moves forward.
 #: delivered and failed are both final: whichever comes first stays.
@@ -26,6 +27,8 @@ STATUS_RANK = {
     "failed": 4,
 }
 FINAL_STATUSES = frozenset({"delivered", "failed"})
+#: Statuses announced to subscribers as ``sms.<status>`` events.
+PUBLIC_STATUSES = frozenset({"sent", "delivered", "failed"})
 
 _EVENT_STATUS = {"sms.sent": "sent", "sms.delivered": "delivered", "sms.failed": "failed"}
 
@@ -42,7 +45,7 @@ def moves_forward(current: str, new: str) -> bool:
     return STATUS_RANK.get(new, -1) > STATUS_RANK.get(current, -1)
 
 
-def record_status(
+async def record_status(
     session: AsyncSession,
     message: Message,
     status: str,
@@ -52,7 +55,9 @@ def record_status(
     event_id: str | None = None,
     now: datetime | None = None,
 ) -> None:
-    """Set a message's status and append the change to its history."""
+    """Set a message's status, append the change to its history and, for outbound
+    messages reaching sent / delivered / failed, emit the public ``sms.<status>`` event
+    (once per message and status, whatever retries happen)."""
     at = now or utcnow()
     message.status = status
     message.updated_at = at
@@ -69,6 +74,16 @@ def record_status(
             at=at,
         )
     )
+    if message.direction == "outbound" and status in PUBLIC_STATUSES:
+        await emit(
+            session,
+            type=f"sms.{status}",
+            channel_id=message.channel_id,
+            dedupe_key=f"status:{message.id}:{status}",
+            message_id=message.id,
+            data=message_data(message, provider_status=provider_status),
+            at=at,
+        )
 
 
 async def apply_status(
@@ -84,7 +99,7 @@ async def apply_status(
     """Move a message forward to ``status``; a late or repeated report changes nothing."""
     if not moves_forward(message.status, status):
         return False
-    record_status(
+    await record_status(
         session,
         message,
         status,

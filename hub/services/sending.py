@@ -207,12 +207,12 @@ async def _prepare(hub: Hub, message_id: str) -> tuple[ChannelRuntime, SendReque
             return None  # already handed over (a re-run) or final
         channel = await hub.channels.get(message.channel_id)
         if channel is None or not channel.enabled or not isinstance(channel.connector, CanSend):
-            record_status(session, message, "failed", detail="channel deleted or disabled")
+            await record_status(session, message, "failed", detail="channel deleted or disabled")
             return None
         if message.status == "sending" and not channel.connector.capabilities.idempotent_send:
             # We crashed while handing it over and this gateway cannot dedupe a resend:
             # a duplicate SMS is worse than an honest "unknown", so stop here.
-            record_status(
+            await record_status(
                 session,
                 message,
                 "failed",
@@ -222,7 +222,9 @@ async def _prepare(hub: Hub, message_id: str) -> tuple[ChannelRuntime, SendReque
             return None
         contact = await session.get(Contact, message.contact_id)
         if contact is not None and contact.opted_out and not message.bypass_opt_out:
-            record_status(session, message, "failed", detail="opted_out: the contact replied STOP")
+            await record_status(
+                session, message, "failed", detail="opted_out: the contact replied STOP"
+            )
             return None
         device = await _route(session, channel, message)
         now = utcnow()
@@ -231,7 +233,7 @@ async def _prepare(hub: Hub, message_id: str) -> tuple[ChannelRuntime, SendReque
         message.attempts += 1
         message.handed_at = now
         if message.status != "sending":
-            record_status(session, message, "sending", now=now)
+            await record_status(session, message, "sending", now=now)
         session.add(message)
         request = SendRequest(
             message_id=message.id,
@@ -331,9 +333,9 @@ async def _send_failed(hub: Hub, message_id: str, exc: SendError, attempt: int) 
             return
         message.error = str(exc)[:1000]
         if retry:
-            record_status(session, message, "queued", detail=f"retrying: {exc}")
+            await record_status(session, message, "queued", detail=f"retrying: {exc}")
         else:
-            record_status(session, message, "failed", detail=str(exc)[:1000])
+            await record_status(session, message, "failed", detail=str(exc)[:1000])
     if retry:
         raise Retry(backoff_s(attempt), count_attempt=False, reason=str(exc))
 

@@ -123,7 +123,10 @@ async def test_same_delivery_report_five_times_is_one_event_one_update(
         )
         assert resp.status_code == 200
     await drain(hub)
-    assert await count(hub, Event) == events_before + 1
+    # One row for the gateway's report, one public sms.failed event for the transition.
+    assert await count(hub, Event) == events_before + 2
+    assert await count(hub, Event, Event.dedupe_key == "dlr-1") == 1
+    assert await count(hub, Event, Event.type == "sms.failed", Event.message_id == message_id) == 2
     assert (
         await count(
             hub,
@@ -384,3 +387,26 @@ async def test_messages_list_is_newest_first_filtered_and_paginated(
     assert len(queued["items"]) == 3
     bad = await client.get("/api/v1/messages?direction=sideways", headers=api_headers)
     assert bad.status_code in (400, 422)
+
+
+async def test_each_status_transition_is_one_public_event(
+    hub: Hub, client: httpx.AsyncClient, api_headers: dict[str, str], sim: str
+) -> None:
+    message_id = (await send(client, api_headers)).json()["id"]
+    await drain(hub)
+    # The gateway repeats "delivered" under a new event id: no second public event.
+    await post_sim(client, sim, "sms.delivered", event_id="again", message_id=f"sim-{message_id}")
+    await drain(hub)
+    async with hub.db.read() as session:
+        rows = await session.execute(
+            sa.select(Event.type, Event.payload).where(
+                Event.dedupe_key.like(f"status:{message_id}:%")
+            )  # type: ignore[attr-defined]
+        )
+        public = {type_: payload for type_, payload in rows.all()}
+    assert sorted(public) == ["sms.delivered", "sms.sent"]
+    delivered = public["sms.delivered"]
+    assert delivered["id"].startswith("evt_") and delivered["timestamp"].endswith("Z")
+    assert delivered["data"]["message_id"] == message_id
+    assert delivered["data"]["status"] == "delivered"
+    assert delivered["data"]["to"] == ALICE
