@@ -1,0 +1,94 @@
+"""Dispatch: turn one hub event into run activity (DESIGN.md "The way an event travels", 2).
+
+An inbound SMS first goes to the run waiting for that contact's reply on that channel;
+only if there is none (or it no longer waits) is it matched against the triggers of
+published flows, each match starting a run pinned to the published version. Run ids are
+derived from the event id, so dispatching the same event twice starts nothing new.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flows.executor import Executor
+from flows.nodes._common import event_data
+from flows.ports import ContactView
+from flows.runs import Run
+from flows.triggers import TriggerIndex
+
+__all__ = ["DispatchResult", "dispatch_event", "run_id_for", "start_http_run"]
+
+
+@dataclass(frozen=True)
+class DispatchResult:
+    """What an event did: continued a waiting run, and/or started runs."""
+
+    reply_run_id: str | None = None
+    started: tuple[Run, ...] = ()
+
+
+def run_id_for(event_id: str, flow_id: str, node_id: str) -> str:
+    """Deterministic run id for (event, flow, trigger node): a retried dispatch is a no-op."""
+    digest = hashlib.sha256(f"{event_id}\x00{flow_id}\x00{node_id}".encode()).hexdigest()
+    return f"run_{digest[:26]}"
+
+
+async def dispatch_event(
+    event: Mapping[str, Any],
+    *,
+    executor: Executor,
+    index: TriggerIndex,
+    contact: ContactView | None = None,
+) -> DispatchResult:
+    """Deliver ``event`` to the waiting run of its contact, else start the matching flows.
+
+    ``contact`` is the hub's contact record for the event's number (templates see it)."""
+    if event.get("type") == "sms.received":
+        data = event_data(event)
+        phone = data.get("from")
+        if phone:
+            channel = data.get("channel_id")
+            waiting = await executor.store.find_waiting_run(
+                str(phone), str(channel) if channel else None
+            )
+            if waiting is not None and await executor.deliver_reply(waiting.id, event):
+                return DispatchResult(reply_run_id=waiting.id)
+    event_id = event.get("id")
+    started: list[Run] = []
+    for match in index.match(event):
+        run = await executor.start_run(
+            match.flow_id,
+            match.version,
+            event,
+            trigger_node_id=match.node_id,
+            contact=contact,
+            run_id=run_id_for(str(event_id), match.flow_id, match.node_id) if event_id else None,
+        )
+        started.append(run)
+    return DispatchResult(started=tuple(started))
+
+
+async def start_http_run(
+    flow_id: str,
+    body: Mapping[str, Any],
+    *,
+    executor: Executor,
+    index: TriggerIndex,
+    request_id: str | None = None,
+) -> Run | None:
+    """Start a run of ``flow_id`` from its trigger.http with ``body`` as ``trigger``; None
+    if the flow has no published HTTP trigger. ``request_id`` (e.g. an Idempotency-Key
+    header) makes a retried call return the same run."""
+    match = index.match_http(flow_id)
+    if match is None:
+        return None
+    return await executor.start_run(
+        match.flow_id,
+        match.version,
+        body,
+        trigger_node_id=match.node_id,
+        run_id=run_id_for(request_id, match.flow_id, match.node_id) if request_id else None,
+    )

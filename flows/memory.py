@@ -1,0 +1,369 @@
+"""In-memory implementations of every port: the engine without a database or a queue.
+
+Used by the engine's own tests and by :mod:`flows.testing`; also a readable reference for
+the hub's real implementations (the semantics to copy are in :mod:`flows.ports`).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flows.nodes._common import normalize_phone
+from flows.ports import (
+    ContactUpdate,
+    ContactView,
+    EffectError,
+    HttpCommand,
+    HttpOutcome,
+    RunExistsError,
+    SmsCommand,
+    SmsOutcome,
+    StaleRunError,
+)
+from flows.runs import Run, Step
+
+__all__ = [
+    "DEFAULT_START",
+    "FakeClock",
+    "FakeEffects",
+    "HttpCall",
+    "InMemoryFlowSource",
+    "InMemoryRunStore",
+    "InMemoryScheduler",
+    "SentSms",
+]
+
+#: Where fake clocks start: a fixed, timezone-aware instant, so test output is stable.
+DEFAULT_START = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+#: The loop breaker's defaults (DESIGN: 5 automatic SMS per number per 10 minutes).
+DEFAULT_LOOP_LIMIT = 5
+DEFAULT_LOOP_WINDOW_S = 600.0
+
+
+class FakeClock:
+    """A clock that only moves when told to."""
+
+    def __init__(self, start: datetime = DEFAULT_START) -> None:
+        self._now = start
+
+    def now(self) -> datetime:
+        """The current fake time."""
+        return self._now
+
+    def advance(self, seconds: float) -> datetime:
+        """Move forward by ``seconds`` and return the new time."""
+        self._now += timedelta(seconds=seconds)
+        return self._now
+
+    def set(self, when: datetime) -> None:
+        """Jump to ``when`` (never backwards)."""
+        self._now = max(self._now, when)
+
+
+class InMemoryRunStore:
+    """RunStore in dicts; copies on the way in and out, as a database would."""
+
+    def __init__(self) -> None:
+        self.runs: dict[str, Run] = {}
+        self.steps: dict[str, dict[int, Step]] = {}
+
+    async def create_run(self, run: Run, steps: Sequence[Step]) -> None:
+        """Insert a new run and its first steps."""
+        if run.id in self.runs:
+            raise RunExistsError(run.id)
+        self.runs[run.id] = copy.deepcopy(run)
+        self.steps[run.id] = {step.seq: copy.deepcopy(step) for step in steps}
+
+    async def get_run(self, run_id: str) -> Run | None:
+        """A copy of the stored run."""
+        run = self.runs.get(run_id)
+        return copy.deepcopy(run) if run is not None else None
+
+    async def save_run(self, run: Run, steps: Sequence[Step] = ()) -> None:
+        """Compare-and-swap on revision, then store run and steps together."""
+        stored = self.runs.get(run.id)
+        if stored is None or stored.revision != run.revision:
+            raise StaleRunError(run.id)
+        saved = copy.deepcopy(run)
+        saved.revision += 1
+        self.runs[run.id] = saved
+        for step in steps:
+            self.steps[run.id][step.seq] = copy.deepcopy(step)
+
+    async def get_step(self, run_id: str, seq: int) -> Step | None:
+        """A copy of one step."""
+        step = self.steps.get(run_id, {}).get(seq)
+        return copy.deepcopy(step) if step is not None else None
+
+    async def list_steps(self, run_id: str) -> list[Step]:
+        """Copies of all steps, in order."""
+        return [copy.deepcopy(s) for _, s in sorted(self.steps.get(run_id, {}).items())]
+
+    async def find_waiting_run(self, contact_phone: str, channel_id: str | None) -> Run | None:
+        """The latest run waiting for this contact's reply on this channel (or any)."""
+        phone = normalize_phone(contact_phone)
+        found = [
+            run
+            for run in self.runs.values()
+            if run.status == "waiting"
+            and run.wait is not None
+            and run.wait.kind == "reply"
+            and normalize_phone(run.wait.contact_phone or "") == phone
+            and (
+                run.wait.channel_id is None
+                or channel_id is None
+                or run.wait.channel_id == channel_id
+            )
+        ]
+        if not found:
+            return None
+        return copy.deepcopy(max(found, key=lambda r: (r.created_at, r.id)))
+
+
+class InMemoryFlowSource:
+    """FlowSource over a dict; :meth:`publish` adds a version."""
+
+    def __init__(self) -> None:
+        self.versions: dict[str, list[dict[str, Any]]] = {}
+
+    def publish(self, flow_id: str, definition: Mapping[str, Any]) -> int:
+        """Store a new version of ``flow_id`` and return its number (1, 2, …)."""
+        # A JSON round trip: stored definitions are plain data, never shared objects.
+        self.versions.setdefault(flow_id, []).append(json.loads(json.dumps(definition)))
+        return len(self.versions[flow_id])
+
+    def latest(self, flow_id: str) -> int:
+        """The newest version number of a flow."""
+        return len(self.versions[flow_id])
+
+    async def get_definition(self, flow_id: str, version: int) -> Mapping[str, Any] | None:
+        """That version's document, or None."""
+        versions = self.versions.get(flow_id, [])
+        return versions[version - 1] if 1 <= version <= len(versions) else None
+
+
+class InMemoryScheduler:
+    """Timers in a dict keyed by (run id, token): scheduling twice is one timer."""
+
+    def __init__(self) -> None:
+        self.timers: dict[tuple[str, str], datetime] = {}
+
+    async def schedule(self, run_id: str, at: datetime, token: str) -> None:
+        """Remember the timer (idempotent per run and token)."""
+        self.timers[(run_id, token)] = at
+
+    def due(self, now: datetime) -> list[tuple[datetime, str, str]]:
+        """Timers due at ``now``, earliest first, as (at, run id, token)."""
+        return sorted((at, run, token) for (run, token), at in self.timers.items() if at <= now)
+
+    def next_at(self) -> datetime | None:
+        """When the earliest timer is due."""
+        return min(self.timers.values(), default=None)
+
+    def pop(self, run_id: str, token: str) -> None:
+        """Forget a timer (it fired)."""
+        self.timers.pop((run_id, token), None)
+
+
+@dataclass
+class SentSms:
+    """One SMS the fake send pipeline took (repeats of a key are not listed again)."""
+
+    command: SmsCommand
+    outcome: SmsOutcome
+    at: datetime
+
+
+@dataclass
+class HttpCall:
+    """One HTTP request the fake performed."""
+
+    command: HttpCommand
+    outcome: HttpOutcome
+    at: datetime
+
+
+HttpResponder = Callable[[HttpCommand], HttpOutcome]
+
+
+@dataclass
+class _Scripted:
+    outcome: HttpOutcome | EffectError
+    times: int | None
+
+
+class FakeEffects:
+    """Effects that record instead of acting, with the hub's safety rules simulated.
+
+    * SMS are deduplicated by idempotency key (a repeat returns the first outcome).
+    * Opted-out contacts get ``suppressed`` / ``opted_out``.
+    * A loop breaker suppresses (``loop_breaker``) more than ``loop_limit`` SMS to one
+      number within ``loop_window_s`` seconds.
+    * HTTP answers 200 ``{"status": "success"}`` unless scripted with :meth:`respond`.
+    """
+
+    def __init__(
+        self,
+        clock: FakeClock,
+        *,
+        loop_limit: int = DEFAULT_LOOP_LIMIT,
+        loop_window_s: float = DEFAULT_LOOP_WINDOW_S,
+        default_channel: str = "ch_test",
+        log: list[str] | None = None,
+    ) -> None:
+        self.clock = clock
+        self.loop_limit = loop_limit
+        self.loop_window_s = loop_window_s
+        self.default_channel = default_channel
+        self.sms: list[SentSms] = []
+        self.sms_calls: list[SmsCommand] = []
+        self.http: list[HttpCall] = []
+        self.contacts: dict[str, ContactView] = {}
+        self.log = log if log is not None else []
+        self._by_key: dict[str, SmsOutcome] = {}
+        self._http_script: list[tuple[str | None, _Scripted]] = []
+        self._sms_failures: list[EffectError] = []
+        self._messages = 0
+
+    # -- simulation controls ---------------------------------------------------------------
+
+    def opt_out(self, phone: str) -> None:
+        """Mark a contact opted out: SMS to them come back suppressed."""
+        self._set_contact(phone, opted_out=True)
+
+    def opt_in(self, phone: str) -> None:
+        """Undo :meth:`opt_out`."""
+        self._set_contact(phone, opted_out=False)
+
+    def respond(
+        self,
+        url: str | None = None,
+        *,
+        status: int = 200,
+        body: str | Mapping[str, Any] | None = None,
+        error: str | None = None,
+        times: int | None = None,
+    ) -> None:
+        """Script the answer for requests to ``url`` (None = any URL); ``times`` None =
+        always. ``error`` simulates no response at all (network failure)."""
+        text = json.dumps(body) if isinstance(body, Mapping) else (body or "")
+        outcome = HttpOutcome(
+            status=None if error else status,
+            body=text,
+            error=error,
+            headers={"content-type": "application/json"},
+        )
+        self._http_script.insert(0, (url, _Scripted(outcome, times)))
+
+    def fail_sms(
+        self, message: str = "gateway unavailable", *, retryable: bool = True, times: int = 1
+    ) -> None:
+        """Make the next ``times`` new SMS fail with an EffectError."""
+        self._sms_failures.extend(EffectError(message, retryable=retryable) for _ in range(times))
+
+    def contact(self, phone: str) -> ContactView:
+        """The fake contact record (created on first use)."""
+        key = normalize_phone(phone)
+        if key not in self.contacts:
+            self.contacts[key] = ContactView(phone=phone)
+        return self.contacts[key]
+
+    # -- the Effects port ----------------------------------------------------------------
+
+    async def send_sms(self, command: SmsCommand) -> SmsOutcome:
+        """Dedupe by key, apply opt-out and loop breaker, record."""
+        self.sms_calls.append(command)
+        if command.idempotency_key in self._by_key:
+            return self._by_key[command.idempotency_key]
+        if self._sms_failures:
+            raise self._sms_failures.pop(0)
+        outcome = self._decide(command)
+        self._by_key[command.idempotency_key] = outcome
+        self.sms.append(SentSms(command=command, outcome=outcome, at=self.clock.now()))
+        note = f" [suppressed: {outcome.reason}]" if outcome.status == "suppressed" else ""
+        sim = f" sim {command.sim_slot}" if command.sim_slot is not None else ""
+        self.log.append(f"flow -> {command.to}{sim}: {command.text}{note}")
+        return outcome
+
+    async def http_request(self, command: HttpCommand) -> HttpOutcome:
+        """Answer from the script (or 200) and record."""
+        outcome = self._scripted(command)
+        if isinstance(outcome, EffectError):
+            raise outcome
+        self.http.append(HttpCall(command=command, outcome=outcome, at=self.clock.now()))
+        shown = outcome.status if outcome.status is not None else outcome.error
+        self.log.append(f"flow -> {command.method} {command.url} ({shown})")
+        return outcome
+
+    async def update_contact(self, update: ContactUpdate) -> ContactView:
+        """Apply the change to the fake contact record."""
+        current = self.contact(update.phone)
+        tags = [t for t in current.tags if t not in update.remove_tags]
+        tags += [t for t in update.add_tags if t not in tags]
+        view = ContactView(
+            phone=current.phone,
+            opted_out=current.opted_out if update.opt_out is None else update.opt_out,
+            tags=tuple(tags),
+            fields={**current.fields, **update.fields},
+        )
+        self.contacts[normalize_phone(update.phone)] = view
+        self.log.append(f"contact {view.phone} updated: {_describe_update(update)}")
+        return view
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _decide(self, command: SmsCommand) -> SmsOutcome:
+        channel = command.channel_id or self.default_channel
+        if self.contact(command.to).opted_out:
+            return SmsOutcome(status="suppressed", reason="opted_out", channel_id=channel)
+        since = self.clock.now() - timedelta(seconds=self.loop_window_s)
+        recent = [
+            s
+            for s in self.sms
+            if s.outcome.status == "queued"
+            and s.at > since
+            and normalize_phone(s.command.to) == normalize_phone(command.to)
+        ]
+        if len(recent) >= self.loop_limit:
+            return SmsOutcome(status="suppressed", reason="loop_breaker", channel_id=channel)
+        self._messages += 1
+        return SmsOutcome(
+            status="queued",
+            message_id=f"msg_out_{self._messages}",
+            channel_id=channel,
+            device_id=command.device_id,
+            sim_slot=command.sim_slot,
+        )
+
+    def _scripted(self, command: HttpCommand) -> HttpOutcome | EffectError:
+        for url, script in self._http_script:
+            if url is not None and url != command.url:
+                continue
+            if script.times is not None:
+                if script.times <= 0:
+                    continue
+                script.times -= 1
+            return script.outcome
+        return HttpOutcome(
+            status=200, body='{"status": "success"}', headers={"content-type": "application/json"}
+        )
+
+    def _set_contact(self, phone: str, *, opted_out: bool) -> None:
+        current = self.contact(phone)
+        self.contacts[normalize_phone(phone)] = ContactView(
+            phone=current.phone, opted_out=opted_out, tags=current.tags, fields=current.fields
+        )
+
+
+def _describe_update(update: ContactUpdate) -> str:
+    parts: list[str] = []
+    if update.opt_out is not None:
+        parts.append("opted out" if update.opt_out else "opted in")
+    parts += [f"+{t}" for t in update.add_tags] + [f"-{t}" for t in update.remove_tags]
+    parts += [f"{k}={v!r}" for k, v in update.fields.items()]
+    return ", ".join(parts) or "nothing"

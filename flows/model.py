@@ -1,0 +1,159 @@
+"""The flow document: what the editor saves and ``flows import`` reads (DESIGN.md "Flow format").
+
+A flow is a name, a list of nodes (id, type, config, editor ``ui`` data, optional retry
+policy) and a list of edges ``{from, port, to}``. This module only knows the shape; what a
+node type accepts is checked by :mod:`flows.validation` against the node registry.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+__all__ = [
+    "DEFAULT_PORT",
+    "ERROR_PORT",
+    "NODE_ID_PATTERN",
+    "Edge",
+    "Flow",
+    "Node",
+    "RetryPolicy",
+    "dump_flow",
+    "export_flow",
+    "parse_flow",
+]
+
+#: The port of a node with a single output; edges may omit it.
+DEFAULT_PORT = "next"
+#: The port a failed node continues on, available on every node that can fail.
+ERROR_PORT = "error"
+#: Node ids appear in ``steps.<id>`` and in idempotency keys (``run:node``), so no colons.
+NODE_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
+
+
+class RetryPolicy(BaseModel):
+    """How often a failing node is tried and how long to wait in between."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    attempts: int = Field(
+        1, ge=1, le=10, description="Total attempts, the first included (1 = no retry)."
+    )
+    backoff_s: float = Field(
+        0.0, ge=0, le=86_400, description="Seconds to wait before the first retry."
+    )
+    factor: float = Field(
+        2.0, ge=1, le=10, description="Each further retry waits this many times longer."
+    )
+
+    def delay_before(self, retry_number: int) -> float:
+        """Seconds to wait before retry number ``retry_number`` (1 = the first retry)."""
+        return float(self.backoff_s * self.factor ** max(retry_number - 1, 0))
+
+
+class Node(BaseModel):
+    """One step of a flow: its type decides the config it takes and its output ports."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=NODE_ID_PATTERN, description="Unique within the flow.")
+    type: str = Field(min_length=1, description="A registered node type, e.g. sms.reply.")
+    config: dict[str, Any] = Field(default_factory=dict, description="Checked by the type.")
+    ui: dict[str, Any] = Field(
+        default_factory=dict, description="Editor data (position, label); ignored by the engine."
+    )
+    retry: RetryPolicy | None = Field(None, description="Retry policy when the node fails.")
+
+
+class Edge(BaseModel):
+    """A connection from one node's output port to another node."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_: str = Field(alias="from", description="Id of the node the edge leaves.")
+    port: str = Field(DEFAULT_PORT, min_length=1, description="Output port it leaves from.")
+    to: str = Field(description="Id of the node the edge enters.")
+
+
+class Flow(BaseModel):
+    """A whole flow document."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field("", max_length=2000)
+    nodes: list[Node] = Field(default_factory=list)
+    edges: list[Edge] = Field(default_factory=list)
+    ui: dict[str, Any] = Field(default_factory=dict, description="Editor data for the canvas.")
+
+    _nodes_by_id: dict[str, Node] | None = PrivateAttr(None)
+    _targets: dict[tuple[str, str], str] | None = PrivateAttr(None)
+
+    def node(self, node_id: str) -> Node | None:
+        """The node with this id (the first one if a broken flow repeats an id)."""
+        if self._nodes_by_id is None:
+            by_id: dict[str, Node] = {}
+            for node in self.nodes:
+                by_id.setdefault(node.id, node)
+            self._nodes_by_id = by_id
+        return self._nodes_by_id.get(node_id)
+
+    def next_node(self, node_id: str, port: str) -> str | None:
+        """Where the edge leaving ``node_id`` on ``port`` goes, if there is one."""
+        if self._targets is None:
+            targets: dict[tuple[str, str], str] = {}
+            for edge in self.edges:
+                targets.setdefault((edge.from_, edge.port), edge.to)
+            self._targets = targets
+        return self._targets.get((node_id, port))
+
+
+def parse_flow(raw: Mapping[str, Any] | str | bytes) -> Flow:
+    """Parse a flow document (dict or JSON text); raises pydantic's ValidationError on shape
+    errors. Use :func:`flows.validation.validate_flow` for the full list of problems."""
+    if isinstance(raw, str | bytes):
+        return Flow.model_validate_json(raw)
+    return Flow.model_validate(raw)
+
+
+def dump_flow(flow: Flow) -> dict[str, Any]:
+    """The canonical document: nodes sorted by id, edges by (from, port, to), object keys
+    sorted, empty optional parts left out. Two equal flows dump identically."""
+    out: dict[str, Any] = {"name": flow.name}
+    if flow.description:
+        out["description"] = flow.description
+    out["nodes"] = [_dump_node(node) for node in sorted(flow.nodes, key=lambda n: n.id)]
+    out["edges"] = [
+        {"from": edge.from_, "port": edge.port, "to": edge.to}
+        for edge in sorted(flow.edges, key=lambda e: (e.from_, e.port, e.to))
+    ]
+    if flow.ui:
+        out["ui"] = _sorted_keys(flow.ui)
+    return out
+
+
+def export_flow(flow: Flow) -> str:
+    """The canonical document as JSON text, indented by 2, ending in a newline (diff-able)."""
+    return json.dumps(dump_flow(flow), indent=2, ensure_ascii=False) + "\n"
+
+
+def _dump_node(node: Node) -> dict[str, Any]:
+    # Fixed, readable key order for the node itself; sorted keys inside its objects.
+    out: dict[str, Any] = {"id": node.id, "type": node.type, "config": _sorted_keys(node.config)}
+    if node.retry is not None:
+        out["retry"] = node.retry.model_dump()
+    if node.ui:
+        out["ui"] = _sorted_keys(node.ui)
+    return out
+
+
+def _sorted_keys(value: Any) -> Any:
+    # Lists keep their order: in a config it usually means something (switch cases).
+    if isinstance(value, Mapping):
+        return {str(k): _sorted_keys(value[k]) for k in sorted(value, key=str)}
+    if isinstance(value, list | tuple):
+        return [_sorted_keys(item) for item in value]
+    return value

@@ -1,0 +1,40 @@
+"""The built-in node types, one module each (spec + one async handler)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flows.nodes import (
+    contact_update,
+    data_set,
+    flow_delay,
+    flow_stop,
+    http_request,
+    logic_condition,
+    logic_switch,
+    sms_reply,
+    sms_send,
+    sms_wait_for_reply,
+    trigger_delivery_status,
+    trigger_http,
+    trigger_sms_received,
+)
+from flows.registry import NodeSpec
+
+__all__ = ["BUILTIN_SPECS"]
+
+BUILTIN_SPECS: tuple[NodeSpec[Any], ...] = (
+    trigger_sms_received.SPEC,
+    trigger_delivery_status.SPEC,
+    trigger_http.SPEC,
+    logic_condition.SPEC,
+    logic_switch.SPEC,
+    data_set.SPEC,
+    sms_reply.SPEC,
+    sms_send.SPEC,
+    sms_wait_for_reply.SPEC,
+    http_request.SPEC,
+    contact_update.SPEC,
+    flow_delay.SPEC,
+    flow_stop.SPEC,
+)

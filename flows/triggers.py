@@ -1,0 +1,137 @@
+"""The trigger index: which published flows an event starts (rebuilt on every publish).
+
+Keyword triggers (``first_word``, ``exact``) are looked up by their case-folded keyword,
+so matching cost does not grow with the number of keyword flows; ``contains``, ``regex``
+and ``any`` triggers are scanned. A flow is started at most once per event (by its first
+matching trigger node, in node id order); every matching flow is started.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from flows.model import Flow, parse_flow
+from flows.nodes import trigger_delivery_status, trigger_sms_received
+from flows.nodes._common import MAX_MATCH_TEXT, event_data
+
+__all__ = ["PublishedFlow", "TriggerIndex", "TriggerMatch"]
+
+_TRAILING = ".,!?;:"
+
+
+@dataclass(frozen=True)
+class TriggerMatch:
+    """Start a run of ``flow_id`` at ``version`` from trigger node ``node_id``."""
+
+    flow_id: str
+    version: int
+    node_id: str
+
+
+@dataclass(frozen=True)
+class PublishedFlow:
+    """A flow's currently published version, as the index is built from."""
+
+    flow_id: str
+    version: int
+    definition: Flow | Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class _SmsEntry:
+    match: TriggerMatch
+    config: trigger_sms_received.Config
+
+
+@dataclass(frozen=True)
+class _StatusEntry:
+    match: TriggerMatch
+    config: trigger_delivery_status.Config
+
+
+@dataclass
+class TriggerIndex:
+    """In-memory index of the trigger nodes of published flows."""
+
+    _first_word: dict[str, list[_SmsEntry]] = field(default_factory=dict)
+    _exact: dict[str, list[_SmsEntry]] = field(default_factory=dict)
+    _scan: list[_SmsEntry] = field(default_factory=list)
+    _status: list[_StatusEntry] = field(default_factory=list)
+    _http: dict[str, TriggerMatch] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, flows: Iterable[PublishedFlow]) -> TriggerIndex:
+        """Index the trigger nodes of these flows (one published version per flow)."""
+        index = cls()
+        for published in flows:
+            index._add(published)
+        return index
+
+    def match(self, event: Mapping[str, Any]) -> list[TriggerMatch]:
+        """The flows this event starts, sorted by flow id."""
+        kind = event.get("type")
+        if kind == "sms.received":
+            found = [
+                e.match
+                for e in self._sms_candidates(event)
+                if trigger_sms_received.match_sms(e.config, event) is not None
+            ]
+        elif kind in trigger_delivery_status.STATUS_EVENTS:
+            found = [
+                e.match
+                for e in self._status
+                if trigger_delivery_status.match_status(e.config, event)
+            ]
+        else:
+            return []
+        return _one_per_flow(found)
+
+    def match_http(self, flow_id: str) -> TriggerMatch | None:
+        """The trigger.http node of a published flow, if it has one."""
+        return self._http.get(flow_id)
+
+    def _sms_candidates(self, event: Mapping[str, Any]) -> list[_SmsEntry]:
+        body = str(event_data(event).get("body") or "")[:MAX_MATCH_TEXT].strip()
+        first = body.partition(" ")[0].rstrip(_TRAILING).casefold()
+        whole = " ".join(body.split()).rstrip(_TRAILING).casefold()
+        return [*self._first_word.get(first, []), *self._exact.get(whole, []), *self._scan]
+
+    def _add(self, published: PublishedFlow) -> None:
+        flow = published.definition
+        if not isinstance(flow, Flow):
+            flow = parse_flow(flow)
+        for node in sorted(flow.nodes, key=lambda n: n.id):
+            match = TriggerMatch(published.flow_id, published.version, node.id)
+            try:
+                self._add_node(match, node.type, node.config)
+            except ValidationError:
+                continue  # validation keeps these from being published; never crash dispatch
+
+    def _add_node(self, match: TriggerMatch, node_type: str, config: Mapping[str, Any]) -> None:
+        if node_type == "trigger.sms_received":
+            sms = trigger_sms_received.Config.model_validate(config)
+            entry = _SmsEntry(match, sms)
+            if sms.match == "first_word":
+                for keyword in {k.casefold() for k in sms.keywords}:
+                    self._first_word.setdefault(keyword, []).append(entry)
+            elif sms.match == "exact":
+                for keyword in {" ".join(k.split()).casefold() for k in sms.keywords}:
+                    self._exact.setdefault(keyword, []).append(entry)
+            else:
+                self._scan.append(entry)
+        elif node_type == "trigger.delivery_status":
+            status = trigger_delivery_status.Config.model_validate(config)
+            self._status.append(_StatusEntry(match, status))
+        elif node_type == "trigger.http":
+            self._http.setdefault(match.flow_id, match)
+
+
+def _one_per_flow(matches: list[TriggerMatch]) -> list[TriggerMatch]:
+    chosen: dict[str, TriggerMatch] = {}
+    for match in sorted(matches, key=lambda m: (m.flow_id, m.node_id)):
+        chosen.setdefault(match.flow_id, match)
+    return list(chosen.values())
