@@ -117,6 +117,10 @@ class FakeProvider:
         """Never answer following requests (until closed)."""
         self._hanging = True
 
+    def resume(self) -> None:
+        """Answer normally again (requests already hanging stay hung until closed)."""
+        self._hanging = False
+
     # --- Serving ----------------------------------------------------------------------------
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
