@@ -18,8 +18,8 @@ A crash anywhere leaves the run either before a save (the step runs again, with 
 key, so the send pipeline dedupes its effects) or after it (the next step runs). Calling
 :meth:`Executor.advance` again is always safe; so is calling it from two workers at once:
 saves are compare-and-swap on ``Run.revision``, the loser sees :class:`StaleRunError` and
-stops. Timers are requested before nothing and after the save; ``advance`` on a waiting
-run re-arms its timer (idempotent per token), so a crash between the two loses nothing.
+stops. A timer is requested after the wait is saved, and ``advance`` on a waiting run
+requests it again (idempotent per token), so a crash between the two loses nothing.
 """
 
 from __future__ import annotations
@@ -177,6 +177,8 @@ class Executor:
         run = await self._load(run_id)
         while True:
             if run.status == "waiting":
+                # Just entered the wait, or called again after a crash that may have come
+                # between saving the wait and requesting its timer: (re)arm, idempotently.
                 await self._arm(run)
                 return run
             if run.status != "running":
@@ -408,8 +410,7 @@ class Executor:
             reply_port=request.reply_port,
         )
         await self._save(run, [step])
-        await self._arm(run)
-        return run
+        return run  # advance() arms the timer
 
     async def _failed(self, run: Run, flow: Flow, node: Node, step: Step, failure: _Failure) -> Run:
         """Record a failed attempt; then retry, take the error edge, or fail the run."""
@@ -430,8 +431,7 @@ class Executor:
                     step_seq=step.seq,
                 )
                 await self._save(run, [step])
-                await self._arm(run)
-                return run
+                return run  # advance() arms the timer
             changed = [step, *self._retry_step(run, node, step)]
             await self._save(run, changed)
             return run

@@ -208,8 +208,8 @@ class FlowHarness:
         self.clock.set(end)
 
     def runs(self) -> list[Run]:
-        """All runs, oldest first."""
-        return sorted(self.store.runs.values(), key=lambda r: (r.created_at, r.id))
+        """All runs in the order they were started."""
+        return list(self.store.runs.values())  # dicts keep insertion order
 
     async def steps(self, run_id: str) -> list[Step]:
         """A run's steps in order."""
