@@ -12,7 +12,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.pydantic import PydanticPlugin
 
-from hub.api import health, ingress, v1
+from hub.api import flows, health, ingress, v1
 from hub.api.deps import provide_hub
 from hub.api.errors import exception_handlers
 from hub.context import Hub
@@ -63,7 +63,12 @@ def create_app(
                 await runtime.db.dispose()
 
     return Litestar(
-        route_handlers=[*health.route_handlers, *ingress.route_handlers, _api_router()],
+        route_handlers=[
+            *health.route_handlers,
+            *ingress.route_handlers,
+            *flows.public_handlers,
+            _api_router(),
+        ],
         state=State({"hub": runtime}),
         dependencies={"hub": Provide(provide_hub, sync_to_thread=False)},
         exception_handlers=exception_handlers,
@@ -76,4 +81,4 @@ def create_app(
 
 
 def _api_router() -> Router:
-    return Router(path="/api/v1", route_handlers=v1.route_handlers)
+    return Router(path="/api/v1", route_handlers=[*v1.route_handlers, *flows.api_handlers])

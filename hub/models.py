@@ -213,3 +213,79 @@ class ApiKey(SQLModel, table=True):
 
 
 metadata = SQLModel.metadata
+
+
+class Flow(SQLModel, table=True):
+    """A flow: its editable draft and a pointer to the published version."""
+
+    __tablename__ = "flows"
+
+    id: str = Field(primary_key=True, max_length=40)
+    name: str = Field(max_length=200)
+    #: The working copy the editor saves (DESIGN.md flow JSON); may have errors.
+    draft: dict[str, Any] = _json(dict)
+    #: The version new runs use; None until first published.
+    published_version: int | None = Field(default=None)
+    #: Highest version number created so far.
+    latest_version: int = Field(default=0)
+    #: Paused flows keep their version but start no new runs.
+    enabled: bool = Field(default=True)
+    #: Secret token of the flow's trigger.http URL, encrypted.
+    http_token_enc: str | None = Field(default=None)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+    deleted_at: datetime | None = _ts(nullable=True)
+
+
+class FlowVersion(SQLModel, table=True):
+    """An immutable published version of a flow; runs are pinned to one."""
+
+    __tablename__ = "flow_versions"
+    __table_args__ = (sa.UniqueConstraint("flow_id", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    flow_id: str = Field(foreign_key="flows.id", index=True, max_length=40)
+    version: int
+    definition: dict[str, Any] = _json(dict)
+    note: str = Field(default="", max_length=500)
+    created_at: datetime = _ts()
+
+
+class FlowRun(SQLModel, table=True):
+    """One run of one flow version (the engine's Run record, plus indexed columns)."""
+
+    __tablename__ = "runs"
+    __table_args__ = (
+        sa.Index("ix_runs_flow", "flow_id", "id"),
+        sa.Index("ix_runs_wait_reply", "wait_phone", "wait_channel_id", "status"),
+    )
+
+    id: str = Field(primary_key=True, max_length=80)
+    flow_id: str = Field(max_length=40)
+    flow_version: int
+    status: str = Field(max_length=16, index=True)
+    #: Compare-and-swap counter (see flows.ports.RunStore).
+    revision: int = Field(default=0)
+    contact_phone: str | None = Field(default=None, max_length=32, index=True)
+    wait_phone: str | None = Field(default=None, max_length=32)
+    wait_channel_id: str | None = Field(default=None, max_length=40)
+    wait_until: datetime | None = _ts(nullable=True, index=True)
+    #: The engine's whole Run record (flows.runs.Run.to_dict()).
+    doc: dict[str, Any] = _json(dict)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+    finished_at: datetime | None = _ts(nullable=True)
+
+
+class FlowStep(SQLModel, table=True):
+    """One attempt of one node in a run (the engine's Step record)."""
+
+    __tablename__ = "run_steps"
+
+    run_id: str = Field(foreign_key="runs.id", primary_key=True, max_length=80)
+    seq: int = Field(primary_key=True)
+    node_id: str = Field(max_length=100)
+    status: str = Field(max_length=16)
+    doc: dict[str, Any] = _json(dict)
+    started_at: datetime = _ts()
+    finished_at: datetime | None = _ts(nullable=True)

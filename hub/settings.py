@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     """Confirmation sent once on START."""
     log_level: str = "INFO"
     """Python logging level."""
+    loop_breaker_max: int = 5
+    """Automatic (flow) SMS one number may get within the loop-breaker window."""
+    loop_breaker_window_s: float = 600.0
+    """The loop-breaker window in seconds."""
+    flow_step_limit: int = 1000
+    """Steps one flow run may take before it is failed (guards loops)."""
 
     @field_validator("delivery_retry_schedule")
     @classmethod

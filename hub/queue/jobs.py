@@ -34,5 +34,6 @@ async def run_job(hub: Hub, name: str, args: dict[str, Any]) -> None:
 def load_all() -> None:
     """Import the modules that define jobs so the registry is complete."""
     import hub.services.events
+    import hub.services.flows
     import hub.services.ingest
     import hub.services.sending  # noqa: F401

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,8 +24,9 @@ STATUS_RANK = {
     "sent": 3,
     "delivered": 4,
     "failed": 4,
+    "suppressed": 4,
 }
-FINAL_STATUSES = frozenset({"delivered", "failed"})
+FINAL_STATUSES = frozenset({"delivered", "failed", "suppressed"})
 #: Statuses announced to subscribers as ``sms.<status>`` events.
 PUBLIC_STATUSES = frozenset({"sent", "delivered", "failed"})
 
@@ -125,9 +125,12 @@ async def create_outbound(
     idempotency_key: str | None = None,
     source: str = "api",
     bypass_opt_out: bool = False,
-    extra: dict[str, Any] | None = None,
+    suppressed: str | None = None,
 ) -> Message:
-    """Write a queued outbound message and the job that sends it (same transaction)."""
+    """Write a queued outbound message and the job that sends it (same transaction).
+
+    With ``suppressed`` (the reason), the message is stored as ``suppressed`` and never
+    sent: policy (opt-out, loop breaker) refused it, and the record says why."""
     now = utcnow()
     info = segment_info(text)
     message = Message(
@@ -142,7 +145,8 @@ async def create_outbound(
         body=text,
         segments=info.segments,
         encoding=info.encoding,
-        status="queued",
+        status="suppressed" if suppressed else "queued",
+        error=suppressed,
         idempotency_key=idempotency_key,
         source=source,
         bypass_opt_out=bypass_opt_out,
@@ -150,8 +154,12 @@ async def create_outbound(
         updated_at=now,
     )
     session.add(message)
-    session.add(MessageStatusChange(message_id=message.id, status="queued", at=now))
+    session.add(
+        MessageStatusChange(message_id=message.id, status=message.status, detail=suppressed, at=now)
+    )
     await session.flush()
+    if suppressed:
+        return message
     await enqueue(
         session,
         "send_message",

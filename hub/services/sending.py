@@ -74,10 +74,10 @@ async def submit_send(hub: Hub, cmd: SendCommand) -> tuple[Message, bool]:
         if existing is not None:
             return _same_request(existing, to, cmd), False
 
-    channel = await _pick_channel(hub, cmd.channel_id, to)
+    route = await resolve_route(hub, to, channel_id=cmd.channel_id, device_id=cmd.device_id)
+    channel, device_id = route.channel, route.device_id
     try:
         async with hub.db.write() as session:
-            device_id = await _resolve_device(session, channel, cmd.device_id)
             contact = await get_or_create_contact(session, to)
             if contact.opted_out:
                 raise Conflict(f"{to} has opted out of SMS (replied STOP)", code="opted_out")
@@ -155,6 +155,23 @@ async def _pick_channel(hub: Hub, channel_id: str | None, to: str) -> ChannelRun
         if channel and channel.enabled and isinstance(channel.connector, CanSend):
             return channel
     raise _field_error("channel_id", "no channel can send SMS; create one first", "no_channel")
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where a message will go out: a channel, and a device when one was asked for."""
+
+    channel: ChannelRuntime
+    device_id: str | None
+
+
+async def resolve_route(
+    hub: Hub, to: str, *, channel_id: str | None, device_id: str | None
+) -> Route:
+    """Check an explicit channel / device, or pick the channel (422 errors otherwise)."""
+    channel = await _pick_channel(hub, channel_id, to)
+    async with hub.db.read() as session:
+        return Route(channel, await _resolve_device(session, channel, device_id))
 
 
 async def _resolve_device(

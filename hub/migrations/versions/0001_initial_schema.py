@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 03:09:11.661297
+Create Date: 2026-11-27 03:28:16.258616
 """
 
 from collections.abc import Sequence
@@ -87,6 +87,20 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_events_message_id"), ["message_id"], unique=False)
 
     op.create_table(
+        "flows",
+        sa.Column("id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("draft", sa.JSON(), nullable=False),
+        sa.Column("published_version", sa.Integer(), nullable=True),
+        sa.Column("latest_version", sa.Integer(), nullable=False),
+        sa.Column("enabled", sa.Boolean(), nullable=False),
+        sa.Column("http_token_enc", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+        sa.Column("created_at", hub.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", hub.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("deleted_at", hub.models.UTCDateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_table(
         "jobs",
         sa.Column("id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
         sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
@@ -108,6 +122,32 @@ def upgrade() -> None:
         batch_op.create_index("ix_jobs_due", ["status", "run_at"], unique=False)
 
     op.create_table(
+        "runs",
+        sa.Column("id", sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
+        sa.Column("flow_id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("flow_version", sa.Integer(), nullable=False),
+        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("revision", sa.Integer(), nullable=False),
+        sa.Column("contact_phone", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
+        sa.Column("wait_phone", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
+        sa.Column("wait_channel_id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
+        sa.Column("wait_until", hub.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("doc", sa.JSON(), nullable=False),
+        sa.Column("created_at", hub.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", hub.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", hub.models.UTCDateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("runs", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_runs_contact_phone"), ["contact_phone"], unique=False)
+        batch_op.create_index("ix_runs_flow", ["flow_id", "id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_runs_status"), ["status"], unique=False)
+        batch_op.create_index(
+            "ix_runs_wait_reply", ["wait_phone", "wait_channel_id", "status"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_runs_wait_until"), ["wait_until"], unique=False)
+
+    op.create_table(
         "devices",
         sa.Column("id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
         sa.Column("channel_id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
@@ -127,6 +167,39 @@ def upgrade() -> None:
     with op.batch_alter_table("devices", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_devices_channel_id"), ["channel_id"], unique=False)
 
+    op.create_table(
+        "flow_versions",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("flow_id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.Column("definition", sa.JSON(), nullable=False),
+        sa.Column("note", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+        sa.Column("created_at", hub.models.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["flow_id"],
+            ["flows.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("flow_id", "version"),
+    )
+    with op.batch_alter_table("flow_versions", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_flow_versions_flow_id"), ["flow_id"], unique=False)
+
+    op.create_table(
+        "run_steps",
+        sa.Column("run_id", sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
+        sa.Column("seq", sa.Integer(), nullable=False),
+        sa.Column("node_id", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("doc", sa.JSON(), nullable=False),
+        sa.Column("started_at", hub.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", hub.models.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["run_id"],
+            ["runs.id"],
+        ),
+        sa.PrimaryKeyConstraint("run_id", "seq"),
+    )
     op.create_table(
         "messages",
         sa.Column("id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
@@ -215,14 +288,28 @@ def downgrade() -> None:
         batch_op.drop_index("ix_messages_contact_channel")
 
     op.drop_table("messages")
+    op.drop_table("run_steps")
+    with op.batch_alter_table("flow_versions", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_flow_versions_flow_id"))
+
+    op.drop_table("flow_versions")
     with op.batch_alter_table("devices", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_devices_channel_id"))
 
     op.drop_table("devices")
+    with op.batch_alter_table("runs", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_runs_wait_until"))
+        batch_op.drop_index("ix_runs_wait_reply")
+        batch_op.drop_index(batch_op.f("ix_runs_status"))
+        batch_op.drop_index("ix_runs_flow")
+        batch_op.drop_index(batch_op.f("ix_runs_contact_phone"))
+
+    op.drop_table("runs")
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.drop_index("ix_jobs_due")
 
     op.drop_table("jobs")
+    op.drop_table("flows")
     with op.batch_alter_table("events", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_events_message_id"))
         batch_op.drop_index(batch_op.f("ix_events_channel_id"))
