@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -100,3 +100,49 @@ async def stored_rows(hub: Hub) -> dict[str, int]:
         "jobs": await count(hub, Job),
         "status_changes": await count(hub, MessageStatusChange),
     }
+
+
+class SimPhone:
+    """Posts signed simulator webhooks to one simulator channel, as a phone would."""
+
+    def __init__(self, client: Any, channel_id: str, secret: str, number: str) -> None:
+        self.client = client
+        self.channel_id = channel_id
+        self.secret = secret
+        self.number = number
+        self._seq = 0
+
+    async def post(self, event: str, **fields: Any) -> Any:
+        """Post one event (``event_body`` fields); returns the HTTP response."""
+        from connectors.simulator import event_body, sign_request
+
+        self._seq += 1
+        fields.setdefault(
+            "event_id", f"sim-{self.channel_id}-{self._seq}-{datetime.now(UTC).timestamp()}"
+        )
+        fields.setdefault("to_number", self.number)
+        body = event_body(event, **fields)
+        headers = {
+            "content-type": "application/json",
+            **sign_request(self.secret, body, datetime.now(UTC)),
+        }
+        resp = await self.client.post(f"/webhooks/{self.channel_id}", content=body, headers=headers)
+        assert resp.status_code == 200, resp.text
+        return resp
+
+    async def says(self, sender: str, text: str, **fields: Any) -> Any:
+        """An inbound SMS from ``sender``."""
+        return await self.post("sms.received", from_number=sender, text=text, **fields)
+
+
+async def fast_forward(hub: Hub, *names: str) -> int:
+    """Make every pending (future) job due now — timers fire without waiting."""
+    import sqlalchemy as sa
+    from sqlmodel import col
+
+    stmt = sa.update(Job).where(col(Job.status) == "pending")
+    if names:
+        stmt = stmt.where(col(Job.name).in_(names))
+    async with hub.db.write() as session:
+        result = await session.execute(stmt.values(run_at=datetime.now(UTC) - timedelta(seconds=1)))
+        return int(result.rowcount)  # type: ignore[attr-defined]

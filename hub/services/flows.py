@@ -39,7 +39,7 @@ from hub.queue.jobs import job
 from hub.services.events import emit, event_sink
 from hub.services.flow_effects import HubEffects, contact_view
 from hub.services.flow_store import HubClock, QueueScheduler, SqlFlowSource, SqlRunStore, run_of
-from hub.services.keywords import classify
+from hub.services.keywords import classify, is_compliance_reply
 
 log = logging.getLogger("smshub.flows")
 
@@ -336,7 +336,7 @@ async def flows_sink(hub: Hub, session: AsyncSession, payload: dict[str, Any]) -
                 key=f"stop-runs:{event_id}",
             )
             return
-        if keyword is not None:
+        if is_compliance_reply(data.get("body")):
             return
     await enqueue(session, "flow_dispatch", {"event_id": event_id}, key=f"flows:{event_id}")
 
@@ -391,15 +391,15 @@ async def flow_advance(hub: Hub, run_id: str) -> None:
 
 @job("flow_cancel_waiting")
 async def flow_cancel_waiting(hub: Hub, phone: str | None) -> None:
-    """STOP: the contact's waiting runs are cancelled (they could not send anyway)."""
+    """STOP: runs waiting for this contact's reply are cancelled (they could only nag)."""
     if not phone:
         return
     async with hub.db.read() as session:
         ids = (
             await session.execute(
                 sa.select(col(FlowRun.id)).where(
-                    col(FlowRun.contact_phone) == phone,
-                    col(FlowRun.status).in_(("waiting", "running")),
+                    col(FlowRun.wait_phone) == phone,
+                    col(FlowRun.status) == "waiting",
                 )
             )
         ).scalars()
