@@ -148,6 +148,59 @@ def cmd_simulate_inbound(args: argparse.Namespace, settings: Settings) -> int:
     return _run(_with_hub(settings, action))
 
 
+def cmd_flows_import(args: argparse.Namespace, settings: Settings) -> int:
+    """Import a flow file (DESIGN.md JSON), optionally publishing it."""
+    import json
+    from pathlib import Path
+
+    from hub.errors import ApiError
+    from hub.migrate import upgrade
+    from hub.services.flows import import_flow
+
+    try:
+        document = json.loads(Path(args.file).read_text())
+    except (OSError, ValueError) as exc:
+        print(f"cannot read {args.file}: {exc}", file=sys.stderr)
+        return 2
+    upgrade(settings.effective_database_url)
+
+    async def action(hub: Any) -> int:
+        try:
+            view, version = await import_flow(hub, document, publish_it=args.publish)
+        except ApiError as exc:
+            print(f"{exc.message}", file=sys.stderr)
+            for item in exc.details or []:
+                where = item.get("node_id") or "flow"
+                print(
+                    f"  {where}: {item.get('field') or ''} {item.get('message')}", file=sys.stderr
+                )
+            return 1
+        state = f"published as version {version}" if version else "saved as a draft"
+        print(view.flow.id)
+        print(f"# {view.flow.name!r} {state}", file=sys.stderr)
+        for problem in view.problems:
+            print(f"  {problem.node_id or 'flow'}: {problem.message}", file=sys.stderr)
+        return 0
+
+    return _run(_with_hub(settings, action))
+
+
+def cmd_flows_export(args: argparse.Namespace, settings: Settings) -> int:
+    """Print a flow's canonical JSON (the draft, or --version N)."""
+    from hub.errors import ApiError
+    from hub.services.flows import export_document
+
+    async def action(hub: Any) -> int:
+        try:
+            sys.stdout.write(await export_document(hub, args.id, args.version))
+        except ApiError as exc:
+            print(exc.message, file=sys.stderr)
+            return 1
+        return 0
+
+    return _run(_with_hub(settings, action))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every sub-command."""
     parser = argparse.ArgumentParser(prog="smshub", description="Self-hosted SMS integration hub.")
@@ -172,6 +225,21 @@ def build_parser() -> argparse.ArgumentParser:
     create = apikey_sub.add_parser("create", help="create a key and print it once")
     create.add_argument("--name", required=True)
     create.set_defaults(func=cmd_apikey_create)
+
+    flows = sub.add_parser("flows", help="import and export flows")
+    flows_sub = flows.add_subparsers(dest="flows_command", required=True)
+    imp = flows_sub.add_parser("import", help="import a flow JSON file")
+    imp.add_argument("file")
+    imp.add_argument(
+        "--publish", action="store_true", help="publish it (refused if it has problems)"
+    )
+    imp.set_defaults(func=cmd_flows_import)
+    exp = flows_sub.add_parser("export", help="print a flow as canonical JSON")
+    exp.add_argument("id")
+    exp.add_argument(
+        "--version", type=int, default=None, help="a published version (default: draft)"
+    )
+    exp.set_defaults(func=cmd_flows_export)
 
     simulate = sub.add_parser("simulate", help="simulate gateway traffic")
     sim_sub = simulate.add_subparsers(dest="simulate_command", required=True)
