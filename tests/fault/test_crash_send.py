@@ -3,112 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
 
-from hub.app import build_hub
 from hub.context import Hub
 from hub.models import Message
 from hub.services.apikeys import create_api_key
 from hub.services.channels import create_channel
-from tests.conftest import free_port, make_settings
 from tests.fakes.providers import FakeProvider
+from tests.fault.server import Server, wait_for
 
 pytestmark = pytest.mark.slow
-
-
-class Server:
-    """``smshub serve`` in a child process, on its own port, killable with SIGKILL."""
-
-    def __init__(self, tmp_path: Path, database_url: str, **env: str) -> None:
-        self.port = free_port()
-        self.env = {
-            **os.environ,
-            "SMSHUB_VAR_DIR": str(tmp_path / "var"),
-            "SMSHUB_DATABASE_URL": database_url,
-            "SMSHUB_SECRET_KEY": "test-secret-key",
-            "SMSHUB_PORT": str(self.port),
-            "SMSHUB_PUBLIC_URL": f"http://127.0.0.1:{self.port}",
-            "SMSHUB_BOOTSTRAP_SIMULATOR": "false",
-            "SMSHUB_JOB_POLL_S": "0.1",
-            **env,
-        }
-        self.log = tmp_path / f"server-{self.port}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> Server:
-        self.spawn()
-        return await self.wait_healthy()
-
-    def spawn(self) -> None:
-        """Start the child process."""
-        with self.log.open("wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "hub.cli", "serve"],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    async def wait_healthy(self) -> Server:
-        """Wait until /healthz answers."""
-        assert self.proc is not None
-        deadline = time.monotonic() + 30
-        async with httpx.AsyncClient() as client:
-            while time.monotonic() < deadline:
-                assert self.proc.poll() is None, self.log.read_text()
-                try:
-                    if (await client.get(f"{self.url}/healthz")).status_code == 200:
-                        return self
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.1)
-        raise AssertionError(f"server did not start:\n{self.log.read_text()}")
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown hooks, no flushing, like a power cut."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-
-@pytest.fixture
-def servers() -> Iterator[list[Server]]:
-    started: list[Server] = []
-    yield started
-    for server in started:
-        server.kill()
-
-
-@pytest.fixture
-async def setup_hub(tmp_path: Path, database_url: str) -> AsyncIterator[Hub]:
-    hub = build_hub(make_settings(tmp_path, database_url))
-    yield hub
-    await hub.http.close()
-    await hub.db.dispose()
-
-
-async def _wait_for(predicate: Any, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await predicate():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 async def _message(hub: Hub, message_id: str) -> Message:
@@ -154,7 +62,7 @@ async def test_killed_after_202_before_the_job_ran_sends_exactly_once(
         async def handed_over() -> bool:
             return (await _message(setup_hub, message_id)).status == "accepted"
 
-        await _wait_for(handed_over)
+        await wait_for(handed_over)
         await asyncio.sleep(1.0)  # time for any duplicate to show up
         assert len(fake.requests) == 1
         assert fake.requests[0].json()["id"] == message_id
@@ -199,7 +107,7 @@ async def test_killed_while_handing_over_never_sends_twice(
         async def provider_got_it() -> bool:
             return len(fake.requests) == 1
 
-        await _wait_for(provider_got_it)
+        await wait_for(provider_got_it)
         first.kill()  # mid-send: the gateway has the SMS, the hub never heard back
         fake.resume()
 
@@ -209,7 +117,7 @@ async def test_killed_while_handing_over_never_sends_twice(
         async def settled() -> bool:
             return (await _message(setup_hub, message_id)).status == outcome
 
-        await _wait_for(settled)
+        await wait_for(settled)
         await asyncio.sleep(1.0)
         ids = {r.json().get("id") for r in fake.requests} if connector == "smsgate" else set()
         if connector == "smsgate":

@@ -1,0 +1,85 @@
+"""A real ``smshub serve`` in a child process, for tests that kill it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import free_port
+
+
+class Server:
+    """``smshub serve`` in a child process, on its own port, killable with SIGKILL."""
+
+    def __init__(self, tmp_path: Path, database_url: str, **env: str) -> None:
+        self.port = free_port()
+        self.env = {
+            **os.environ,
+            "SMSHUB_VAR_DIR": str(tmp_path / "var"),
+            "SMSHUB_DATABASE_URL": database_url,
+            "SMSHUB_SECRET_KEY": "test-secret-key",
+            "SMSHUB_PORT": str(self.port),
+            "SMSHUB_PUBLIC_URL": f"http://127.0.0.1:{self.port}",
+            "SMSHUB_BOOTSTRAP_SIMULATOR": "false",
+            "SMSHUB_JOB_POLL_S": "0.1",
+            **env,
+        }
+        self.log = tmp_path / f"server-{self.port}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> Server:
+        self.spawn()
+        return await self.wait_healthy()
+
+    def spawn(self) -> None:
+        """Start the child process."""
+        with self.log.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "hub.cli", "serve"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    async def wait_healthy(self) -> Server:
+        """Wait until /healthz answers."""
+        assert self.proc is not None
+        deadline = time.monotonic() + 30
+        async with httpx.AsyncClient() as client:
+            while time.monotonic() < deadline:
+                assert self.proc.poll() is None, self.log.read_text()
+                try:
+                    if (await client.get(f"{self.url}/healthz")).status_code == 200:
+                        return self
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.1)
+        raise AssertionError(f"server did not start:\n{self.log.read_text()}")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hooks, no flushing, like a power cut."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+
+async def wait_for(predicate: Callable[[], Awaitable[bool]], timeout: float = 20.0) -> None:
+    """Poll ``predicate`` until it holds (AssertionError after ``timeout`` seconds)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await predicate():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("condition not met in time")
