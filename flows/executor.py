@@ -196,7 +196,11 @@ class Executor:
         for _ in range(_CAS_RETRIES):
             run = await self._load(run_id)
             if event_id is not None and event_id in run.seen_events:
-                return True  # a redelivery of a reply this run already took
+                # A redelivery of a reply this run already took (the dispatch job ran
+                # again after a crash): make sure the run carries on, take nothing.
+                if run.status == "running":
+                    await self.advance(run_id)
+                return True
             wait = run.wait
             if run.status != "waiting" or wait is None or wait.kind != "reply":
                 return False
@@ -241,7 +245,9 @@ class Executor:
             run = await self._load(run_id)
             wait = run.wait
             if run.status != "waiting" or wait is None or wait.token != token:
-                return run
+                # Stale. If the run is mid-flight (this timer job ran again after a crash
+                # that followed its save), finishing the walk is all that is left to do.
+                return await self.advance(run_id) if run.status == "running" else run
             try:
                 if wait.kind == "retry":
                     await self._end_backoff(run, wait)

@@ -319,8 +319,9 @@ class FakeEffects:
 
     def _decide(self, command: SmsCommand) -> SmsOutcome:
         channel = command.channel_id or self.default_channel
+        to = normalize_phone(command.to)
         if self.contact(command.to).opted_out:
-            return SmsOutcome(status="suppressed", reason="opted_out", channel_id=channel)
+            return SmsOutcome(status="suppressed", reason="opted_out", to=to, channel_id=channel)
         since = self.clock.now() - timedelta(seconds=self.loop_window_s)
         recent = [
             s
@@ -330,11 +331,12 @@ class FakeEffects:
             and normalize_phone(s.command.to) == normalize_phone(command.to)
         ]
         if len(recent) >= self.loop_limit:
-            return SmsOutcome(status="suppressed", reason="loop_breaker", channel_id=channel)
+            return SmsOutcome(status="suppressed", reason="loop_breaker", to=to, channel_id=channel)
         self._messages += 1
         return SmsOutcome(
             status="queued",
             message_id=f"msg_out_{self._messages}",
+            to=to,
             channel_id=channel,
             device_id=command.device_id,
             sim_slot=command.sim_slot,

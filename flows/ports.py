@@ -107,6 +107,8 @@ class SmsOutcome:
     message_id: str | None = None
     #: Why it was suppressed (``opted_out``, ``loop_breaker``, …).
     reason: str | None = None
+    #: The recipient as the pipeline normalized it (E.164); a reply wait listens for it.
+    to: str | None = None
     #: The route the pipeline picked (a reply wait listens on this channel).
     channel_id: str | None = None
     device_id: str | None = None

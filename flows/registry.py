@@ -203,7 +203,7 @@ class NodeSpec(Generic[ConfigT]):
             "error_port": ERROR_PORT if self.can_fail else None,
             "effectful": self.effectful,
             "templates": self.config_model.template_fields(),
-            "config_schema": self.config_model.model_json_schema(),
+            "config_schema": {**self.config_model.model_json_schema(), "title": self.title},
         }
 
 

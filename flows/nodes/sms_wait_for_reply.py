@@ -84,7 +84,9 @@ async def handle(config: Config, ctx: NodeContext) -> NodeResult:
         outcome = await ctx.effects.send_sms(command)
         output["sent"] = sms_output(command, outcome)
         channel = outcome.channel_id or channel
+        phone = outcome.to or phone
     output["channel_id"] = channel
+    output["waiting_for"] = normalize_phone(phone)
     return NodeResult(
         output=output,
         wait=WaitRequest(
@@ -92,7 +94,8 @@ async def handle(config: Config, ctx: NodeContext) -> NodeResult:
             until=ctx.now + timedelta(seconds=config.timeout_s),
             reply_port=REPLY_PORT,
             timeout_port=TIMEOUT_PORT,
-            contact_phone=phone,
+            # Normalized: the hub finds the waiting run by the sender's E.164 number.
+            contact_phone=normalize_phone(phone),
             channel_id=channel,
         ),
     )

@@ -881,3 +881,38 @@ async def test_crash_at_any_point_resumes_and_each_effect_happens_once() -> None
         if faults.crash_at is not None and len(faults.points) <= crash_at:
             failures.append(f"{where}: the crash point was never reached")
     assert not failures, "\n".join(failures)
+
+
+async def test_a_stale_timer_on_a_running_run_finishes_the_walk() -> None:
+    h = FlowHarness()
+    fid, version = h.publish(chain(keyword("HI"), node("r", "sms.reply", text="hello")))
+    event = {"id": "e1", "type": "sms.received", "data": {"from": PHONE, "body": "hi"}}
+    run = await h.executor.start_run(fid, version, event, advance=False)
+    after = await h.executor.fire_timer(run.id, "wait:0")  # e.g. a timer job re-run
+    assert after.status == "completed" and texts(h) == ["hello"]
+
+
+async def test_a_redelivered_reply_resumes_a_run_left_mid_flight() -> None:
+    h, faults = crashing_harness(None)
+    await h.dispatch(
+        {
+            "id": "evt_go",
+            "type": "sms.received",
+            "data": {"from": PHONE, "body": "go", "channel_id": "ch_test"},
+        }
+    )
+    await fire_due_timers(h, 60)
+    run = h.runs()[0]
+    assert run.status == "waiting"
+    answer = {
+        "id": "evt_answer",
+        "type": "sms.received",
+        "data": {"from": PHONE, "body": "yes", "channel_id": "ch_test"},
+    }
+    faults.crash_at = len(faults.points) + 1  # right after the reply is saved
+    with pytest.raises(SimulatedCrash):
+        await h.executor.deliver_reply(run.id, answer)
+    assert h.runs()[0].status == "running"
+    assert await h.executor.deliver_reply(run.id, answer) is True  # the job runs again
+    assert h.runs()[0].status == "completed"
+    assert texts(h) == ["hello", "question?", "thanks for yes"]
