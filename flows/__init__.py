@@ -50,6 +50,7 @@ from flows.ports import (
     SmsCommand,
     SmsOutcome,
     StaleRunError,
+    UtcClock,
 )
 from flows.registry import (
     NodeConfig,
@@ -123,6 +124,7 @@ __all__ = [
     "TemplateError",
     "TriggerIndex",
     "TriggerMatch",
+    "UtcClock",
     "Wait",
     "WaitRequest",
     "check_template",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from flows.runs import Run, Step
@@ -38,6 +38,7 @@ __all__ = [
     "SmsOutcome",
     "SmsStatus",
     "StaleRunError",
+    "UtcClock",
 ]
 
 
@@ -263,3 +264,11 @@ class Clock(Protocol):
     def now(self) -> datetime:
         """Current time."""
         ...
+
+
+class UtcClock:
+    """The real clock (the hub's default Clock)."""
+
+    def now(self) -> datetime:
+        """Current UTC time."""
+        return datetime.now(UTC)

@@ -34,3 +34,8 @@ def test_flows_imports_nothing_from_the_application() -> None:
                 f"{path.name}: {n}" for n in names if n.split(".")[0] in {"hub", "ui", "connectors"}
             ]
     assert offenders == []
+
+
+def test_utc_clock_is_aware() -> None:
+    assert flows.UtcClock().now().tzinfo is not None
+    assert isinstance(flows.UtcClock(), flows.Clock)

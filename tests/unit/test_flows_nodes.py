@@ -64,6 +64,12 @@ def test_catalog_entries() -> None:
     assert set(props) >= {"url", "method", "headers", "body", "preset", "timeout_s"}
 
 
+def test_catalog_is_json() -> None:
+    import json
+
+    assert json.loads(json.dumps(node_types_catalog())) == node_types_catalog()
+
+
 def test_switch_ports_come_from_its_cases() -> None:
     spec = get_spec("logic.switch")
     assert spec is not None
