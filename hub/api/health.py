@@ -6,6 +6,7 @@ from litestar import Response, get
 from litestar.di import NamedDependency
 
 from hub.context import Hub
+from hub.metrics import render
 from hub.schemas import HealthOut
 
 
@@ -29,4 +30,9 @@ async def readyz(hub: NamedDependency[Hub]) -> Response[HealthOut]:
     )
 
 
-route_handlers = [healthz, readyz]
+@get("/metrics", tags=["health"], summary="Prometheus metrics", media_type="text/plain")
+async def metrics() -> Response[bytes]:
+    return Response(render(), media_type="text/plain; version=0.0.4")
+
+
+route_handlers = [healthz, readyz, metrics]

@@ -32,6 +32,7 @@ from hub.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
+from hub.metrics import WEBHOOKS
 from hub.services.channels import ChannelRuntime
 from hub.services.ingest import ingest_events
 
@@ -83,6 +84,7 @@ async def _receive(
         raise BadRequest(str(exc), code="malformed_payload") from exc
     await ingest_events(hub, channel, events)
     answer = channel.connector.webhook_response(webhook, events)
+    WEBHOOKS.labels(channel.connector.name, str(answer.status_code)).inc()
     return Response(answer.body, status_code=answer.status_code, media_type=answer.media_type)
 
 

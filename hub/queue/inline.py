@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import random
+import time
 import traceback
 from datetime import timedelta
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from hub.context import Hub
+from hub.metrics import JOB_SECONDS, JOBS
 from hub.models import Job, utcnow
 from hub.queue.base import Retry
 from hub.queue.jobs import load_all, run_job
@@ -139,11 +141,14 @@ class InlineQueue:
 
     async def _run(self, row: Any) -> None:
         """Run one claimed job and record the outcome."""
+        started = time.perf_counter()
         try:
             await run_job(self.hub, row.name, dict(row.args))
         except Retry as exc:
+            JOBS.labels(row.name, "retry").inc()
             await self._reschedule(row, exc.delay_s, str(exc), count_attempt=exc.count_attempt)
         except Exception as exc:
+            JOBS.labels(row.name, "error").inc()
             log.warning("job %s %s failed (attempt %s): %s", row.name, row.id, row.attempts, exc)
             error = "".join(traceback.format_exception_only(exc)).strip()
             if row.attempts >= row.max_attempts:
@@ -151,7 +156,10 @@ class InlineQueue:
             else:
                 await self._reschedule(row, backoff_s(row.attempts), error, count_attempt=True)
         else:
+            JOBS.labels(row.name, "done").inc()
             await self._complete(row)
+        finally:
+            JOB_SECONDS.labels(row.name).observe(time.perf_counter() - started)
 
     async def _complete(self, row: Any) -> None:
         jobs = Job.__table__  # type: ignore[attr-defined]

@@ -21,7 +21,8 @@ from connectors.segments import segment_info
 from hub.context import Hub
 from hub.dbutil import insert_ignore
 from hub.ids import new_id
-from hub.models import Contact, Device, Event, Message, utcnow
+from hub.metrics import EVENTS
+from hub.models import Channel, Contact, Device, Event, Message, utcnow
 from hub.phone import normalize_address
 from hub.queue.base import Retry, enqueue
 from hub.queue.jobs import job
@@ -62,6 +63,7 @@ async def ingest_events(
             else:
                 result.stored += 1
                 result.event_ids.append(event_id)
+            EVENTS.labels(event.type, "duplicate" if event_id is None else "stored").inc()
     if result.stored:
         hub.queue.notify()
     return result
@@ -354,8 +356,6 @@ async def ingest_followup(
     """Ingest an event a connector scheduled (simulator delivery reports and loop-backs)."""
     target = channel_id
     if to_channel_number:
-        from hub.models import Channel
-
         async with hub.db.read() as session:
             found = await session.execute(
                 sa.select(col(Channel.id)).where(

@@ -20,6 +20,7 @@ from sqlmodel import col
 from connectors.base import CanSend, SendError, SendRequest, SendResult
 from hub.context import Hub
 from hub.errors import Conflict, Unprocessable
+from hub.metrics import SENDS
 from hub.models import Channel, Contact, Device, Message, utcnow
 from hub.phone import InvalidNumber, to_e164
 from hub.queue.base import Retry, enqueue
@@ -207,12 +208,12 @@ async def send_message(hub: Hub, message_id: str) -> None:
     assert isinstance(channel.connector, CanSend)
     try:
         result = await channel.connector.send(channel.config, request, hub.http)
-    except SendError as exc:
-        await _send_failed(hub, message_id, exc, attempt)
+    except (SendError, OSError, TimeoutError) as exc:
+        error = exc if isinstance(exc, SendError) else SendError(str(exc), retryable=True)
+        SENDS.labels(channel.connector.name, "retry" if error.retryable else "failed").inc()
+        await _send_failed(hub, message_id, error, attempt)
         return
-    except (OSError, TimeoutError) as exc:
-        await _send_failed(hub, message_id, SendError(str(exc), retryable=True), attempt)
-        return
+    SENDS.labels(channel.connector.name, "accepted").inc()
     await _record_sent(hub, channel, message_id, result)
 
 

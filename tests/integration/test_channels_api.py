@@ -194,3 +194,23 @@ async def test_health_ready_and_openapi(client: httpx.AsyncClient) -> None:
     schema = (await client.get("/schema/openapi.json")).json()
     assert "/api/v1/send" in schema["paths"]
     assert "/webhooks/{channel_id}" in schema["paths"]
+
+
+async def test_metrics_count_webhooks_and_jobs(
+    hub: Hub, client: httpx.AsyncClient, api_headers: dict[str, str]
+) -> None:
+    from tests.helpers import SimPhone
+
+    channel = (
+        await client.post(
+            "/api/v1/channels",
+            json={"connector": "simulator", "name": "sim", "webhook_secret": "metrics-secret"},
+            headers=api_headers,
+        )
+    ).json()
+    await SimPhone(client, channel["id"], "metrics-secret", "+15550100000").says(
+        "+15550001234", "hi"
+    )
+    text = (await client.get("/metrics")).text
+    assert 'smshub_webhooks_total{connector="simulator",status="200"}' in text
+    assert 'smshub_gateway_events_total{outcome="stored",type="sms.received"}' in text
