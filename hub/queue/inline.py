@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from hub.context import Hub
 from hub.metrics import JOB_SECONDS, JOBS
 from hub.models import Job, utcnow
-from hub.queue.base import Retry
-from hub.queue.jobs import load_all, run_job
+from hub.queue.base import Retry, enqueue
+from hub.queue.jobs import PERIODIC, load_all, run_job
 
 log = logging.getLogger("smshub.queue")
 
@@ -43,6 +43,7 @@ class InlineQueue:
         self._main: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[None]] = set()
         self._stopping = False
+        self._periodic_due: dict[str, float] = {}
 
     def notify(self) -> None:
         """Wake the poller: rows were committed."""
@@ -85,7 +86,8 @@ class InlineQueue:
             await asyncio.wait_for(self._wake.wait(), self.hub.settings.job_poll_s)
 
     async def _poll_iteration(self) -> int:
-        """Claim as many due jobs as there are free slots and start them."""
+        """Queue due periodic jobs, then claim as many due jobs as there are free slots."""
+        await self._queue_periodic()
         free = self.concurrency - len(self._running)
         if free <= 0:
             return 0
@@ -99,6 +101,22 @@ class InlineQueue:
             self._running.add(task)
             task.add_done_callback(self._finished)
         return len(jobs)
+
+    async def _queue_periodic(self) -> None:
+        """Enqueue each periodic job whose interval has passed (one pending copy at most)."""
+        now = time.monotonic()
+        due = [name for name, every in PERIODIC.items() if now >= self._periodic_due.get(name, 0.0)]
+        if not due or self.concurrency <= 0:
+            return
+        try:
+            async with self.hub.db.write() as session:
+                for name in due:
+                    await enqueue(session, name, {}, key=f"periodic:{name}")
+        except Exception:
+            log.exception("queueing periodic jobs failed")
+            return
+        for name in due:
+            self._periodic_due[name] = now + PERIODIC[name]
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)

@@ -13,6 +13,20 @@ JobFunc = Callable[..., Awaitable[None]]
 JOBS: dict[str, JobFunc] = {}
 
 
+#: Jobs every worker process queues on a fixed interval (seconds), e.g. recovery sweeps.
+PERIODIC: dict[str, float] = {}
+
+
+def periodic(name: str, every_s: float) -> Callable[[JobFunc], JobFunc]:
+    """Register a job that runs about every ``every_s`` seconds (and at worker start)."""
+
+    def register(func: JobFunc) -> JobFunc:
+        PERIODIC[name] = every_s
+        return job(name)(func)
+
+    return register
+
+
 def job(name: str) -> Callable[[JobFunc], JobFunc]:
     """Register a job function under ``name``."""
 
@@ -33,6 +47,7 @@ async def run_job(hub: Hub, name: str, args: dict[str, Any]) -> None:
 
 def load_all() -> None:
     """Import the modules that define jobs so the registry is complete."""
+    import hub.delivery.jobs
     import hub.services.events
     import hub.services.flows
     import hub.services.ingest

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -35,7 +36,7 @@ from hub.errors import ApiError, Conflict, NotFound, Unprocessable
 from hub.ids import new_id, new_token
 from hub.models import Contact, Event, Flow, FlowRun, FlowVersion, utcnow
 from hub.queue.base import enqueue
-from hub.queue.jobs import job
+from hub.queue.jobs import job, periodic
 from hub.services.events import emit, event_sink
 from hub.services.flow_effects import HubEffects, contact_view
 from hub.services.flow_store import HubClock, QueueScheduler, SqlFlowSource, SqlRunStore, run_of
@@ -407,6 +408,40 @@ async def flow_cancel_waiting(hub: Hub, phone: str | None) -> None:
     executor = runtime(hub).executor
     runs = [await executor.cancel(run_id, "contact opted out (STOP)") for run_id in run_ids]
     await announce(hub, runs)
+
+
+#: A run "running" untouched this long lost its worker (crash); the sweep carries it on.
+STALE_RUNNING_S = 60.0
+#: A wait this far past its end lost its timer job; the sweep re-arms it.
+OVERDUE_WAIT_S = 30.0
+#: Runs one sweep looks at (the next sweep takes the rest).
+SWEEP_BATCH = 200
+
+
+@periodic("flow_sweep", 60.0)
+async def flow_sweep(hub: Hub) -> None:
+    """Recovery: queue an advance for runs a crash left running, or waiting past their end."""
+    now = utcnow()
+    async with hub.db.write() as session:
+        rows = await session.execute(
+            sa.select(col(FlowRun.id))
+            .where(
+                sa.or_(
+                    sa.and_(
+                        col(FlowRun.status) == "running",
+                        col(FlowRun.updated_at) < now - timedelta(seconds=STALE_RUNNING_S),
+                    ),
+                    sa.and_(
+                        col(FlowRun.status) == "waiting",
+                        col(FlowRun.wait_until) < now - timedelta(seconds=OVERDUE_WAIT_S),
+                    ),
+                )
+            )
+            .limit(SWEEP_BATCH)
+        )
+        for run_id in rows.scalars():
+            await enqueue(session, "flow_advance", {"run_id": run_id}, key=f"advance:{run_id}")
+    hub.queue.notify()
 
 
 async def announce(hub: Hub, runs: list[Run]) -> None:

@@ -397,3 +397,35 @@ async def test_node_types_catalog(client: httpx.AsyncClient, api_headers: dict[s
         types["sms.wait_for_reply"]["ports"]
     )
     assert "properties" in types["sms.reply"]["config_schema"]
+
+
+async def test_sweep_carries_on_runs_a_crash_left_behind(
+    hub: Hub, client: httpx.AsyncClient, api_headers: dict[str, str], phone: SimPhone
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from hub.models import FlowRun
+    from hub.services.flows import runtime
+
+    flow = await publish(client, api_headers, without_http(example("join_keyword")))
+    # A worker died right after creating the run: it is "running" and nobody moves it.
+    run = await runtime(hub).executor.start_run(
+        flow["id"],
+        1,
+        {
+            "id": "evt_x",
+            "type": "sms.received",
+            "data": {"from": ANN, "body": "join", "channel_id": phone.channel_id},
+        },
+        advance=False,
+    )
+    async with hub.db.write() as session:
+        await session.execute(
+            sa.update(FlowRun)
+            .where(col(FlowRun.id) == run.id)
+            .values(updated_at=datetime.now(UTC) - timedelta(minutes=5))
+        )
+    await drain(hub)  # the first drain of a worker runs the periodic sweep
+    [row] = await runs(client, api_headers)
+    assert row["status"] == "completed"
+    assert await texts_to(hub, ANN) == ["Welcome! Reply STOP to opt out."]
