@@ -12,7 +12,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.pydantic import PydanticPlugin
 
-from hub.api import flows, health, ingress, v1
+from hub.api import endpoints, flows, health, ingress, v1
 from hub.api.deps import provide_hub
 from hub.api.errors import exception_handlers
 from hub.context import Hub
@@ -81,4 +81,7 @@ def create_app(
 
 
 def _api_router() -> Router:
-    return Router(path="/api/v1", route_handlers=[*v1.route_handlers, *flows.api_handlers])
+    return Router(
+        path="/api/v1",
+        route_handlers=[*v1.route_handlers, *flows.api_handlers, *endpoints.route_handlers],
+    )

@@ -289,3 +289,6 @@ class FlowStep(SQLModel, table=True):
     doc: dict[str, Any] = _json(dict)
     started_at: datetime = _ts()
     finished_at: datetime | None = _ts(nullable=True)
+
+
+import hub.delivery.models  # noqa: E402, F401  (Alembic sees the delivery tables)

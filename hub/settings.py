@@ -66,6 +66,18 @@ class Settings(BaseSettings):
     """The loop-breaker window in seconds."""
     flow_step_limit: int = 1000
     """Steps one flow run may take before it is failed (guards loops)."""
+    allow_http_destinations: bool = False
+    """Let webhook endpoints and flow HTTP requests use plain http:// (addresses still checked)."""
+    destination_allowlist: str = ""
+    """Networks (CIDR) and host names the SSRF guard lets through, e.g. ``10.0.0.0/8,n8n.lan``."""
+    delivery_timeout_s: float = 15.0
+    """Seconds one webhook delivery attempt may take."""
+    delivery_disable_after_s: float = 5 * 86_400.0
+    """An endpoint whose deliveries all failed for this long is disabled (default 5 days)."""
+    delivery_secret_overlap_s: float = 86_400.0
+    """After a secret rotation, how long the old secret still signs (default 24 h)."""
+    delivery_max_in_flight_per_endpoint: int = 8
+    """Concurrent delivery attempts to one healthy endpoint per process (slow ones get 1)."""
 
     @field_validator("delivery_retry_schedule")
     @classmethod

@@ -84,10 +84,8 @@ def check_url(preset: str, url: str) -> list[str]:
 
 def infer_preset(url: str) -> Preset:
     """The preset whose URL shape ``url`` has (``generic`` when none fits)."""
-    for preset in ("zapier", "make", "n8n"):
-        if not check_url(preset, url):
-            return preset  # type: ignore[return-value]
-    return "generic"
+    candidates: tuple[Preset, ...] = ("zapier", "make", "n8n")
+    return next((preset for preset in candidates if not check_url(preset, url)), "generic")
 
 
 def shape_body(preset: str, body: Any) -> Any:

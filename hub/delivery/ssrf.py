@@ -96,23 +96,17 @@ class BlockedDestination(ValueError):
 def blocked_reason(address: IPAddress) -> str | None:
     """Why ``address`` may not be reached, or None when it is a public address."""
     if isinstance(address, ipaddress.IPv4Address):
-        for network, reason in BLOCKED_V4:
-            if address in network:
-                return reason
-        return None
+        return next((why for net4, why in BLOCKED_V4 if address in net4), None)
     embedded = embedded_ipv4(address)
     if embedded is not None:
         inner = blocked_reason(embedded)
         return f"embeds {embedded}, which is {inner}" if inner else None
-    for network, reason in NAMED_V6:
-        if address in network:
-            return reason
+    named = next((why for net6, why in NAMED_V6 if address in net6), None)
+    if named is not None:
+        return named
     if address not in _GLOBAL_UNICAST:
         return "reserved (not global unicast)"
-    for network, reason in BLOCKED_V6:
-        if address in network:
-            return reason
-    return None
+    return next((why for net6, why in BLOCKED_V6 if address in net6), None)
 
 
 def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
@@ -202,16 +196,9 @@ def check_url(url: str, policy: Policy) -> Target:
     """Check the URL's shape; raise :class:`BlockedDestination` with a reason otherwise.
 
     IP literals are judged here (no resolver sees them); host names are judged by the
-    guarded resolver when the request connects (and by :func:`resolve_and_check` early).
+    guarded resolver when the request connects (and early, at endpoint creation).
     """
-    if not isinstance(url, str) or not url.strip():
-        raise BlockedDestination("URL is empty")
-    if any(ord(ch) < 0x21 or ch == "\\" for ch in url.strip()):
-        raise BlockedDestination("URL contains spaces, control characters or backslashes")
-    try:
-        parsed = URL(url.strip())
-    except (ValueError, TypeError) as exc:
-        raise BlockedDestination(f"URL cannot be parsed: {exc}") from exc
+    parsed = _parse(url)
     scheme = (parsed.scheme or "").lower()
     if scheme not in ("http", "https"):
         raise BlockedDestination("URL must start with https:// (or http://)")
@@ -226,26 +213,43 @@ def check_url(url: str, policy: Policy) -> Target:
     host = (parsed.raw_host or "").lower()
     if not host:
         raise BlockedDestination("URL has no host")
-    ip = _ip_literal(host)
     try:
         port = parsed.port or (443 if scheme == "https" else 80)
     except ValueError as exc:
         raise BlockedDestination(f"URL has a bad port: {exc}") from exc
+    ip = _ip_literal(host)
     if ip is None:
         _check_host_name(host)
-    open_door = policy.allow_private or policy.host_allowed(host)
-    if ip is not None and not open_door:
-        if any(ip in network for network in policy.allowed_networks):
-            open_door = True
-        else:
-            reason = blocked_reason(ip)
-            if reason:
-                raise BlockedDestination(f"{ip} is {reason}; such addresses are not allowed")
-    if scheme == "http" and not (policy.allow_http or open_door):
+    opened = _judge_literal(ip, policy) or policy.allow_private or policy.host_allowed(host)
+    if scheme == "http" and not (policy.allow_http or opened):
         raise BlockedDestination(
-            "URL must use https:// (plain http:// is off; SMSHUB_ALLOW_HTTP_DESTINATIONS turns it on)"
+            "URL must use https:// (plain http:// is off; "
+            "SMSHUB_ALLOW_HTTP_DESTINATIONS turns it on)"
         )
     return Target(url=str(parsed), scheme=scheme, host=host, port=port, ip=ip)
+
+
+def _parse(url: str) -> URL:
+    if not isinstance(url, str) or not url.strip():
+        raise BlockedDestination("URL is empty")
+    if any(ord(ch) < 0x21 or ch == "\\" for ch in url.strip()):
+        raise BlockedDestination("URL contains spaces, control characters or backslashes")
+    try:
+        return URL(url.strip())
+    except (ValueError, TypeError) as exc:
+        raise BlockedDestination(f"URL cannot be parsed: {exc}") from exc
+
+
+def _judge_literal(ip: IPAddress | None, policy: Policy) -> bool:
+    """Raise for a blocked IP literal; True when the allow-list opens it explicitly."""
+    if ip is None or policy.allow_private:
+        return False
+    if any(ip in network for network in policy.allowed_networks):
+        return True
+    reason = blocked_reason(ip)
+    if reason:
+        raise BlockedDestination(f"{ip} is {reason}; such addresses are not allowed")
+    return False
 
 
 def _ip_literal(host: str) -> IPAddress | None:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 03:28:16.258616
+Create Date: 2026-11-27 03:36:00.152499
 """
 
 from collections.abc import Sequence
@@ -69,6 +69,28 @@ def upgrade() -> None:
         sa.Column("updated_at", hub.models.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("phone"),
+    )
+    op.create_table(
+        "endpoints",
+        sa.Column("id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("url", sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
+        sa.Column("description", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
+        sa.Column("event_types", sa.JSON(), nullable=False),
+        sa.Column("preset", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
+        sa.Column("enabled", sa.Boolean(), nullable=False),
+        sa.Column("secret_enc", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("previous_secret_enc", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+        sa.Column("previous_secret_until", hub.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("headers_enc", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+        sa.Column("rate_limit_per_s", sa.Integer(), nullable=True),
+        sa.Column("failing_since", hub.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("disabled_at", hub.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("disabled_reason", sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
+        sa.Column("deleted_at", hub.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", hub.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", hub.models.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
     )
     op.create_table(
         "events",
@@ -148,6 +170,39 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_runs_wait_until"), ["wait_until"], unique=False)
 
     op.create_table(
+        "deliveries",
+        sa.Column("id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("endpoint_id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("event_id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("event_type", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("generation", sa.Integer(), nullable=False),
+        sa.Column("generation_attempts", sa.Integer(), nullable=False),
+        sa.Column("max_attempts", sa.Integer(), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", hub.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_status_code", sa.Integer(), nullable=True),
+        sa.Column("last_error", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+        sa.Column("payload", sa.JSON(), nullable=True),
+        sa.Column("test", sa.Boolean(), nullable=False),
+        sa.Column("created_at", hub.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", hub.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", hub.models.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["endpoint_id"],
+            ["endpoints.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("endpoint_id", "event_id", name="uq_deliveries_endpoint_event"),
+    )
+    with op.batch_alter_table("deliveries", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_deliveries_endpoint_status", ["endpoint_id", "status", "created_at"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_deliveries_event_id"), ["event_id"], unique=False)
+        batch_op.create_index("ix_deliveries_status", ["status", "id"], unique=False)
+
+    op.create_table(
         "devices",
         sa.Column("id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
         sa.Column("channel_id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
@@ -200,6 +255,30 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("run_id", "seq"),
     )
+    op.create_table(
+        "delivery_attempts",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("delivery_id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("number", sa.Integer(), nullable=False),
+        sa.Column("generation", sa.Integer(), nullable=False),
+        sa.Column("trigger", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("at", hub.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("duration_ms", sa.Integer(), nullable=False),
+        sa.Column("status_code", sa.Integer(), nullable=True),
+        sa.Column("response_body", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+        sa.Column("response_truncated", sa.Boolean(), nullable=False),
+        sa.Column("error", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["delivery_id"],
+            ["deliveries.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("delivery_attempts", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_delivery_attempts_delivery_id"), ["delivery_id"], unique=False
+        )
+
     op.create_table(
         "messages",
         sa.Column("id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
@@ -288,6 +367,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_messages_contact_channel")
 
     op.drop_table("messages")
+    with op.batch_alter_table("delivery_attempts", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_delivery_attempts_delivery_id"))
+
+    op.drop_table("delivery_attempts")
     op.drop_table("run_steps")
     with op.batch_alter_table("flow_versions", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_flow_versions_flow_id"))
@@ -297,6 +380,12 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_devices_channel_id"))
 
     op.drop_table("devices")
+    with op.batch_alter_table("deliveries", schema=None) as batch_op:
+        batch_op.drop_index("ix_deliveries_status")
+        batch_op.drop_index(batch_op.f("ix_deliveries_event_id"))
+        batch_op.drop_index("ix_deliveries_endpoint_status")
+
+    op.drop_table("deliveries")
     with op.batch_alter_table("runs", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_runs_wait_until"))
         batch_op.drop_index("ix_runs_wait_reply")
@@ -315,6 +404,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_events_channel_id"))
 
     op.drop_table("events")
+    op.drop_table("endpoints")
     op.drop_table("contacts")
     with op.batch_alter_table("channels", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_channels_phone_number"))

@@ -1,0 +1,233 @@
+"""REST API for outbound webhooks: ``/endpoints``, ``/deliveries`` and REST Hooks ``/hooks``."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from typing import Annotated, Any
+
+from litestar import Controller, Response, delete, get, patch, post
+from litestar.di import NamedDependency
+from litestar.params import Body, FromPath, JSONBody, QueryParameter
+
+from hub.api.deps import require_api_key
+from hub.context import Hub
+from hub.delivery import deliveries as delivery_service
+from hub.delivery import endpoints as endpoint_service
+from hub.delivery.models import Delivery, DeliveryAttempt, Endpoint
+from hub.delivery.presets import PRESETS
+from hub.delivery.schemas import (
+    AttemptOut,
+    DeliveryOut,
+    EndpointIn,
+    EndpointOut,
+    EndpointPatch,
+    HookIn,
+    HookOut,
+    ReplayIn,
+    ReplayOut,
+    RotateIn,
+    TestIn,
+)
+from hub.schemas import Page
+
+Limit = Annotated[int, QueryParameter(ge=1, le=200, description="Items per page.")]
+Cursor = Annotated[
+    str | None, QueryParameter(description="`next_cursor` of the previous page.", max_length=40)
+]
+Id = Annotated[str | None, QueryParameter(max_length=40)]
+
+
+def endpoint_out(hub: Hub, row: Endpoint, *, with_secret: bool) -> EndpointOut:
+    """API view of an endpoint: header values masked, the secret only when asked."""
+    previous_until = row.previous_secret_until if row.previous_secret_enc else None
+    return EndpointOut(
+        id=row.id,
+        url=row.url,
+        description=row.description,
+        event_types=row.event_types,
+        preset=row.preset,
+        kind=row.kind,
+        enabled=row.enabled,
+        headers=dict.fromkeys(endpoint_service.extra_headers(hub, row), endpoint_service.MASK),
+        rate_limit_per_s=row.rate_limit_per_s,
+        secret=hub.box.decrypt(row.secret_enc) if with_secret else None,
+        previous_secret_expires_at=previous_until,
+        failing_since=row.failing_since,
+        disabled_at=row.disabled_at,
+        disabled_reason=row.disabled_reason,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def delivery_out(row: Delivery, attempts: list[DeliveryAttempt] | None = None) -> DeliveryOut:
+    """API view of a delivery (with its attempts on its own page)."""
+    return DeliveryOut(
+        id=row.id,
+        endpoint_id=row.endpoint_id,
+        event_id=row.event_id,
+        event_type=row.event_type,
+        status=row.status,
+        attempt_count=row.attempts,
+        generation=row.generation,
+        next_attempt_at=row.next_attempt_at,
+        last_status_code=row.last_status_code,
+        last_error=row.last_error,
+        test=row.test,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        finished_at=row.finished_at,
+        attempts=[AttemptOut.model_validate(a.model_dump()) for a in attempts]
+        if attempts is not None
+        else None,
+    )
+
+
+class EndpointController(Controller):
+    path = "/endpoints"
+    guards = [require_api_key]
+    tags = ["webhooks"]
+
+    @post("/", status_code=201, summary="Create a webhook endpoint")
+    async def create(self, hub: NamedDependency[Hub], data: JSONBody[EndpointIn]) -> EndpointOut:
+        """Returns the endpoint with its ``whsec_`` signing secret."""
+        row = await endpoint_service.create_endpoint(hub, **data.model_dump())
+        return endpoint_out(hub, row, with_secret=True)
+
+    @get("/", summary="List webhook endpoints, newest first")
+    async def list_endpoints(
+        self, hub: NamedDependency[Hub], limit: Limit = 50, cursor: Cursor = None
+    ) -> Page[EndpointOut]:
+        rows, next_cursor = await endpoint_service.list_endpoints(hub, limit=limit, cursor=cursor)
+        return Page[EndpointOut](
+            items=[endpoint_out(hub, r, with_secret=False) for r in rows], next_cursor=next_cursor
+        )
+
+    @get("/{endpoint_id:str}", summary="One endpoint, with its signing secret")
+    async def get_endpoint(
+        self, hub: NamedDependency[Hub], endpoint_id: FromPath[str]
+    ) -> EndpointOut:
+        async with hub.db.read() as session:
+            row = await endpoint_service.get_endpoint_row(session, endpoint_id)
+        return endpoint_out(hub, row, with_secret=True)
+
+    @patch("/{endpoint_id:str}", summary="Change an endpoint (enable again after a disable)")
+    async def update(
+        self, hub: NamedDependency[Hub], endpoint_id: FromPath[str], data: JSONBody[EndpointPatch]
+    ) -> EndpointOut:
+        row = await endpoint_service.update_endpoint(
+            hub, endpoint_id, data.model_dump(exclude_unset=True)
+        )
+        return endpoint_out(hub, row, with_secret=False)
+
+    @delete("/{endpoint_id:str}", status_code=204, summary="Delete an endpoint (history kept)")
+    async def remove(self, hub: NamedDependency[Hub], endpoint_id: FromPath[str]) -> None:
+        """Queued deliveries to it are cancelled."""
+        async with hub.db.read() as session:
+            await endpoint_service.get_endpoint_row(session, endpoint_id)
+        await endpoint_service.delete_endpoint(hub, endpoint_id)
+
+    @post("/{endpoint_id:str}/test", status_code=200, summary="Send a sample event now")
+    async def test(
+        self,
+        hub: NamedDependency[Hub],
+        endpoint_id: FromPath[str],
+        data: Annotated[TestIn | None, Body()] = None,
+    ) -> DeliveryOut:
+        """One attempt, inline; the answer shows what the endpoint replied."""
+        row = await delivery_service.send_test(hub, endpoint_id, data.event_type if data else None)
+        detail = await delivery_service.get_delivery(hub, row.id)
+        return delivery_out(*detail)
+
+    @post("/{endpoint_id:str}/rotate-secret", status_code=200, summary="Rotate the secret")
+    async def rotate(
+        self,
+        hub: NamedDependency[Hub],
+        endpoint_id: FromPath[str],
+        data: Annotated[RotateIn | None, Body()] = None,
+    ) -> EndpointOut:
+        """A new secret; the old one keeps signing during the overlap (both signatures sent)."""
+        row = await endpoint_service.rotate_secret(
+            hub, endpoint_id, data.overlap_s if data else None
+        )
+        return endpoint_out(hub, row, with_secret=True)
+
+    @post("/{endpoint_id:str}/replay", status_code=202, summary="Re-send failed deliveries")
+    async def replay(
+        self, hub: NamedDependency[Hub], endpoint_id: FromPath[str], data: JSONBody[ReplayIn]
+    ) -> ReplayOut:
+        """Every failed delivery created since ``since`` gets one new attempt."""
+        since = data.since if data.since.tzinfo else data.since.replace(tzinfo=UTC)
+        count = await delivery_service.replay_failed(hub, endpoint_id, since)
+        return ReplayOut(replayed=count)
+
+
+class DeliveryController(Controller):
+    path = "/deliveries"
+    guards = [require_api_key]
+    tags = ["webhooks"]
+
+    @get("/", summary="List deliveries, newest first (status=failed: the dead letters)")
+    async def list_deliveries(
+        self,
+        hub: NamedDependency[Hub],
+        limit: Limit = 50,
+        cursor: Cursor = None,
+        status: Annotated[
+            str | None, QueryParameter(pattern="^(pending|succeeded|failed|cancelled)$")
+        ] = None,
+        endpoint_id: Id = None,
+        event_id: Id = None,
+        event_type: Annotated[str | None, QueryParameter(max_length=32)] = None,
+    ) -> Page[DeliveryOut]:
+        rows, next_cursor = await delivery_service.list_deliveries(
+            hub,
+            limit=limit,
+            cursor=cursor,
+            status=status,
+            endpoint_id=endpoint_id,
+            event_id=event_id,
+            event_type=event_type,
+        )
+        return Page[DeliveryOut](items=[delivery_out(r) for r in rows], next_cursor=next_cursor)
+
+    @get("/{delivery_id:str}", summary="One delivery with its attempts")
+    async def get_delivery(
+        self, hub: NamedDependency[Hub], delivery_id: FromPath[str]
+    ) -> DeliveryOut:
+        return delivery_out(*await delivery_service.get_delivery(hub, delivery_id))
+
+    @post("/{delivery_id:str}/retry", status_code=202, summary="Send a delivery once more")
+    async def retry(self, hub: NamedDependency[Hub], delivery_id: FromPath[str]) -> DeliveryOut:
+        """Queues one new attempt; a delivery that is already pending is left as it is."""
+        return delivery_out(await delivery_service.retry_delivery(hub, delivery_id))
+
+
+class HookController(Controller):
+    path = "/hooks"
+    guards = [require_api_key]
+    tags = ["webhooks"]
+
+    @post("/", status_code=201, summary="Subscribe a REST Hook (Zapier, Make, n8n)")
+    async def subscribe(self, hub: NamedDependency[Hub], data: JSONBody[HookIn]) -> HookOut:
+        """An endpoint under the hood; the preset is inferred from the target URL."""
+        row = await endpoint_service.subscribe_hook(hub, data.target_url, data.event)
+        return HookOut(id=row.id, target_url=row.url, event=data.event, preset=row.preset)
+
+    @delete("/{hook_id:str}", status_code=204, summary="Unsubscribe a REST Hook")
+    async def unsubscribe(self, hub: NamedDependency[Hub], hook_id: FromPath[str]) -> None:
+        """Nothing more is sent to it, including deliveries already queued."""
+        await endpoint_service.delete_endpoint(hub, hook_id, kind="hook")
+
+    @get("/sample/{event:str}", summary="Recent payloads of an event type (for field mapping)")
+    async def sample(
+        self,
+        hub: NamedDependency[Hub],
+        event: FromPath[str],
+        preset: Annotated[str, QueryParameter(pattern=f"^({'|'.join(PRESETS)})$")] = "generic",
+    ) -> Response[list[Any]]:
+        """A JSON list, newest first; a made-up example when there is none yet."""
+        return Response(await delivery_service.hook_samples(hub, event, preset))
+
+
+route_handlers = [EndpointController, DeliveryController, HookController]

@@ -1,0 +1,155 @@
+"""Per-endpoint isolation inside one process: in-flight caps, pacing and pauses.
+
+Every delivery is its own queue job, and the queue runs ``settings.workers`` jobs at once
+for *everything* (SMS sends too). Without a limit, 500 queued deliveries to one endpoint
+that hangs would take every worker for 15 s at a time. So before an attempt, the job asks
+the gate of its process:
+
+* a healthy endpoint may have ``delivery_max_in_flight_per_endpoint`` attempts in flight;
+* a slow one (smoothed attempt time, or an attempt still running, past ``SLOW_S``) may
+  have one, and all slow endpoints together at most a quarter of the workers;
+* all deliveries together at most three quarters of the workers, so SMS sends and the
+  other jobs always find a free worker, however many endpoints hang;
+* an endpoint's rate limit (requests per second) spaces attempts out;
+* a 429/503 with ``Retry-After`` pauses the whole endpoint, not just that delivery.
+
+A job the gate turns away is deferred with ``Retry(count_attempt=False)``: it loses no
+attempt and frees its worker at once. The delay is a slot in a virtual queue per endpoint
+(``reserved_until`` advances by the endpoint's expected time per request), so a backlog of
+N deliveries is spread over the time the endpoint needs for them instead of all coming
+back together and being turned away again. The gate is in memory and per process: with
+several worker processes the caps apply to each.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from hub.context import Hub
+
+#: Smoothed attempt time (s) from which an endpoint counts as slow.
+SLOW_S = 2.0
+#: Weight of the newest attempt in the smoothed attempt time.
+EWMA_ALPHA = 0.3
+#: Shortest and longest deferral (s) of a job the gate turned away.
+MIN_DEFER_S = 0.1
+MAX_DEFER_S = 60.0
+#: Deferrals are spread by ± this fraction so they do not come back in lockstep.
+DEFER_JITTER = 0.2
+
+
+@dataclass
+class _Lane:
+    """One endpoint's state in this process."""
+
+    in_flight: int = 0
+    #: Monotonic start times of the attempts in flight.
+    started: list[float] = field(default_factory=list)
+    ewma_s: float = 0.0
+    #: No attempt starts before this (rate limit spacing, Retry-After pauses).
+    not_before: float = 0.0
+    #: End of the virtual queue of deferred jobs.
+    reserved_until: float = 0.0
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """An admitted attempt; hand it back to :meth:`EndpointGate.leave`."""
+
+    endpoint_id: str
+    started: float
+    slow: bool
+
+
+class EndpointGate:
+    """Admits attempts per endpoint: ``enter`` gives a Ticket, or seconds to defer."""
+
+    def __init__(
+        self,
+        *,
+        per_endpoint: int,
+        slow_total: int,
+        total: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.per_endpoint = max(1, per_endpoint)
+        self.slow_total = max(1, slow_total)
+        self.total = max(1, total)
+        self._clock = clock
+        self._lanes: dict[str, _Lane] = {}
+        self._slow_in_flight = 0
+        self._in_flight = 0
+
+    def enter(self, endpoint_id: str, *, rate_per_s: float | None = None) -> Ticket | float:
+        """Admit an attempt (a Ticket for :meth:`leave`) or say how long to defer it."""
+        now = self._clock()
+        lane = self._lanes.setdefault(endpoint_id, _Lane())
+        slow = self._is_slow(lane, now)
+        cap = 1 if slow else self.per_endpoint
+        admitted = (
+            lane.in_flight < cap
+            and now >= lane.not_before
+            and self._in_flight < self.total
+            and not (slow and self._slow_in_flight >= self.slow_total)
+        )
+        spacing = 1.0 / rate_per_s if rate_per_s else 0.0
+        if admitted:
+            lane.in_flight += 1
+            self._in_flight += 1
+            lane.started.append(now)
+            if slow:
+                self._slow_in_flight += 1
+            lane.not_before = max(lane.not_before, now) + spacing
+            return Ticket(endpoint_id, now, slow)
+        per_request = max(spacing, lane.ewma_s / cap, MIN_DEFER_S / 2)
+        lane.reserved_until = max(lane.reserved_until, lane.not_before, now) + per_request
+        delay = min(max(lane.reserved_until - now, MIN_DEFER_S), MAX_DEFER_S)
+        return delay * random.uniform(1 - DEFER_JITTER, 1 + DEFER_JITTER)
+
+    def leave(self, ticket: Ticket) -> None:
+        """An admitted attempt ended."""
+        lane = self._lanes.get(ticket.endpoint_id)
+        if lane is None or ticket.started not in lane.started:
+            return
+        now = self._clock()
+        lane.started.remove(ticket.started)
+        lane.in_flight -= 1
+        self._in_flight -= 1
+        if ticket.slow:
+            self._slow_in_flight -= 1
+        duration = now - ticket.started
+        if lane.ewma_s == 0.0:
+            lane.ewma_s = duration
+        else:
+            lane.ewma_s = (1 - EWMA_ALPHA) * lane.ewma_s + EWMA_ALPHA * duration
+        if lane.in_flight == 0 and lane.reserved_until < now:
+            lane.reserved_until = 0.0
+
+    def pause(self, endpoint_id: str, seconds: float) -> None:
+        """Start no attempt to this endpoint for ``seconds`` (it answered Retry-After)."""
+        lane = self._lanes.setdefault(endpoint_id, _Lane())
+        lane.not_before = max(lane.not_before, self._clock() + seconds)
+
+    def _is_slow(self, lane: _Lane, now: float) -> bool:
+        return lane.ewma_s >= SLOW_S or any(now - t >= SLOW_S for t in lane.started)
+
+
+_GATES: weakref.WeakKeyDictionary[Hub, EndpointGate] = weakref.WeakKeyDictionary()
+
+
+def gate_of(hub: Hub) -> EndpointGate:
+    """The gate of this process's hub."""
+    gate = _GATES.get(hub)
+    if gate is None:
+        workers = hub.settings.workers
+        gate = EndpointGate(
+            per_endpoint=hub.settings.delivery_max_in_flight_per_endpoint,
+            slow_total=max(1, workers // 4),
+            total=max(1, workers * 3 // 4),
+        )
+        _GATES[hub] = gate
+    return gate

@@ -1,0 +1,144 @@
+"""API shapes of endpoints, deliveries and REST Hooks (request and response bodies)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hub.delivery.presets import Preset
+from hub.schemas import In
+
+#: Longest URL accepted.
+MAX_URL_CHARS = 2000
+
+
+class EndpointIn(In):
+    url: str = Field(min_length=1, max_length=MAX_URL_CHARS, description="Where events are POSTed.")
+    event_types: list[str] = Field(
+        default_factory=lambda: ["*"],
+        min_length=1,
+        max_length=20,
+        description='Event types to receive; ["*"] for all.',
+    )
+    description: str = Field(default="", max_length=500)
+    enabled: bool = True
+    headers: dict[str, str] | None = Field(
+        default=None, description="Extra request headers (e.g. n8n header auth); stored encrypted."
+    )
+    rate_limit_per_s: int | None = Field(
+        default=None, ge=1, le=10_000, description="Requests per second at most."
+    )
+    preset: Preset = Field(default="generic", description="generic, zapier, make or n8n.")
+    secret: str | None = Field(
+        default=None,
+        min_length=10,
+        max_length=200,
+        description="A whsec_ secret to use; generated when not given.",
+    )
+
+
+class EndpointPatch(In):
+    url: str | None = Field(default=None, min_length=1, max_length=MAX_URL_CHARS)
+    event_types: list[str] | None = Field(default=None, min_length=1, max_length=20)
+    description: str | None = Field(default=None, max_length=500)
+    enabled: bool | None = None
+    headers: dict[str, str] | None = None
+    rate_limit_per_s: int | None = Field(default=None, ge=1, le=10_000)
+    preset: Preset | None = None
+
+
+class EndpointOut(BaseModel):
+    id: str
+    url: str
+    description: str
+    event_types: list[str]
+    preset: str
+    kind: str = Field(description='"api", or "hook" for a REST Hook subscription.')
+    enabled: bool
+    headers: dict[str, str] = Field(description="Header names; values are shown as '********'.")
+    rate_limit_per_s: int | None
+    secret: str | None = Field(
+        default=None, description="The whsec_ signing secret; shown on create, rotate and GET."
+    )
+    previous_secret_expires_at: datetime | None = Field(
+        default=None, description="Until then the previous secret signs too (rotation)."
+    )
+    failing_since: datetime | None
+    disabled_at: datetime | None
+    disabled_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class RotateIn(In):
+    overlap_s: int | None = Field(
+        default=None,
+        ge=0,
+        le=7 * 86400,
+        description="Seconds the old secret keeps signing (default: the hub's setting, 24 h).",
+    )
+
+
+class TestIn(In):
+    event_type: str | None = Field(
+        default=None,
+        max_length=32,
+        description="Sample event type (default: the first subscribed).",
+    )
+
+
+class ReplayIn(In):
+    since: datetime = Field(description="Re-send every failed delivery created at or after this.")
+
+
+class ReplayOut(BaseModel):
+    replayed: int = Field(description="Deliveries queued again (each gets one new attempt).")
+
+
+class AttemptOut(BaseModel):
+    number: int
+    generation: int
+    trigger: str
+    at: datetime
+    duration_ms: int
+    status_code: int | None
+    response_body: str | None
+    response_truncated: bool
+    error: str | None
+
+
+class DeliveryOut(BaseModel):
+    id: str
+    endpoint_id: str
+    event_id: str = Field(description="Also the webhook-id header.")
+    event_type: str
+    status: str = Field(description="pending, succeeded, failed (dead letter) or cancelled.")
+    attempt_count: int
+    generation: int
+    next_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    test: bool
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+    attempts: list[AttemptOut] | None = Field(
+        default=None, description="On the delivery's own GET."
+    )
+
+
+class HookIn(BaseModel):
+    """A REST Hook subscription; unknown fields (Zapier sends ``subscription_url``) are ignored."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    target_url: str = Field(min_length=1, max_length=MAX_URL_CHARS)
+    event: str = Field(min_length=1, max_length=32, description='An event type, or "*".')
+
+
+class HookOut(BaseModel):
+    id: str
+    target_url: str
+    event: str
+    preset: str
