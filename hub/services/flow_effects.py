@@ -44,10 +44,13 @@ def contact_view(contact: Contact) -> ContactView:
 
 def _outcome(message: Message) -> SmsOutcome:
     if message.status == "suppressed":
-        return SmsOutcome(status="suppressed", message_id=message.id, reason=message.error)
+        return SmsOutcome(
+            status="suppressed", message_id=message.id, reason=message.error, to=message.to_number
+        )
     return SmsOutcome(
         status="queued",
         message_id=message.id,
+        to=message.to_number,
         channel_id=message.channel_id,
         device_id=message.device_id,
         sim_slot=message.sim_slot,
