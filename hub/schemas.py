@@ -151,6 +151,22 @@ class ContactOut(BaseModel):
     updated_at: datetime
 
 
+class DevicePatch(In):
+    name: str | None = Field(default=None, max_length=200)
+    rate_limit_per_min: int | None = Field(
+        default=None, ge=1, le=600, description="SMS parts a minute; null = the hub default."
+    )
+
+
+class ContactPatch(In):
+    name: str | None = Field(default=None, max_length=200)
+    tags: list[str] | None = Field(default=None, max_length=100)
+    fields: dict[str, str] | None = None
+    opted_out: bool | None = Field(
+        default=None, description="Set by hand (e.g. a written opt-out); STOP/START set it too."
+    )
+
+
 class ApiKeyOut(BaseModel):
     id: str
     name: str

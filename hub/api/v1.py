@@ -17,7 +17,9 @@ from hub.schemas import (
     ChannelOut,
     ChannelPatch,
     ContactOut,
+    ContactPatch,
     DeviceOut,
+    DevicePatch,
     MessageOut,
     Page,
     SendIn,
@@ -26,6 +28,7 @@ from hub.schemas import (
     WebhookUrls,
 )
 from hub.services import channels as channel_service
+from hub.services import contacts as contact_service
 from hub.services import queries
 from hub.services.sending import SendCommand, submit_send
 
@@ -184,6 +187,15 @@ class DeviceController(Controller):
         rows: list[Device] = await queries.list_devices(hub, channel_id)
         return [DeviceOut.model_validate(r.model_dump()) for r in rows]
 
+    @patch("/{device_id:str}", summary="Name a device or set its send rate limit")
+    async def update_device(
+        self, hub: NamedDependency[Hub], device_id: FromPath[str], data: JSONBody[DevicePatch]
+    ) -> DeviceOut:
+        row = await contact_service.update_device(
+            hub, device_id, data.model_dump(exclude_unset=True)
+        )
+        return DeviceOut.model_validate(row.model_dump())
+
 
 class ContactController(Controller):
     path = "/contacts"
@@ -211,6 +223,15 @@ class ContactController(Controller):
     @get("/{contact_id:str}", summary="One contact")
     async def get_contact(self, hub: NamedDependency[Hub], contact_id: FromPath[str]) -> ContactOut:
         row: Contact = await queries.get_contact(hub, contact_id)
+        return ContactOut.model_validate(row.model_dump())
+
+    @patch("/{contact_id:str}", summary="Change a contact (name, tags, fields, opt-out)")
+    async def update_contact(
+        self, hub: NamedDependency[Hub], contact_id: FromPath[str], data: JSONBody[ContactPatch]
+    ) -> ContactOut:
+        row = await contact_service.update_contact(
+            hub, contact_id, data.model_dump(exclude_unset=True)
+        )
         return ContactOut.model_validate(row.model_dump())
 
 

@@ -214,3 +214,56 @@ async def test_metrics_count_webhooks_and_jobs(
     text = (await client.get("/metrics")).text
     assert 'smshub_webhooks_total{connector="simulator",status="200"}' in text
     assert 'smshub_gateway_events_total{outcome="stored",type="sms.received"}' in text
+
+
+async def test_patch_contact_and_device(
+    hub: Hub, client: httpx.AsyncClient, api_headers: dict[str, str]
+) -> None:
+    from tests.helpers import SimPhone
+
+    channel = (
+        await client.post(
+            "/api/v1/channels",
+            json={"connector": "simulator", "name": "sim", "webhook_secret": "patch-secret"},
+            headers=api_headers,
+        )
+    ).json()
+    await SimPhone(client, channel["id"], "patch-secret", "+15550100000").says(
+        "+15550001234", "hi", device_id="phone-9"
+    )
+    resp = await client.patch(
+        "/api/v1/contacts/+15550001234",
+        json={
+            "name": "Ann",
+            "tags": ["vip", "vip", "clinic"],
+            "fields": {"city": "Oslo"},
+            "opted_out": True,
+        },
+        headers=api_headers,
+    )
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["name"] == "Ann" and body["tags"] == ["vip", "clinic"] and body["opted_out"] is True
+    assert body["fields"] == {"city": "Oslo"}
+    blocked = await client.post(
+        "/api/v1/send", json={"to": "+15550001234", "message": "x"}, headers=api_headers
+    )
+    assert blocked.status_code == 409
+    bad = await client.patch(
+        "/api/v1/contacts/+15550001234", json={"tags": [""]}, headers=api_headers
+    )
+    assert bad.status_code == 422
+    [device] = (await client.get("/api/v1/devices", headers=api_headers)).json()
+    resp = await client.patch(
+        f"/api/v1/devices/{device['id']}",
+        json={"name": "Front desk", "rate_limit_per_min": 10},
+        headers=api_headers,
+    )
+    assert resp.status_code == 200 and resp.json()["rate_limit_per_min"] == 10
+    too_fast = await client.patch(
+        f"/api/v1/devices/{device['id']}", json={"rate_limit_per_min": 0}, headers=api_headers
+    )
+    assert too_fast.status_code == 422
+    assert (
+        await client.patch("/api/v1/devices/dev_nope", json={}, headers=api_headers)
+    ).status_code == 404
