@@ -291,4 +291,34 @@ class FlowStep(SQLModel, table=True):
     finished_at: datetime | None = _ts(nullable=True)
 
 
+class User(SQLModel, table=True):
+    """Someone who signs in to the browser UI; only an argon2 hash of the password is kept."""
+
+    __tablename__ = "users"
+
+    id: str = Field(primary_key=True, max_length=40)
+    #: Lower-cased; the sign-in name.
+    email: str = Field(unique=True, max_length=254)
+    password_hash: str = Field(max_length=200)
+    created_at: datetime = _ts()
+    last_login_at: datetime | None = _ts(nullable=True)
+
+
+class UserSession(SQLModel, table=True):
+    """A signed-in browser: the cookie holds a random token, the table its SHA-256."""
+
+    __tablename__ = "user_sessions"
+
+    #: SHA-256 of the cookie's token (a stolen database does not yield live cookies).
+    id: str = Field(primary_key=True, max_length=64)
+    user_id: str = Field(foreign_key="users.id", index=True, max_length=40)
+    #: The synchronizer token every unsafe request of this session must echo.
+    csrf_token: str = Field(max_length=64)
+    user_agent: str = Field(default="", max_length=300)
+    ip: str = Field(default="", max_length=64)
+    created_at: datetime = _ts()
+    last_seen_at: datetime = _ts()
+    expires_at: datetime = _ts(index=True)
+
+
 import hub.delivery.models  # noqa: E402, F401  (Alembic sees the delivery tables)

@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     """After a secret rotation, how long the old secret still signs (default 24 h)."""
     delivery_max_in_flight_per_endpoint: int = 8
     """Concurrent delivery attempts to one healthy endpoint per process (slow ones get 1)."""
+    session_ttl_s: float = 14 * 86_400.0
+    """How long a browser sign-in lasts (default 14 days); signing out ends it at once."""
+    login_attempts_per_min: int = 5
+    """Failed sign-ins allowed per minute for one address and e-mail before 429."""
 
     @field_validator("delivery_retry_schedule")
     @classmethod

@@ -1,4 +1,4 @@
-"""Handler dependencies: the hub and API-key authentication."""
+"""Handler dependencies: the hub, and authentication by API key or browser session."""
 
 from __future__ import annotations
 
@@ -12,6 +12,14 @@ from litestar.handlers import BaseRouteHandler
 from hub.context import Hub
 from hub.errors import Unauthorized
 from hub.services.apikeys import authenticate
+from hub.services.users import (
+    CSRF_HEADER,
+    SAFE_METHODS,
+    SESSION_COOKIE,
+    CsrfFailed,
+    csrf_matches,
+    load_session,
+)
 
 
 def provide_hub(state: State) -> Hub:
@@ -23,14 +31,30 @@ def provide_hub(state: State) -> Hub:
 async def require_api_key(
     connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
 ) -> None:
-    """Guard: a live ``Authorization: Bearer <api key>``."""
+    """Guard: a live ``Authorization: Bearer <api key>``, or a signed-in browser session.
+
+    A session (cookie) request that changes something must also carry the session's CSRF
+    token in ``X-CSRF-Token``; a Bearer request needs none (no browser sends it by itself).
+    """
+    hub: Hub = connection.app.state.hub
     header = connection.headers.get("authorization", "")
+    if not header:
+        cookie = connection.cookies.get(SESSION_COOKIE)
+        signed_in = await load_session(hub, cookie) if cookie else None
+        if signed_in is not None:
+            if connection.scope.get("method", "GET") not in SAFE_METHODS and not csrf_matches(
+                signed_in.csrf_token, connection.headers.get(CSRF_HEADER)
+            ):
+                raise CsrfFailed(
+                    f"missing or wrong CSRF token: send the page's token in {CSRF_HEADER}"
+                )
+            connection.state.user_id = signed_in.user_id
+            return
     scheme, _sep, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized(
             "missing API key: send 'Authorization: Bearer <key>'", code="missing_api_key"
         )
-    hub: Hub = connection.app.state.hub
     key_id = await authenticate(hub, token.strip())
     if key_id is None:
         raise Unauthorized("invalid or revoked API key", code="invalid_api_key")

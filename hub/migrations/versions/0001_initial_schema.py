@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 03:36:00.152499
+Create Date: 2026-11-27 03:49:26.765345
 """
 
 from collections.abc import Sequence
@@ -170,6 +170,16 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_runs_wait_until"), ["wait_until"], unique=False)
 
     op.create_table(
+        "users",
+        sa.Column("id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("email", sqlmodel.sql.sqltypes.AutoString(length=254), nullable=False),
+        sa.Column("password_hash", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("created_at", hub.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_login_at", hub.models.UTCDateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("email"),
+    )
+    op.create_table(
         "deliveries",
         sa.Column("id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
         sa.Column("endpoint_id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
@@ -255,6 +265,28 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("run_id", "seq"),
     )
+    op.create_table(
+        "user_sessions",
+        sa.Column("id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("user_id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+        sa.Column("csrf_token", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("user_agent", sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
+        sa.Column("ip", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("created_at", hub.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_seen_at", hub.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", hub.models.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["users.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("user_sessions", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_user_sessions_expires_at"), ["expires_at"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_user_sessions_user_id"), ["user_id"], unique=False)
+
     op.create_table(
         "delivery_attempts",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -371,6 +403,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_delivery_attempts_delivery_id"))
 
     op.drop_table("delivery_attempts")
+    with op.batch_alter_table("user_sessions", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_user_sessions_user_id"))
+        batch_op.drop_index(batch_op.f("ix_user_sessions_expires_at"))
+
+    op.drop_table("user_sessions")
     op.drop_table("run_steps")
     with op.batch_alter_table("flow_versions", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_flow_versions_flow_id"))
@@ -386,6 +423,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_deliveries_endpoint_status")
 
     op.drop_table("deliveries")
+    op.drop_table("users")
     with op.batch_alter_table("runs", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_runs_wait_until"))
         batch_op.drop_index("ix_runs_wait_reply")
