@@ -221,3 +221,34 @@ def test_channels_never_500(rig: Rig, method: str, payload: Any) -> None:
 def test_reads_never_500(rig: Rig, path: str, params: dict[str, str], item: str | None) -> None:
     url = path if item is None else f"{path}/{quote(item, safe='') or 'x'}"
     assert_clean(rig.call("GET", url, params=params, headers=rig.headers))
+
+
+@FUZZ
+@given(
+    target=st.sampled_from(["contacts", "devices"]),
+    payload=st.fixed_dictionaries(
+        {},
+        optional={
+            "name": json_values,
+            "tags": json_values | st.lists(st.text(max_size=70), max_size=5),
+            "fields": json_values | st.dictionaries(st.text(max_size=10), json_values),
+            "opted_out": json_values,
+            "rate_limit_per_min": json_values,
+        },
+    )
+    | json_values,
+)
+def test_contact_and_device_patches_never_500(rig: Rig, target: str, payload: Any) -> None:
+    if target == "contacts":
+        url = "/api/v1/contacts/+15550001234"
+        rig.runner.run(_ensure_contact(rig.hub))
+    else:
+        url = "/api/v1/devices/dev_missing"
+    assert_clean(rig.call("PATCH", url, json=payload, headers=rig.headers))
+
+
+async def _ensure_contact(hub: Hub) -> None:
+    from hub.services.contacts import get_or_create_contact
+
+    async with hub.db.write() as session:
+        await get_or_create_contact(session, "+15550001234")
