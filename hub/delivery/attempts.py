@@ -12,12 +12,14 @@ import json
 import logging
 import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from hub.context import Hub
 from hub.delivery import presets
@@ -25,7 +27,7 @@ from hub.delivery.endpoints import current_secrets, extra_headers
 from hub.delivery.models import Delivery, DeliveryAttempt, Endpoint
 from hub.delivery.outbound import USER_AGENT, RequestOutcome, clean_text, perform
 from hub.delivery.signing import sign_headers
-from hub.models import Event, utcnow
+from hub.models import utcnow
 from hub.services.events import emit, iso
 
 log = logging.getLogger("smshub.delivery")
@@ -53,6 +55,11 @@ class Plan:
     event_id: str
     payload: dict[str, Any]
     test: bool
+    #: The delivery's attempts in this generation so far, and its limit.
+    generation_attempts: int
+    max_attempts: int
+    #: The endpoint's failure record when the attempt started.
+    failing_since: datetime | None
 
     @property
     def trigger(self) -> str:
@@ -76,15 +83,10 @@ def make_plan(hub: Hub, delivery: Delivery, endpoint: Endpoint, payload: dict[st
         event_id=delivery.event_id,
         payload=payload,
         test=delivery.test,
+        generation_attempts=delivery.generation_attempts,
+        max_attempts=delivery.max_attempts,
+        failing_since=endpoint.failing_since,
     )
-
-
-async def payload_of(session: AsyncSession, delivery: Delivery) -> dict[str, Any] | None:
-    """The event body of a delivery (stored on test deliveries, else the event row's)."""
-    if delivery.payload is not None:
-        return delivery.payload
-    event = await session.get(Event, delivery.event_id)
-    return event.payload if event is not None else None
 
 
 def build_request(plan: Plan, at: datetime) -> tuple[bytes, dict[str, str]]:
@@ -161,25 +163,64 @@ def scheduled_delay(schedule: list[float], attempts_done: int) -> float:
 async def record(hub: Hub, plan: Plan, outcome: RequestOutcome) -> float | None:
     """Store the attempt and its consequences; the delay before the next attempt, if any."""
     async with hub.db.write() as session:
-        delay = await _record(hub, session, plan, outcome)
-    hub.queue.notify()
+        delay, disabled = await _record(hub, session, plan, outcome)
+    if disabled:
+        hub.queue.notify()  # the endpoint.disabled event waits to be dispatched
     return delay
 
 
 async def _record(
     hub: Hub, session: AsyncSession, plan: Plan, outcome: RequestOutcome
-) -> float | None:
-    delivery = await session.get(Delivery, plan.delivery_id)
-    endpoint = await session.get(Endpoint, plan.endpoint_id)
-    if delivery is None or endpoint is None:
-        return None
+) -> tuple[float | None, bool]:
+    # Plain conditional UPDATEs rather than load-modify-flush: on SQLite every statement
+    # is a round trip while the single write lock is held, and this runs per attempt.
     now = utcnow()
     error = describe(outcome)
-    delivery.attempts += 1
-    session.add(
-        DeliveryAttempt(
-            delivery_id=delivery.id,
-            number=delivery.attempts,
+    endpoint_enabled = True
+    if not plan.test:
+        endpoint_enabled = await _track_health(hub, session, plan, outcome, now)
+    status, delay = _next_state(hub, plan, outcome, now, endpoint_enabled=endpoint_enabled)
+    common: dict[str, Any] = {
+        "attempts": col(Delivery.attempts) + 1,
+        "last_status_code": outcome.status,
+        "last_error": error,
+        "updated_at": now,
+    }
+    number = (
+        await session.execute(
+            sa.update(Delivery)
+            .where(
+                col(Delivery.id) == plan.delivery_id,
+                col(Delivery.generation) == plan.generation,
+                col(Delivery.status) == "pending",
+            )
+            .values(
+                **common,
+                generation_attempts=col(Delivery.generation_attempts) + 1,
+                status=status,
+                next_attempt_at=now + timedelta(seconds=delay) if delay is not None else None,
+                finished_at=now if status != "pending" else None,
+            )
+            .returning(col(Delivery.attempts))
+        )
+    ).scalar_one_or_none()
+    if number is None:
+        # Cancelled or replaced while on the wire: keep the attempt, change nothing else.
+        delay = None
+        number = (
+            await session.execute(
+                sa.update(Delivery)
+                .where(col(Delivery.id) == plan.delivery_id)
+                .values(**common)
+                .returning(col(Delivery.attempts))
+            )
+        ).scalar_one_or_none()
+        if number is None:
+            return None, False
+    await session.execute(
+        sa.insert(DeliveryAttempt).values(
+            delivery_id=plan.delivery_id,
+            number=number,
             generation=plan.generation,
             trigger=plan.trigger,
             at=now - timedelta(milliseconds=outcome.duration_ms),
@@ -190,66 +231,69 @@ async def _record(
             error=error,
         )
     )
-    delivery.last_status_code = outcome.status
-    delivery.last_error = error
-    delivery.updated_at = now
-    session.add(delivery)
-    if not plan.test:
-        await _track_health(hub, session, endpoint, outcome, now)
-    if delivery.generation != plan.generation or delivery.status != "pending":
-        return None  # cancelled or replaced while on the wire: keep the attempt, nothing more
-    delivery.generation_attempts += 1
-    wait = retry_after_s(outcome, now)
-    more = delivery.generation_attempts < delivery.max_attempts
+    return delay, not endpoint_enabled
+
+
+def _next_state(
+    hub: Hub, plan: Plan, outcome: RequestOutcome, now: datetime, *, endpoint_enabled: bool
+) -> tuple[str, float | None]:
+    """The delivery's status after this attempt, and the delay before the next one."""
     if outcome.ok:
-        _finish(delivery, "succeeded", now)
-    elif outcome.status == 410 or not endpoint.enabled or not more:
-        _finish(delivery, "failed", now)
-    else:
-        delay = scheduled_delay(hub.settings.retry_schedule, delivery.generation_attempts)
-        if wait is not None:
-            delay = max(delay, wait)
-        delivery.next_attempt_at = now + timedelta(seconds=delay)
-        return delay
-    return None
-
-
-def _finish(delivery: Delivery, status: str, now: datetime) -> None:
-    delivery.status = status
-    delivery.next_attempt_at = None
-    delivery.finished_at = now
+        return "succeeded", None
+    if outcome.status == 410 or not endpoint_enabled:
+        return "failed", None
+    done = plan.generation_attempts + 1
+    if done >= plan.max_attempts:
+        return "failed", None
+    delay = scheduled_delay(hub.settings.retry_schedule, done)
+    wait = retry_after_s(outcome, now)
+    return "pending", max(delay, wait) if wait is not None else delay
 
 
 async def _track_health(
-    hub: Hub, session: AsyncSession, endpoint: Endpoint, outcome: RequestOutcome, now: datetime
-) -> None:
-    """A success clears the failure record; 410 or days of failures disable the endpoint."""
+    hub: Hub, session: AsyncSession, plan: Plan, outcome: RequestOutcome, now: datetime
+) -> bool:
+    """A success clears the failure record; 410 or days of failures disable. Enabled after?"""
+    endpoints = Endpoint.__table__  # type: ignore[attr-defined]
     if outcome.ok:
-        if endpoint.failing_since is not None:
-            endpoint.failing_since = None
-            session.add(endpoint)
-        return
-    if endpoint.failing_since is None:
-        endpoint.failing_since = now
-        session.add(endpoint)
-    if outcome.status == 410:
-        await disable(session, endpoint, now, "the endpoint answered 410 Gone")
-        return
-    failing_for = now - endpoint.failing_since
-    if failing_for >= timedelta(seconds=hub.settings.delivery_disable_after_s):
-        days = failing_for.total_seconds() / 86_400
-        await disable(
-            session,
-            endpoint,
-            now,
-            f"every delivery failed for {days:.1f} days (since {iso(endpoint.failing_since)})",
+        if plan.failing_since is not None:
+            await session.execute(
+                sa.update(endpoints)
+                .where(endpoints.c.id == plan.endpoint_id, endpoints.c.failing_since.is_not(None))
+                .values(failing_since=None)
+            )
+        return True
+    row = (
+        await session.execute(
+            sa.update(endpoints)
+            .where(endpoints.c.id == plan.endpoint_id)
+            .values(failing_since=sa.func.coalesce(endpoints.c.failing_since, now))
+            .returning(endpoints.c.failing_since, endpoints.c.enabled)
         )
+    ).one_or_none()
+    if row is None or not row.enabled:
+        return False
+    if outcome.status == 410:
+        return not await disable(session, plan.endpoint_id, now, "the endpoint answered 410 Gone")
+    failing_since = _aware(row.failing_since)
+    failing_for = now - failing_since
+    if failing_for < timedelta(seconds=hub.settings.delivery_disable_after_s):
+        return True
+    days = failing_for.total_seconds() / 86_400
+    reason = f"every delivery failed for {days:.1f} days (since {iso(failing_since)})"
+    return not await disable(session, plan.endpoint_id, now, reason)
 
 
-async def disable(session: AsyncSession, endpoint: Endpoint, now: datetime, reason: str) -> None:
-    """Disable an endpoint and emit ``endpoint.disabled`` (once per disabling)."""
-    if not endpoint.enabled or endpoint.deleted_at is not None:
-        return
+def _aware(value: datetime) -> datetime:
+    """Core UPDATE … RETURNING bypasses the column type on some drivers: make it UTC-aware."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+async def disable(session: AsyncSession, endpoint_id: str, now: datetime, reason: str) -> bool:
+    """Disable an endpoint and emit ``endpoint.disabled``; False if it was not enabled."""
+    endpoint = await session.get(Endpoint, endpoint_id)
+    if endpoint is None or not endpoint.enabled or endpoint.deleted_at is not None:
+        return False
     endpoint.enabled = False
     endpoint.disabled_at = now
     endpoint.disabled_reason = reason[:500]
@@ -270,3 +314,4 @@ async def disable(session: AsyncSession, endpoint: Endpoint, now: datetime, reas
             "disabled_at": iso(now),
         },
     )
+    return True

@@ -5,8 +5,10 @@ for *everything* (SMS sends too). Without a limit, 500 queued deliveries to one 
 that hangs would take every worker for 15 s at a time. So before an attempt, the job asks
 the gate of its process:
 
-* a healthy endpoint may have ``delivery_max_in_flight_per_endpoint`` attempts in flight;
-* a slow one (smoothed attempt time, or an attempt still running, past ``SLOW_S``) may
+* a healthy endpoint may have ``delivery_max_in_flight_per_endpoint`` attempts in flight,
+  but one this process has not seen answer yet only ``PROBE_CAP`` (a slow start: a dead
+  endpoint shows itself with two attempts, not eight);
+* a slow one (smoothed attempt time, or an attempt still running, past ``slow_s``) may
   have one, and all slow endpoints together at most a quarter of the workers;
 * all deliveries together at most three quarters of the workers, so SMS sends and the
   other jobs always find a free worker, however many endpoints hang;
@@ -31,8 +33,11 @@ from dataclasses import dataclass, field
 
 from hub.context import Hub
 
-#: Smoothed attempt time (s) from which an endpoint counts as slow.
+#: Smoothed attempt time (s) from which an endpoint counts as slow (or half the delivery
+#: timeout, when that is shorter: an attempt that times out is slow by definition).
 SLOW_S = 2.0
+#: Attempts in flight to an endpoint before its first answer in this process.
+PROBE_CAP = 2
 #: Weight of the newest attempt in the smoothed attempt time.
 EWMA_ALPHA = 0.3
 #: Shortest and longest deferral (s) of a job the gate turned away.
@@ -50,6 +55,8 @@ class _Lane:
     #: Monotonic start times of the attempts in flight.
     started: list[float] = field(default_factory=list)
     ewma_s: float = 0.0
+    #: An attempt finished (answered, or timed out) in this process.
+    answered: bool = False
     #: No attempt starts before this (rate limit spacing, Retry-After pauses).
     not_before: float = 0.0
     #: End of the virtual queue of deferred jobs.
@@ -74,9 +81,11 @@ class EndpointGate:
         per_endpoint: int,
         slow_total: int,
         total: int,
+        slow_s: float = SLOW_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.per_endpoint = max(1, per_endpoint)
+        self.slow_s = slow_s
         self.slow_total = max(1, slow_total)
         self.total = max(1, total)
         self._clock = clock
@@ -89,7 +98,7 @@ class EndpointGate:
         now = self._clock()
         lane = self._lanes.setdefault(endpoint_id, _Lane())
         slow = self._is_slow(lane, now)
-        cap = 1 if slow else self.per_endpoint
+        cap = self._cap(lane, slow)
         admitted = (
             lane.in_flight < cap
             and now >= lane.not_before
@@ -122,10 +131,11 @@ class EndpointGate:
         if ticket.slow:
             self._slow_in_flight -= 1
         duration = now - ticket.started
-        if lane.ewma_s == 0.0:
-            lane.ewma_s = duration
-        else:
+        if lane.answered:
             lane.ewma_s = (1 - EWMA_ALPHA) * lane.ewma_s + EWMA_ALPHA * duration
+        else:
+            lane.ewma_s = duration
+            lane.answered = True
         if lane.in_flight == 0 and lane.reserved_until < now:
             lane.reserved_until = 0.0
 
@@ -134,8 +144,14 @@ class EndpointGate:
         lane = self._lanes.setdefault(endpoint_id, _Lane())
         lane.not_before = max(lane.not_before, self._clock() + seconds)
 
+    def _cap(self, lane: _Lane, slow: bool) -> int:
+        """Attempts this endpoint may have in flight now."""
+        if slow:
+            return 1
+        return self.per_endpoint if lane.answered else min(PROBE_CAP, self.per_endpoint)
+
     def _is_slow(self, lane: _Lane, now: float) -> bool:
-        return lane.ewma_s >= SLOW_S or any(now - t >= SLOW_S for t in lane.started)
+        return lane.ewma_s >= self.slow_s or any(now - t >= self.slow_s for t in lane.started)
 
 
 _GATES: weakref.WeakKeyDictionary[Hub, EndpointGate] = weakref.WeakKeyDictionary()
@@ -150,6 +166,7 @@ def gate_of(hub: Hub) -> EndpointGate:
             per_endpoint=hub.settings.delivery_max_in_flight_per_endpoint,
             slow_total=max(1, workers // 4),
             total=max(1, workers * 3 // 4),
+            slow_s=min(SLOW_S, hub.settings.delivery_timeout_s / 2),
         )
         _GATES[hub] = gate
     return gate

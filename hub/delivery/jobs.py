@@ -14,16 +14,23 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from hub.context import Hub
-from hub.dbutil import insert_ignore
-from hub.delivery.attempts import Plan, make_plan, payload_of, record, scheduled_delay, send
+from hub.delivery.attempts import (
+    Plan,
+    make_plan,
+    record,
+    retry_after_s,
+    scheduled_delay,
+    send,
+)
 from hub.delivery.gate import Ticket, gate_of
 from hub.delivery.models import Delivery, Endpoint
 from hub.ids import new_id
-from hub.models import utcnow
+from hub.models import Event, utcnow
 from hub.queue.base import Retry, enqueue
 from hub.queue.jobs import job
 from hub.services.events import event_sink
@@ -55,40 +62,56 @@ async def fan_out(hub: Hub, session: AsyncSession, payload: dict[str, Any]) -> N
         )
     )
     schedule = hub.settings.retry_schedule
+    now = utcnow()
+    values: list[dict[str, Any]] = []
     for endpoint in rows.scalars():
-        if not subscribed(endpoint.event_types, event_type):
-            continue
-        now = utcnow()
-        delay = scheduled_delay(schedule, 0)
-        delivery_id = new_id("dlv")
-        inserted = await insert_ignore(
-            session,
-            Delivery,
-            {
-                "id": delivery_id,
-                "endpoint_id": endpoint.id,
-                "event_id": event_id,
-                "event_type": event_type,
-                "status": "pending",
-                "generation": 0,
-                "generation_attempts": 0,
-                "max_attempts": len(schedule),
-                "attempts": 0,
-                "next_attempt_at": now + timedelta(seconds=delay),
-                "test": False,
-                "created_at": now,
-                "updated_at": now,
-            },
-            conflict=["endpoint_id", "event_id"],
-        )
-        if inserted:
+        if subscribed(endpoint.event_types, event_type):
+            delay = scheduled_delay(schedule, 0)
+            values.append(
+                {
+                    "id": new_id("dlv"),
+                    "endpoint_id": endpoint.id,
+                    "event_id": event_id,
+                    "event_type": event_type,
+                    "status": "pending",
+                    "generation": 0,
+                    "generation_attempts": 0,
+                    "max_attempts": len(schedule),
+                    "attempts": 0,
+                    "next_attempt_at": now + timedelta(seconds=delay),
+                    "test": False,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+    if not values:
+        return
+    # One multi-row INSERT … ON CONFLICT DO NOTHING: a re-dispatch inserts nothing.
+    inserted = set(await insert_many_ignore(session, values))
+    for row in values:
+        if row["id"] in inserted:
+            delay = (row["next_attempt_at"] - now).total_seconds()
             await enqueue(
                 session,
                 DELIVER_JOB,
-                {"delivery_id": delivery_id, "generation": 0},
+                {"delivery_id": row["id"], "generation": 0},
                 delay_s=delay,
-                key=job_key(delivery_id, 0),
+                key=job_key(row["id"], 0),
             )
+
+
+async def insert_many_ignore(session: AsyncSession, values: list[dict[str, Any]]) -> list[str]:
+    """Insert deliveries, skipping (endpoint, event) pairs that exist; the ids written."""
+    table = Delivery.__table__  # type: ignore[attr-defined]
+    dialect = session.bind.dialect.name if session.bind else "sqlite"
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = (
+        insert(table)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=["endpoint_id", "event_id"])
+        .returning(table.c.id)
+    )
+    return list((await session.execute(stmt)).scalars())
 
 
 @job(DELIVER_JOB)
@@ -106,8 +129,10 @@ async def deliver_webhook(hub: Hub, delivery_id: str, generation: int = 0) -> No
     finally:
         gate.leave(admission)
     delay = await record(hub, plan, outcome)
-    if outcome.status in (429, 503) and delay is not None:
-        gate.pause(plan.endpoint_id, delay)
+    asked = retry_after_s(outcome, utcnow())
+    if asked:
+        # "Retry-After" speaks for the whole endpoint: hold its other deliveries too.
+        gate.pause(plan.endpoint_id, asked)
     if delay is not None:
         raise Retry(delay, count_attempt=False, reason=f"next attempt in {delay:.1f}s")
 
@@ -115,13 +140,23 @@ async def deliver_webhook(hub: Hub, delivery_id: str, generation: int = 0) -> No
 async def _prepare(hub: Hub, delivery_id: str, generation: int) -> Plan | None:
     """The plan of a due attempt; None when there is nothing to do; Retry when not yet due."""
     async with hub.db.read() as session:
-        delivery = await session.get(Delivery, delivery_id)
-        if delivery is None or delivery.status != "pending" or delivery.generation != generation:
-            return None
-        endpoint = await session.get(Endpoint, delivery.endpoint_id)
-        payload = await payload_of(session, delivery)
+        # One round trip for the delivery, its endpoint and the event body.
+        found = (
+            await session.execute(
+                sa.select(Delivery, Endpoint, col(Event.payload))
+                .join(Endpoint, col(Endpoint.id) == col(Delivery.endpoint_id))
+                .outerjoin(Event, col(Event.id) == col(Delivery.event_id))
+                .where(col(Delivery.id) == delivery_id)
+            )
+        ).one_or_none()
+    if found is None:
+        return None
+    delivery, endpoint, event_payload = found
+    if delivery.status != "pending" or delivery.generation != generation:
+        return None
+    payload = delivery.payload if delivery.payload is not None else event_payload
     now = utcnow()
-    if endpoint is None or endpoint.deleted_at is not None:
+    if endpoint.deleted_at is not None:
         await _close(hub, delivery_id, generation, "cancelled", "endpoint deleted")
         return None
     if not endpoint.enabled:
