@@ -22,6 +22,7 @@ from hub.http_client import AiohttpClient
 from hub.queue.inline import InlineQueue
 from hub.services.bootstrap import bootstrap
 from hub.services.channels import ChannelCache
+from hub.services.ingest import IngestWriter
 from hub.settings import Settings, get_settings
 
 log = logging.getLogger("smshub")
@@ -37,6 +38,7 @@ def build_hub(settings: Settings) -> Hub:
         http=AiohttpClient(),
     )
     hub.channels = ChannelCache(hub)
+    hub.ingest = IngestWriter(hub)
     hub.queue = InlineQueue(hub)
     return hub
 
@@ -45,6 +47,8 @@ def create_app(
     settings: Settings | None = None, *, hub: Hub | None = None, workers: bool = True
 ) -> Litestar:
     """The ASGI app; ``workers=False`` serves HTTP only (jobs run elsewhere)."""
+    import ui.app  # the browser UI: composed here, it depends on hub, never the reverse
+
     settings = settings or (hub.settings if hub else get_settings())
     runtime = hub or build_hub(settings)
 
@@ -68,6 +72,7 @@ def create_app(
             *ingress.route_handlers,
             *flows.public_handlers,
             _api_router(),
+            *ui.app.route_handlers(),
         ],
         state=State({"hub": runtime}),
         dependencies={"hub": Provide(provide_hub, sync_to_thread=False)},
@@ -76,6 +81,7 @@ def create_app(
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="smshub", version="0.1.0", path="/schema"),
         plugins=[PydanticPlugin(prefer_alias=True)],
+        template_config=ui.app.template_config(),
         debug=False,
     )
 

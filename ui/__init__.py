@@ -1,0 +1,1 @@
+"""The browser UI: Jinja2 pages, htmx, the Drawflow flow editor (see ``ui.app``)."""

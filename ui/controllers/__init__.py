@@ -1,0 +1,1 @@
+"""Page controllers: each parses a request, calls hub services, renders a template."""
