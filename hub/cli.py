@@ -91,6 +91,45 @@ def cmd_apikey_create(args: argparse.Namespace, settings: Settings) -> int:
     return _run(_with_hub(settings, action))
 
 
+def cmd_user_create(args: argparse.Namespace, settings: Settings) -> int:
+    """Create a browser UI account (or, with --reset, set a new password); prompts for what
+    the flags do not give."""
+    import getpass
+
+    from hub.errors import ApiError
+    from hub.migrate import upgrade
+    from hub.services.users import create_user, set_password
+
+    email = args.email or input("E-mail: ").strip()
+    password = args.password
+    if password is None:
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Repeat the password: ") != password:
+            print("the two passwords differ", file=sys.stderr)
+            return 2
+    upgrade(settings.effective_database_url)
+
+    async def action(hub: Any) -> int:
+        try:
+            if args.reset:
+                user = await set_password(hub, email, password)
+            else:
+                user = await create_user(hub, email, password)
+        except ApiError as exc:
+            fields = "; ".join(
+                f"{d.get('field')}: {d.get('message')}"
+                for d in (exc.details or [])
+                if isinstance(d, dict)
+            )
+            print(fields or exc.message, file=sys.stderr)
+            return 1
+        done = "password changed (signed out everywhere)" if args.reset else "account created"
+        print(f"{user.email}: {done}")
+        return 0
+
+    return _run(_with_hub(settings, action))
+
+
 def cmd_simulate_inbound(args: argparse.Namespace, settings: Settings) -> int:
     """Post a signed simulator webhook to the running hub, as a phone would."""
     import httpx
@@ -225,6 +264,18 @@ def build_parser() -> argparse.ArgumentParser:
     create = apikey_sub.add_parser("create", help="create a key and print it once")
     create.add_argument("--name", required=True)
     create.set_defaults(func=cmd_apikey_create)
+
+    user = sub.add_parser("user", help="browser UI accounts")
+    user_sub = user.add_subparsers(dest="user_command", required=True)
+    user_create = user_sub.add_parser("create", help="create an account (prompts if no flags)")
+    user_create.add_argument("--email", default=None)
+    user_create.add_argument(
+        "--password", default=None, help="prefer the prompt: flags show in the process list"
+    )
+    user_create.add_argument(
+        "--reset", action="store_true", help="set a new password for an existing account"
+    )
+    user_create.set_defaults(func=cmd_user_create)
 
     flows = sub.add_parser("flows", help="import and export flows")
     flows_sub = flows.add_subparsers(dest="flows_command", required=True)
