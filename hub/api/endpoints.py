@@ -30,11 +30,17 @@ from hub.delivery.schemas import (
 )
 from hub.schemas import Page
 
+#: What our ids (``ep_…``, ``dlv_…``, ``evt_…``) and event types are made of.
+ID_PATTERN = r"^[A-Za-z0-9_.\-]{1,64}$"
+
 Limit = Annotated[int, QueryParameter(ge=1, le=200, description="Items per page.")]
 Cursor = Annotated[
-    str | None, QueryParameter(description="`next_cursor` of the previous page.", max_length=40)
+    str | None,
+    QueryParameter(
+        description="`next_cursor` of the previous page.", max_length=40, pattern=ID_PATTERN
+    ),
 ]
-Id = Annotated[str | None, QueryParameter(max_length=40)]
+Id = Annotated[str | None, QueryParameter(max_length=40, pattern=ID_PATTERN)]
 
 
 def endpoint_out(hub: Hub, row: Endpoint, *, with_secret: bool) -> EndpointOut:
@@ -178,7 +184,7 @@ class DeliveryController(Controller):
         ] = None,
         endpoint_id: Id = None,
         event_id: Id = None,
-        event_type: Annotated[str | None, QueryParameter(max_length=32)] = None,
+        event_type: Annotated[str | None, QueryParameter(max_length=32, pattern=ID_PATTERN)] = None,
     ) -> Page[DeliveryOut]:
         rows, next_cursor = await delivery_service.list_deliveries(
             hub,

@@ -18,7 +18,7 @@ from sqlmodel import col
 from hub.context import Hub
 from hub.delivery import presets
 from hub.delivery.attempts import make_plan, record, send
-from hub.delivery.endpoints import field_error, get_endpoint_row
+from hub.delivery.endpoints import field_error, get_endpoint_row, plausible_id
 from hub.delivery.jobs import DELIVER_JOB, job_key
 from hub.delivery.models import Delivery, DeliveryAttempt, Endpoint
 from hub.delivery.samples import sample_event
@@ -67,9 +67,9 @@ async def list_deliveries(
 async def get_delivery(hub: Hub, delivery_id: str) -> tuple[Delivery, list[DeliveryAttempt]]:
     """A delivery and its attempts, oldest first."""
     async with hub.db.read() as session:
-        row = await session.get(Delivery, delivery_id)
+        row = await session.get(Delivery, delivery_id) if plausible_id(delivery_id) else None
         if row is None:
-            raise NotFound(f"no delivery {delivery_id!r}", code="delivery_not_found")
+            raise NotFound(f"no delivery {delivery_id[:64]!r}", code="delivery_not_found")
         return row, await attempts_of(session, delivery_id)
 
 
@@ -107,9 +107,9 @@ def _check_sendable(endpoint: Endpoint) -> None:
 async def retry_delivery(hub: Hub, delivery_id: str) -> Delivery:
     """Send a finished delivery once more (a pending one is left as it is)."""
     async with hub.db.write() as session:
-        row = await session.get(Delivery, delivery_id)
+        row = await session.get(Delivery, delivery_id) if plausible_id(delivery_id) else None
         if row is None:
-            raise NotFound(f"no delivery {delivery_id!r}", code="delivery_not_found")
+            raise NotFound(f"no delivery {delivery_id[:64]!r}", code="delivery_not_found")
         if row.status == "cancelled":
             raise Conflict("the delivery was cancelled with its endpoint", code="cancelled")
         _check_sendable(await get_endpoint_row(session, row.endpoint_id))

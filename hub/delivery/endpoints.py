@@ -46,6 +46,7 @@ RESERVED_HEADERS = frozenset(
     }
 )
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")
+_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 #: Shown instead of header values.
 MASK = "********"
 
@@ -116,11 +117,16 @@ def check_headers(headers: dict[str, str]) -> dict[str, str]:
 # --- reading -------------------------------------------------------------------------------
 
 
+def plausible_id(value: str) -> bool:
+    """False for a string that cannot be one of our ids (a NUL would upset PostgreSQL)."""
+    return bool(_ID.match(value))
+
+
 async def get_endpoint_row(session: AsyncSession, endpoint_id: str) -> Endpoint:
     """A live endpoint or 404."""
-    row = await session.get(Endpoint, endpoint_id)
+    row = await session.get(Endpoint, endpoint_id) if plausible_id(endpoint_id) else None
     if row is None or row.deleted_at is not None:
-        raise NotFound(f"no endpoint {endpoint_id!r}", code="endpoint_not_found")
+        raise NotFound(f"no endpoint {endpoint_id[:64]!r}", code="endpoint_not_found")
     return row
 
 
@@ -237,9 +243,11 @@ async def update_endpoint(hub: Hub, endpoint_id: str, changes: dict[str, Any]) -
 async def delete_endpoint(hub: Hub, endpoint_id: str, *, kind: str | None = None) -> bool:
     """Delete (keeping history) and cancel its pending deliveries; False if already deleted."""
     async with hub.db.write() as session:
-        row = await session.get(Endpoint, endpoint_id)
+        row = await session.get(Endpoint, endpoint_id) if plausible_id(endpoint_id) else None
         if row is None or (kind is not None and row.kind != kind):
-            raise NotFound(f"no {kind or 'endpoint'} {endpoint_id!r}", code="endpoint_not_found")
+            raise NotFound(
+                f"no {kind or 'endpoint'} {endpoint_id[:64]!r}", code="endpoint_not_found"
+            )
         if row.deleted_at is not None:
             return False
         now = utcnow()

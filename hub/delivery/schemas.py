@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from hub.delivery.presets import Preset
 from hub.schemas import In
 
 #: Longest URL accepted.
 MAX_URL_CHARS = 2000
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold NUL; refuse it here rather than fail at INSERT.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+#: Free text that is stored as it is.
+Text = Annotated[str, AfterValidator(_no_nul)]
 
 
 class EndpointIn(In):
@@ -21,7 +33,7 @@ class EndpointIn(In):
         max_length=20,
         description='Event types to receive; ["*"] for all.',
     )
-    description: str = Field(default="", max_length=500)
+    description: Text = Field(default="", max_length=500)
     enabled: bool = True
     headers: dict[str, str] | None = Field(
         default=None, description="Extra request headers (e.g. n8n header auth); stored encrypted."
@@ -41,7 +53,7 @@ class EndpointIn(In):
 class EndpointPatch(In):
     url: str | None = Field(default=None, min_length=1, max_length=MAX_URL_CHARS)
     event_types: list[str] | None = Field(default=None, min_length=1, max_length=20)
-    description: str | None = Field(default=None, max_length=500)
+    description: Text | None = Field(default=None, max_length=500)
     enabled: bool | None = None
     headers: dict[str, str] | None = None
     rate_limit_per_s: int | None = Field(default=None, ge=1, le=10_000)
