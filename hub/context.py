@@ -14,6 +14,7 @@ from hub.settings import Settings
 if TYPE_CHECKING:
     from hub.queue.base import JobQueue
     from hub.services.channels import ChannelCache
+    from hub.services.ingest import IngestWriter
 
 
 class Hub:
@@ -25,6 +26,7 @@ class Hub:
 
     queue: JobQueue
     channels: ChannelCache
+    ingest: IngestWriter
 
     def __init__(
         self, *, settings: Settings, db: Database, box: SecretBox, http: AiohttpClient
