@@ -13,7 +13,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.plugins.pydantic import PydanticPlugin
 
 from hub.api import endpoints, flows, health, ingress, v1
-from hub.api.deps import provide_hub
+from hub.api.deps import provide_hub, reject_nul
 from hub.api.errors import exception_handlers
 from hub.context import Hub
 from hub.crypto import SecretBox, load_or_create_secret_key
@@ -89,5 +89,6 @@ def create_app(
 def _api_router() -> Router:
     return Router(
         path="/api/v1",
+        before_request=reject_nul,
         route_handlers=[*v1.route_handlers, *flows.api_handlers, *endpoints.route_handlers],
     )

@@ -5,15 +5,34 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 T = TypeVar("T")
+
+
+def has_nul(value: Any) -> bool:
+    """True when a NUL character hides anywhere in a JSON-like value (keys included)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(has_nul(v) for v in value)
+    return False
 
 
 class In(BaseModel):
     """Base of request bodies: unknown fields are an error, so typos do not pass silently."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        # PostgreSQL text cannot hold NUL, and no phone number, name or SMS needs one.
+        if has_nul(data):
+            raise ValueError("text must not contain NUL (\\x00) characters")
+        return data
 
 
 class ErrorBody(BaseModel):

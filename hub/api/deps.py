@@ -10,7 +10,7 @@ from litestar.datastructures import State
 from litestar.handlers import BaseRouteHandler
 
 from hub.context import Hub
-from hub.errors import Unauthorized
+from hub.errors import BadRequest, Unauthorized
 from hub.services.apikeys import authenticate
 from hub.services.users import (
     CSRF_HEADER,
@@ -64,3 +64,10 @@ async def require_api_key(
 def client_ip(request: Request[Any, Any, Any]) -> str:
     """The peer address, for log lines."""
     return request.client.host if request.client else "-"
+
+
+def reject_nul(request: Request[Any, Any, Any]) -> None:
+    """Before an API handler: NUL in the path or query is a 400 (PostgreSQL refuses it)."""
+    raw = request.scope.get("query_string", b"")
+    if b"%00" in raw or b"\x00" in raw or "\x00" in request.url.path or "%00" in request.url.path:
+        raise BadRequest("the URL contains a NUL character", code="bad_request")

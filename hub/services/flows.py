@@ -37,6 +37,7 @@ from hub.ids import new_id, new_token
 from hub.models import Contact, Event, Flow, FlowRun, FlowVersion, utcnow
 from hub.queue.base import enqueue
 from hub.queue.jobs import job, periodic
+from hub.schemas import has_nul
 from hub.services.events import emit, event_sink
 from hub.services.flow_effects import HubEffects, contact_view
 from hub.services.flow_store import HubClock, QueueScheduler, SqlFlowSource, SqlRunStore, run_of
@@ -123,6 +124,12 @@ def problems_error(problems: list[Problem], message: str) -> Unprocessable:
 
 def _check_storable(document: Any) -> None:
     """A draft may have problems, but it must be a flow document at all."""
+    if has_nul(document):
+        raise Unprocessable(
+            "a flow must not contain NUL (\\x00) characters",
+            code="invalid_flow",
+            details=[{"node_id": None, "field": None, "code": "nul", "message": "NUL character"}],
+        )
     if not isinstance(document, dict) or not isinstance(document.get("name"), str):
         raise Unprocessable(
             "a flow is a JSON object with a name, nodes and edges",

@@ -116,7 +116,17 @@ async def ingest_events(
     """Store a request's events (group-committed with concurrent requests); wake workers."""
     if not events:
         return IngestResult()
-    return await hub.ingest.submit(channel, events)
+    return await hub.ingest.submit(channel, [_without_nul(e) for e in events])
+
+
+def _without_nul(event: InboundEvent) -> InboundEvent:
+    """A gateway's text with NUL replaced by U+FFFD (PostgreSQL text cannot hold NUL)."""
+    changes: dict[str, Any] = {
+        f.name: value.replace("\x00", "\ufffd")
+        for f in dataclasses.fields(event)
+        if isinstance(value := getattr(event, f.name), str) and "\x00" in value
+    }
+    return dataclasses.replace(event, **changes) if changes else event
 
 
 @dataclasses.dataclass
