@@ -266,9 +266,10 @@ class FlowRun(SQLModel, table=True):
     status: str = Field(max_length=16, index=True)
     #: Compare-and-swap counter (see flows.ports.RunStore).
     revision: int = Field(default=0)
-    contact_phone: str | None = Field(default=None, max_length=32, index=True)
-    wait_phone: str | None = Field(default=None, max_length=32)
-    wait_channel_id: str | None = Field(default=None, max_length=40)
+    # No length limits on these: a flow's templates can put any text here.
+    contact_phone: str | None = Field(default=None, index=True)
+    wait_phone: str | None = Field(default=None)
+    wait_channel_id: str | None = Field(default=None)
     wait_until: datetime | None = _ts(nullable=True, index=True)
     #: The engine's whole Run record (flows.runs.Run.to_dict()).
     doc: dict[str, Any] = _json(dict)
@@ -284,7 +285,7 @@ class FlowStep(SQLModel, table=True):
 
     run_id: str = Field(foreign_key="runs.id", primary_key=True, max_length=80)
     seq: int = Field(primary_key=True)
-    node_id: str = Field(max_length=100)
+    node_id: str = Field()
     status: str = Field(max_length=16)
     doc: dict[str, Any] = _json(dict)
     started_at: datetime = _ts()

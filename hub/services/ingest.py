@@ -116,16 +116,24 @@ async def ingest_events(
     """Store a request's events (group-committed with concurrent requests); wake workers."""
     if not events:
         return IngestResult()
-    return await hub.ingest.submit(channel, [_without_nul(e) for e in events])
+    return await hub.ingest.submit(channel, [_sanitized(e) for e in events])
 
 
-def _without_nul(event: InboundEvent) -> InboundEvent:
-    """A gateway's text with NUL replaced by U+FFFD (PostgreSQL text cannot hold NUL)."""
-    changes: dict[str, Any] = {
-        f.name: value.replace("\x00", "\ufffd")
-        for f in dataclasses.fields(event)
-        if isinstance(value := getattr(event, f.name), str) and "\x00" in value
-    }
+#: Longest provider ids and words the tables keep (a gateway's odd value is cut, not fatal).
+_FIELD_LIMITS = {"provider_message_id": 200, "device_id": 200, "provider_status": 64}
+
+
+def _sanitized(event: InboundEvent) -> InboundEvent:
+    """A gateway's text fit for any database: NUL replaced by U+FFFD (PostgreSQL text
+    cannot hold it), ids and status words cut to their column sizes."""
+    changes: dict[str, Any] = {}
+    for f in dataclasses.fields(event):
+        value = getattr(event, f.name)
+        if not isinstance(value, str):
+            continue
+        clean = value.replace("\x00", "\ufffd")[: _FIELD_LIMITS.get(f.name, len(value))]
+        if clean != value:
+            changes[f.name] = clean
     return dataclasses.replace(event, **changes) if changes else event
 
 

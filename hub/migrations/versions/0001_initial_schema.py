@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 03:49:26.765345
+Create Date: 2026-11-27 04:11:45.553237
 """
 
 from collections.abc import Sequence
@@ -150,9 +150,9 @@ def upgrade() -> None:
         sa.Column("flow_version", sa.Integer(), nullable=False),
         sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
         sa.Column("revision", sa.Integer(), nullable=False),
-        sa.Column("contact_phone", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
-        sa.Column("wait_phone", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
-        sa.Column("wait_channel_id", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
+        sa.Column("contact_phone", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+        sa.Column("wait_phone", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+        sa.Column("wait_channel_id", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column("wait_until", hub.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("doc", sa.JSON(), nullable=False),
         sa.Column("created_at", hub.models.UTCDateTime(timezone=True), nullable=False),
@@ -254,7 +254,7 @@ def upgrade() -> None:
         "run_steps",
         sa.Column("run_id", sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
         sa.Column("seq", sa.Integer(), nullable=False),
-        sa.Column("node_id", sqlmodel.sql.sqltypes.AutoString(length=100), nullable=False),
+        sa.Column("node_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
         sa.Column("doc", sa.JSON(), nullable=False),
         sa.Column("started_at", hub.models.UTCDateTime(timezone=True), nullable=False),
