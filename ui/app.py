@@ -21,7 +21,8 @@ from ui.controllers.conversations import ConversationsController
 from ui.controllers.dashboard import DashboardController
 from ui.controllers.flows import FlowsController
 from ui.controllers.runs import RunsController
-from ui.pages import STATIC_DIR, environment, exception_handlers
+from ui.controllers.webhooks import WebhooksController
+from ui.pages import STATIC_DIR, environment, exception_handlers, reject_odd_input
 
 
 def route_handlers() -> list[ControllerRouterHandler]:
@@ -37,8 +38,10 @@ def route_handlers() -> list[ControllerRouterHandler]:
             ContactsController,
             ChannelsController,
             ApiKeysController,
+            WebhooksController,
         ],
         exception_handlers=exception_handlers,
+        before_request=reject_odd_input,
         include_in_schema=False,
     )
     static = create_static_files_router(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -229,7 +230,8 @@ async def read_form(request: Request[Any, Any, Any]) -> dict[str, str]:
     for key in form:
         value = form.get(key)
         if isinstance(value, str):
-            values[str(key)[:200]] = value[:MAX_FIELD_CHARS]
+            # NUL is never meaningful in a form, and PostgreSQL refuses it in text.
+            values[str(key)[:200]] = value[:MAX_FIELD_CHARS].replace("\x00", "")
     return values
 
 
@@ -240,9 +242,28 @@ async def read_form_lists(request: Request[Any, Any, Any]) -> dict[str, list[str
     except Exception:
         return {}
     return {
-        str(key)[:200]: [v[:MAX_FIELD_CHARS] for v in form.getall(key) if isinstance(v, str)]
+        str(key)[:200]: [
+            v[:MAX_FIELD_CHARS].replace("\x00", "") for v in form.getall(key) if isinstance(v, str)
+        ]
         for key in form
     }
+
+
+# --- ids and queries -------------------------------------------------------------------------
+
+#: What our ids (and connector names) look like; anything else in a path cannot exist.
+_ID = re.compile(r"^[A-Za-z0-9_.-]{1,80}$")
+
+
+async def reject_odd_input(request: Request[Any, Any, Any]) -> Response[Any] | None:
+    """Before any page handler: a path id that cannot be one of ours is a 404, a NUL in the
+    query a 400 (PostgreSQL refuses NUL in text; no id or search contains one)."""
+    for value in request.path_params.values():
+        if isinstance(value, str) and not _ID.match(value):
+            return _error_page(request, 404, "Not found", "There is nothing at this address.")
+    if "\x00" in request.url.query or "%00" in request.url.query:
+        return _error_page(request, 400, "Bad request", "The address contains a NUL character.")
+    return None
 
 
 # --- errors as pages --------------------------------------------------------------------------

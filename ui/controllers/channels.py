@@ -52,9 +52,8 @@ def _channel_fields(form: dict[str, str], errors: FormErrors, hub_region: str) -
 def _check_config(
     connector: Any, fields: list[SchemaField], config: dict[str, Any], errors: FormErrors
 ) -> None:
-    """Let the connector's model judge the values (messages land next to the inputs)."""
-    if errors:
-        return
+    """Let the connector's model judge the values (messages land next to the inputs); runs
+    even after the form's own checks failed, so every bad field is marked at once."""
     try:
         connector.parse_config(config)
     except ValidationError as exc:
