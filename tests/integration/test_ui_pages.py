@@ -432,6 +432,17 @@ async def test_new_message_starts_a_thread(hub: Hub, web: Web, phone: SimPhone) 
     assert (await web.get(resp.headers["location"])).status_code == 200
 
 
+async def test_nul_characters_never_reach_the_database(hub: Hub, web: Web) -> None:
+    # PostgreSQL refuses NUL in text: ids with one cannot exist, forms drop them.
+    assert (await web.get("/flows/%00")).status_code == 404
+    assert (await web.get("/conversations/ct_%00/ch_x")).status_code == 404
+    assert (await web.get("/runs?contact=%00")).status_code == 400
+    resp = await web.post("/flows", {"name": "a\x00b"})
+    assert resp.status_code == 303
+    async with hub.db.read() as session:
+        assert (await session.execute(sa.select(col(Flow.name)))).scalar_one() == "ab"
+
+
 async def test_unknown_thread_is_a_404_page(web: Web) -> None:
     resp = await web.get("/conversations/ct_nope/ch_nope")
     assert resp.status_code == 404
