@@ -1,0 +1,111 @@
+"""The browser, for real: Debian's Chromium drives a ``smshub serve`` child process.
+
+A newcomer signs up on first start, builds and publishes a JOIN keyword auto-reply from
+the palette, simulates an inbound "join" from a new number on the conversation page and
+sees the flow's reply arrive, delivered. Bounded: every action has a 15 s limit and the
+whole test 100 s; browser and server stop themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import service_missing
+from tests.e2e import scenario
+from tests.e2e.browser import chromium, missing_browser, running_hub
+
+pytestmark = pytest.mark.browser
+
+#: Seconds one browser test may take in all.
+TEST_BUDGET_S = 100
+#: Where to keep screenshots of the run (for a look after a failure); unset = tmp dir.
+SHOTS = os.environ.get("SMSHUB_E2E_SHOTS")
+
+
+@pytest.fixture(autouse=True)
+def _browser_available() -> None:
+    reason = missing_browser()
+    if reason:
+        service_missing("Chromium", reason)
+
+
+async def _bounded(coro: Any) -> None:
+    await asyncio.wait_for(coro, TEST_BUDGET_S)
+
+
+async def test_newcomer_builds_a_join_flow_and_sees_it_answer(tmp_path: Path) -> None:
+    shots = Path(SHOTS) if SHOTS else tmp_path / "shots"
+    shots.mkdir(parents=True, exist_ok=True)
+
+    async def run() -> None:
+        async with (
+            running_hub(tmp_path) as server,
+            chromium(tmp_path / "profile") as page,
+        ):
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            base = server.url
+            try:
+                await scenario.first_start(page, base)
+                await scenario.sign_out_and_in(page, base)
+                channel_id = await scenario.add_simulator_channel(page, base)
+                await scenario.new_blank_flow(page, base, "JOIN auto-reply")
+                await scenario.build_join_flow(page)
+                await scenario.try_in_test_drawer(page, "join")
+                sms = page.locator("[data-test-sms]")
+                await (await scenario.expect(sms)).to_contain_text("Welcome to the list, +1555")
+                await page.click("[data-action=close-test]")
+                await scenario.publish(page)
+                await scenario.simulate_inbound(page, base, "+15550009999", "join")
+                assert page.url.endswith(f"/{channel_id}")
+                await scenario.wait_for_reply(page, "Welcome to the list, +15550009999!")
+                await (await scenario.expect(page.locator(".bubble-row.in .bubble"))).to_have_text(
+                    "join"
+                )
+                # And a human answers from the same thread.
+                await scenario.send_from_thread(page, "Glad to have you!")
+                await page.goto(base + "/runs")
+                first = page.locator("tr[data-href^='/runs/run_']").first
+                await (await scenario.expect(first)).to_contain_text("completed")
+                await first.click()
+                await page.wait_for_url(re.compile(r".*/runs/run_\w+$"))
+                await (await scenario.expect(page.locator(".drawflow-node.ran"))).to_have_count(2)
+                assert errors == [], errors
+            finally:
+                await page.screenshot(path=str(shots / "last.png"))
+
+    await _bounded(run())
+
+
+async def test_bad_input_in_the_browser_shows_next_to_the_field(tmp_path: Path) -> None:
+    async def run() -> None:
+        async with (
+            running_hub(tmp_path) as server,
+            chromium(tmp_path / "profile") as page,
+        ):
+            base = server.url
+            await page.goto(base + "/setup")
+            await page.fill("#f-email", "not an address")
+            await page.fill("#f-password", "short")
+            await page.fill("#f-password2", "short")
+            await page.click("button[type=submit]")
+            error = page.locator("[data-error-for=email]")
+            await (await scenario.expect(error)).to_contain_text("e-mail address")
+            await scenario.first_start(page, base)
+            await page.goto(base + "/channels/new/twilio")
+            await page.fill("#f-name", "Twilio")
+            await page.fill("[name='cfg.account_sid']", "nope")
+            await page.click("button[type=submit]")
+            sid_error = page.locator("[data-error-for='cfg.account_sid']")
+            await (await scenario.expect(sid_error)).to_be_visible()
+            await (
+                await scenario.expect(page.locator("[data-error-for='cfg.auth_token']"))
+            ).to_contain_text("required")
+
+    await _bounded(run())
