@@ -268,8 +268,14 @@
     if (base.ui) doc.ui = base.ui;
     return doc;
   };
+  /** Fade the nodes a run never reached (the run viewer). */
+  Graph.prototype.dimUnvisited = function () {
+    this.container.querySelectorAll(".drawflow-node").forEach(function (n) {
+      if (!/\bran/.test(n.className)) n.classList.add("not-run");
+    });
+  };
   /** Zoom and pan so every node is in view. */
-  Graph.prototype.fit = function () {
+  Graph.prototype.fit = function (maxZoom) {
     var df = this.df;
     var rect = this.container.getBoundingClientRect();
     var ids = Object.keys(this.nodes);
@@ -284,7 +290,7 @@
       maxX = Math.max(maxX, data.pos_x + w + 50); maxY = Math.max(maxY, data.pos_y + h);
     });
     var w = maxX - minX, h = maxY - minY;
-    var zoom = Math.max(0.45, Math.min(1, (rect.width - 100) / w, (rect.height - 120) / h));
+    var zoom = Math.max(0.45, Math.min(maxZoom || 1, (rect.width - 100) / w, (rect.height - 120) / h));
     var cx = minX + w / 2, cy = minY + h / 2;
     var W = df.precanvas.clientWidth, H = df.precanvas.clientHeight;
     df.zoom = zoom; df.zoom_last_value = zoom;
@@ -294,7 +300,7 @@
   };
   Graph.prototype.clearMarks = function () {
     this.container.querySelectorAll(".drawflow-node").forEach(function (n) {
-      n.classList.remove("ran", "ran-failed", "ran-waiting");
+      n.classList.remove("ran", "ran-failed", "ran-waiting", "not-run");
       n.querySelectorAll(".step-badge").forEach(function (b) { b.remove(); });
     });
     this.container.querySelectorAll(".connection.taken").forEach(function (c) { c.classList.remove("taken"); });
@@ -1196,7 +1202,8 @@
       var graph = new Graph(container, catalog, "view");
       graph.load(payload.definition);
       graph.markPath(payload.steps);
-      requestAnimationFrame(function () { graph.fit(); });
+      graph.dimUnvisited();
+      requestAnimationFrame(function () { graph.fit(1.2); });
       container.addEventListener("click", function (evt) {
         var nodeEl = evt.target.closest(".drawflow-node");
         if (!nodeEl) return;
