@@ -45,6 +45,14 @@ async def sign_out_and_in(page: Any, base: str) -> None:
     await page.wait_for_url(base + "/")
 
 
+async def pause_flow(page: Any, base: str, name: str) -> None:
+    """Flows → Pause on a live flow (the example JOIN flow of a fresh install)."""
+    await page.goto(base + "/flows")
+    row = page.locator("tr", has_text=name)
+    await row.locator("button", has_text="Pause").click()
+    await (await expect(page.locator("tr", has_text=name))).to_contain_text("paused")
+
+
 async def add_simulator_channel(page: Any, base: str, name: str = "Simulator") -> str:
     """Channels → Add → Simulator: the generated form, then the setup page. Returns its id."""
     await page.goto(base + "/channels")

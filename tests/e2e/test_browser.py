@@ -1,9 +1,11 @@
 """The browser, for real: Debian's Chromium drives a ``smshub serve`` child process.
 
-A newcomer signs up on first start, builds and publishes a JOIN keyword auto-reply from
-the palette, simulates an inbound "join" from a new number on the conversation page and
-sees the flow's reply arrive, delivered. Bounded: every action has a 15 s limit and the
-whole test 100 s; browser and server stop themselves.
+A newcomer, on a hub started as ``make run`` starts it (SQLite, a simulator channel and
+the example JOIN flow), signs up on first start, pauses the example, builds and publishes
+their own JOIN keyword auto-reply from the palette, simulates an inbound "join" from a
+new number on the conversation page and sees their flow's reply arrive, delivered.
+Bounded: every action has a 15 s limit and each test 100 s; browser and server stop
+themselves.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ async def test_newcomer_builds_a_join_flow_and_sees_it_answer(tmp_path: Path) ->
 
     async def run() -> None:
         async with (
-            running_hub(tmp_path) as server,
+            running_hub(tmp_path, SMSHUB_BOOTSTRAP_SIMULATOR="true") as server,
             chromium(tmp_path / "profile") as page,
         ):
             errors: list[str] = []
@@ -54,8 +56,8 @@ async def test_newcomer_builds_a_join_flow_and_sees_it_answer(tmp_path: Path) ->
             try:
                 await scenario.first_start(page, base)
                 await scenario.sign_out_and_in(page, base)
-                channel_id = await scenario.add_simulator_channel(page, base)
-                await scenario.new_blank_flow(page, base, "JOIN auto-reply")
+                await scenario.pause_flow(page, base, "JOIN keyword")
+                await scenario.new_blank_flow(page, base, "My JOIN reply")
                 await scenario.build_join_flow(page)
                 await scenario.try_in_test_drawer(page, "join")
                 sms = page.locator("[data-test-sms]")
@@ -63,13 +65,15 @@ async def test_newcomer_builds_a_join_flow_and_sees_it_answer(tmp_path: Path) ->
                 await page.click("[data-action=close-test]")
                 await scenario.publish(page)
                 await scenario.simulate_inbound(page, base, "+15550009999", "join")
-                assert page.url.endswith(f"/{channel_id}")
                 await scenario.wait_for_reply(page, "Welcome to the list, +15550009999!")
+                # Only the newcomer's flow answered: the paused example stayed silent.
+                await (await scenario.expect(page.locator(".bubble-row.out"))).to_have_count(1)
                 await (await scenario.expect(page.locator(".bubble-row.in .bubble"))).to_have_text(
                     "join"
                 )
                 # And a human answers from the same thread.
                 await scenario.send_from_thread(page, "Glad to have you!")
+                await (await scenario.expect(page.locator(".bubble-row.out"))).to_have_count(2)
                 await page.goto(base + "/runs")
                 first = page.locator("tr[data-href^='/runs/run_']").first
                 await (await scenario.expect(first)).to_contain_text("completed")
@@ -98,6 +102,13 @@ async def test_bad_input_in_the_browser_shows_next_to_the_field(tmp_path: Path) 
             error = page.locator("[data-error-for=email]")
             await (await scenario.expect(error)).to_contain_text("e-mail address")
             await scenario.first_start(page, base)
+            channel_id = await scenario.add_simulator_channel(page, base)
+            assert await page.locator("[data-qr] svg").count() == 1
+            await page.goto(base + f"/channels/{channel_id}")
+            await page.fill("#simulate #f-from", "12")
+            await page.fill("#simulate #f-text", "hello")
+            await page.click("#simulate button[type=submit]")
+            await (await scenario.expect(page.locator("[data-error-for=from]"))).to_be_visible()
             await page.goto(base + "/channels/new/twilio")
             await page.fill("#f-name", "Twilio")
             await page.fill("[name='cfg.account_sid']", "nope")
