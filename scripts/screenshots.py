@@ -117,16 +117,16 @@ async def take(out: Path) -> None:
                 failing["nodes"][1]["config"] = {"url": crm_down.url, "method": "POST"}  # type: ignore[index]
                 await api(page, "POST", "/api/v1/flows/import?publish=true", failing)
 
-                await page.goto(base + "/webhooks")
+                await page.goto(base + "/outbound")
                 for url, description in (
                     (crm_ok.url, "Leads to the CRM"),
                     (crm_down.url, "Old billing system"),
                 ):
                     await page.fill("#f-url", url)
                     await page.fill("#f-description", description)
-                    await page.click("form[action='/webhooks'] button[type=submit]")
-                    await page.wait_for_url("**/webhooks/ep_*")
-                    await page.goto(base + "/webhooks")
+                    await page.click("form[action='/outbound'] button[type=submit]")
+                    await page.wait_for_url("**/outbound/ep_*")
+                    await page.goto(base + "/outbound")
 
                 for sender, text in (
                     ("+15550101001", "JOIN"),
@@ -148,7 +148,7 @@ async def take(out: Path) -> None:
                 await page.click("tr[data-href^='/runs/run_']:has-text('failed')")
                 await page.wait_for_selector(".drawflow-node.ran-failed")
                 await shoot(page, out, "run")
-                await page.goto(base + "/webhooks")
+                await page.goto(base + "/outbound")
                 await shoot(page, out, "webhooks")
                 await page.goto(base + f"/channels/{channel_id}")
                 await shoot(page, out, "channel")

@@ -14,6 +14,8 @@ from litestar import Litestar
 
 from hub.app import create_app
 from hub.context import Hub
+from hub.delivery.deliveries import list_deliveries
+from hub.delivery.endpoints import create_endpoint
 from hub.services.apikeys import create_api_key
 from hub.services.bootstrap import join_example
 from hub.services.flows import import_flow, list_runs
@@ -51,9 +53,11 @@ async def world(hub: Hub, make_channel: Any, client: httpx.AsyncClient) -> dict[
         "simulator", config={"phone_number": "+15550100000"}, webhook_secret="s" * 24
     )
     view, _ = await import_flow(hub, join_example(channel.id), publish_it=True)
+    endpoint = await create_endpoint(hub, url="http://127.0.0.1:9/hook", event_types=["*"])
     await SimPhone(client, channel.id, "s" * 24, "+15550100000").says("+15550001234", "JOIN")
     await drain(hub)
     runs, _ = await list_runs(hub, limit=1, cursor=None)
+    deliveries, _ = await list_deliveries(hub, limit=1, cursor=None)
     key, _plain = await create_api_key(hub, "victim")
     contact = (await client.get("/api/v1/contacts/+15550001234", headers=await _key(hub))).json()
     return {
@@ -64,6 +68,8 @@ async def world(hub: Hub, make_channel: Any, client: httpx.AsyncClient) -> dict[
         "key_id": key.id,
         "connector": "simulator",
         "version": "1",
+        "endpoint_id": endpoint.id,
+        "delivery_id": deliveries[0].id,
     }
 
 
@@ -92,6 +98,9 @@ async def test_the_route_walk_finds_the_ui_and_api_routes(hub: Hub) -> None:
         "/settings/api-keys/{key_id:str}/revoke",
         "/api/v1/send",
         "/api/v1/flows/{flow_id:str}",
+        "/outbound",
+        "/outbound/{endpoint_id:str}/edit",
+        "/outbound/deliveries/{delivery_id:str}/retry",
     ):
         assert expected in paths, expected
     assert len(routes) > 30

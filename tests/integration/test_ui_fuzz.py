@@ -140,11 +140,11 @@ FORM_FIELDS = {
     "/channels/{channel}/edit": ["name", "enabled", "auth_mode", "cfg.delivery_delay_s"],
     "/channels/{channel}/simulate": ["from", "text"],
     "/settings/api-keys": ["name"],
-    "/webhooks": ["url", "event_types", "preset", "headers", "rate_limit_per_s", "description"],
-    "/webhooks/{endpoint}/edit": ["url", "event_types", "preset", "headers", "description"],
-    "/webhooks/{endpoint}/test": ["event_type"],
-    "/webhooks/{endpoint}/replay": ["since"],
-    "/webhooks/{endpoint}/enabled": ["enabled"],
+    "/outbound": ["url", "event_types", "preset", "headers", "rate_limit_per_s", "description"],
+    "/outbound/{endpoint}/edit": ["url", "event_types", "preset", "headers", "description"],
+    "/outbound/{endpoint}/test": ["event_type"],
+    "/outbound/{endpoint}/replay": ["since"],
+    "/outbound/{endpoint}/enabled": ["enabled"],
 }
 
 
@@ -198,7 +198,7 @@ def test_raw_bodies_never_500(rig: Rig, path: str, body: bytes, content_type: st
 @FUZZ
 @given(
     path=st.sampled_from(
-        ["/runs", "/contacts", "/conversations", "/conversations/threads", "/webhooks/deliveries"]
+        ["/runs", "/contacts", "/conversations", "/conversations/threads", "/outbound/deliveries"]
     ),
     params=st.dictionaries(
         st.sampled_from(
@@ -268,9 +268,9 @@ def test_odd_ids_in_paths_never_500(rig: Rig, segment: str) -> None:
         ("GET", f"/conversations/{part}/{part}"),
         ("POST", f"/runs/{part}/cancel"),
         ("POST", f"/settings/api-keys/{part}/revoke"),
-        ("GET", f"/webhooks/{part}"),
-        ("GET", f"/webhooks/deliveries/{part}"),
-        ("POST", f"/webhooks/deliveries/{part}/retry"),
+        ("GET", f"/outbound/{part}"),
+        ("GET", f"/outbound/deliveries/{part}"),
+        ("POST", f"/outbound/deliveries/{part}/retry"),
     ):
         assert_clean(rig.call(method, path, data={"_csrf": rig.csrf}))
 

@@ -29,7 +29,7 @@ async def add_endpoint(
     client: httpx.AsyncClient, csrf: str, url: str, events: list[str]
 ) -> httpx.Response:
     return await client.post(
-        "/webhooks",
+        "/outbound",
         data={"_csrf": csrf, "url": url, "event_types": events, "description": "CRM"},
     )
 
@@ -53,13 +53,13 @@ async def test_add_an_endpoint_see_its_secret_and_test_it(
     assert re.search(r'value="whsec_[^"]+"', page.text)
     endpoint_id = resp.headers["location"].split("/")[2].split("?")[0]
     tested = await client.post(
-        f"/webhooks/{endpoint_id}/test", data={"_csrf": csrf, "event_type": "sms.received"}
+        f"/outbound/{endpoint_id}/test", data={"_csrf": csrf, "event_type": "sms.received"}
     )
     assert tested.status_code == 200
     assert "data-test-result" in tested.text and "Delivered: HTTP 200" in tested.text
     assert len(sink.requests) == 1
     assert sink.requests[0].headers["webhook-signature"].startswith("v1,")
-    listing = await client.get("/webhooks")
+    listing = await client.get("/outbound")
     assert sink.url in listing.text and f'data-endpoint="{endpoint_id}"' in listing.text
 
 
@@ -97,7 +97,7 @@ async def test_endpoint_form_rejects_bad_input_next_to_the_field(
     hub: Hub, client: httpx.AsyncClient, form: dict[str, object], field: str, message: str
 ) -> None:
     csrf = await set_up_admin(client)
-    resp = await client.post("/webhooks", data={"_csrf": csrf, **form})  # type: ignore[dict-item]
+    resp = await client.post("/outbound", data={"_csrf": csrf, **form})  # type: ignore[dict-item]
     assert resp.status_code == 422
     shown = error_next_to(resp.text, field)
     assert shown and message in shown, resp.text[-3000:]
@@ -124,13 +124,13 @@ async def test_delivery_log_retry_and_replay(
     async with hub.db.write() as session:
         # Skip the retry schedule: the delivery has failed for good.
         await session.execute(sa.update(Delivery).values(status="failed", next_attempt_at=None))
-    log = await client.get("/webhooks/deliveries?status=failed")
+    log = await client.get("/outbound/deliveries?status=failed")
     assert log.status_code == 200
     delivery_id = re.search(r'data-delivery="(dlv_\w+)"', log.text).group(1)  # type: ignore[union-attr]
-    detail = await client.get(f"/webhooks/deliveries/{delivery_id}")
+    detail = await client.get(f"/outbound/deliveries/{delivery_id}")
     assert "HTTP 500" in detail.text and '"body": "hello"' in unescape(detail.text)
     sink.always(200)
-    retried = await client.post(f"/webhooks/deliveries/{delivery_id}/retry", data={"_csrf": csrf})
+    retried = await client.post(f"/outbound/deliveries/{delivery_id}/retry", data={"_csrf": csrf})
     assert retried.status_code == 303
     await settle(hub)
     async with hub.db.read() as session:
@@ -138,12 +138,12 @@ async def test_delivery_log_retry_and_replay(
     assert row is not None and row.status == "succeeded"
     # Replay finds nothing failed now; the page says how many went again.
     replayed = await client.post(
-        f"/webhooks/{endpoint_id}/replay", data={"_csrf": csrf, "since": "24h"}
+        f"/outbound/{endpoint_id}/replay", data={"_csrf": csrf, "since": "24h"}
     )
     assert replayed.status_code == 200 and 'data-replayed="0"' in replayed.text
-    bad = await client.post(f"/webhooks/{endpoint_id}/replay", data={"_csrf": csrf, "since": "1y"})
+    bad = await client.post(f"/outbound/{endpoint_id}/replay", data={"_csrf": csrf, "since": "1y"})
     assert bad.status_code == 422 and error_next_to(bad.text, "since")
-    bad_filter = await client.get("/webhooks/deliveries?status=lost")
+    bad_filter = await client.get("/outbound/deliveries?status=lost")
     assert bad_filter.status_code == 422 and "listed statuses" in bad_filter.text
 
 
@@ -153,7 +153,7 @@ async def test_edit_disable_rotate_and_delete(
     csrf = await set_up_admin(client)
     resp = await add_endpoint(client, csrf, sink.url, ["*"])
     endpoint_id = resp.headers["location"].split("/")[2].split("?")[0]
-    url = f"/webhooks/{endpoint_id}"
+    url = f"/outbound/{endpoint_id}"
     bad = await client.post(f"{url}/edit", data={"_csrf": csrf, "url": "", "event_types": ["*"]})
     assert bad.status_code == 422 and error_next_to(bad.text, "url")
     ok = await client.post(
@@ -188,5 +188,5 @@ async def test_edit_disable_rotate_and_delete(
     assert (await client.post(f"{url}/delete", data={"_csrf": csrf})).status_code == 303
     assert (await client.get(url)).status_code == 404
     assert (
-        await client.post("/webhooks/deliveries/dlv_nope/retry", data={"_csrf": csrf})
+        await client.post("/outbound/deliveries/dlv_nope/retry", data={"_csrf": csrf})
     ).status_code == 404

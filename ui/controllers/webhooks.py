@@ -95,7 +95,7 @@ async def _endpoint_names(request: Request[Any, Any, Any]) -> dict[str, str]:
 
 
 class WebhooksController(Controller):
-    path = "/webhooks"
+    path = "/outbound"
     guards = [require_user]
     include_in_schema = False
 
@@ -164,7 +164,7 @@ class WebhooksController(Controller):
                 errors=FormErrors.from_api_error(exc).shown_on(ENDPOINT_FIELDS),
                 values={**form, "event_types": lists.get("event_types", [])},
             )
-        return see_other(f"/webhooks/{row.id}?created=1")
+        return see_other(f"/outbound/{row.id}?created=1")
 
     @get("/deliveries")
     async def deliveries(
@@ -230,7 +230,7 @@ class WebhooksController(Controller):
     ) -> Response[Any]:
         """Send a finished delivery once more."""
         await delivery_service.retry_delivery(hub_of(request), delivery_id)
-        return see_other(f"/webhooks/deliveries/{delivery_id}")
+        return see_other(f"/outbound/deliveries/{delivery_id}")
 
     async def _detail(
         self,
@@ -323,7 +323,7 @@ class WebhooksController(Controller):
                 edit_errors=FormErrors.from_api_error(exc).shown_on(ENDPOINT_FIELDS),
                 edit_values={**form, "event_types": lists.get("event_types", [])},
             )
-        return see_other(f"/webhooks/{endpoint_id}")
+        return see_other(f"/outbound/{endpoint_id}")
 
     @post("/{endpoint_id:str}/enabled", status_code=303)
     async def set_enabled(
@@ -334,7 +334,7 @@ class WebhooksController(Controller):
         await endpoint_service.update_endpoint(
             hub_of(request), endpoint_id, {"enabled": form.get("enabled") == "true"}
         )
-        return see_other(f"/webhooks/{endpoint_id}")
+        return see_other(f"/outbound/{endpoint_id}")
 
     @post("/{endpoint_id:str}/rotate", status_code=303)
     async def rotate(
@@ -342,7 +342,7 @@ class WebhooksController(Controller):
     ) -> Response[Any]:
         """A new signing secret; the old one keeps signing for the overlap period."""
         await endpoint_service.rotate_secret(hub_of(request), endpoint_id, None)
-        return see_other(f"/webhooks/{endpoint_id}")
+        return see_other(f"/outbound/{endpoint_id}")
 
     @post("/{endpoint_id:str}/test", status_code=200)
     async def test(self, request: Request[Any, Any, Any], endpoint_id: FromPath[str]) -> Template:
@@ -395,4 +395,4 @@ class WebhooksController(Controller):
     ) -> Response[Any]:
         """Delete an endpoint (its delivery log stays; queued deliveries are cancelled)."""
         await endpoint_service.delete_endpoint(hub_of(request), endpoint_id)
-        return see_other("/webhooks")
+        return see_other("/outbound")
