@@ -22,7 +22,12 @@ from ui.controllers.dashboard import DashboardController
 from ui.controllers.flows import FlowsController
 from ui.controllers.runs import RunsController
 from ui.controllers.webhooks import WebhooksController
-from ui.pages import STATIC_DIR, environment, exception_handlers, reject_odd_input
+from ui.pages import (
+    STATIC_DIR,
+    environment,
+    exception_handlers,
+    reject_odd_input,
+)
 
 
 def route_handlers() -> list[ControllerRouterHandler]:

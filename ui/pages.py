@@ -31,6 +31,13 @@ STATIC_DIR = UI_DIR / "static"
 TEMPLATE_DIR = UI_DIR / "templates"
 #: Longest value read from any one form field (longer input is cut, never a 500).
 MAX_FIELD_CHARS = 20_000
+#: Sent with every page: no framing (clickjacking), no MIME sniffing, no cross-site referrer.
+SECURITY_HEADERS = {
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
 
 
 # --- the template environment ---------------------------------------------------------------
@@ -150,7 +157,7 @@ def render(
         template_name=template,
         context={**base, **context},
         status_code=status_code,
-        headers=headers,
+        headers={**SECURITY_HEADERS, **(headers or {})},
     )
 
 

@@ -296,6 +296,16 @@ async def test_bearer_keys_need_no_csrf_token(
     assert resp.status_code == 202
 
 
+async def test_pages_forbid_framing_and_caching(client: httpx.AsyncClient) -> None:
+    pages = [await client.get("/setup")]
+    await set_up_admin(client)
+    pages += [await client.get("/"), await client.get("/runs?status=nope")]
+    for resp in pages:
+        assert resp.headers["x-frame-options"] == "DENY"
+        assert resp.headers["x-content-type-options"] == "nosniff"
+        assert resp.headers["cache-control"] == "no-store"
+
+
 @pytest.mark.parametrize("path", ["/webhooks/ch_nope", "/healthz", "/readyz", "/metrics"])
 async def test_ingress_and_health_stay_public(client: httpx.AsyncClient, path: str) -> None:
     method = "POST" if path.startswith("/webhooks") else "GET"
