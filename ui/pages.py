@@ -99,6 +99,16 @@ def clock(value: datetime | str | None) -> str:
     return moment.strftime("%b %d, %H:%M")
 
 
+def iso(value: datetime | str | None) -> str:
+    """ISO 8601 for <time datetime> (the browser shows it in local time)."""
+    if value is None or value == "":
+        return ""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.isoformat()
+
+
 def pretty_json(value: Any) -> str:
     """Indented JSON for <pre> blocks."""
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
@@ -130,6 +140,7 @@ def environment() -> Environment:
     env.filters["ago"] = ago
     env.filters["when"] = when
     env.filters["clock"] = clock
+    env.filters["iso"] = iso
     env.filters["pretty_json"] = pretty_json
     env.globals["duration"] = duration
     return env

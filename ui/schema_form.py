@@ -6,7 +6,6 @@ integers, booleans, enums and optional (``anyOf [X, null]``) fields.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,8 +124,3 @@ def parse_values(
         else:
             config[item.name] = value
     return config, errors
-
-
-def check_pattern(item: SchemaField, value: str) -> bool:
-    """Whether a value matches the field's pattern (for the browser's own check)."""
-    return item.pattern is None or re.search(item.pattern, value) is not None

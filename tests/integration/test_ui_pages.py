@@ -218,6 +218,27 @@ async def test_test_run_waits_for_a_reply_and_times_out(hub: Hub, web: Web) -> N
     assert timed_out["sms"][-1]["text"] == "Too late"
 
 
+async def test_test_run_of_an_http_triggered_flow(hub: Hub, web: Web) -> None:
+    from flows.examples import load_example
+
+    document = load_example("appointment_confirmation")
+    view, _ = await import_flow(hub, document, publish_it=False)
+    body = {"phone": "+15550001234", "name": "Ann", "when": "Tue 3 pm"}
+    result = (
+        await web.post_json(
+            f"/flows/{view.flow.id}/test-run", {"document": document, "mode": "http", "body": body}
+        )
+    ).json()
+    (run,) = result["runs"]
+    assert run["status"] == "waiting"
+    assert result["sms"][0]["to"] == "+15550001234" and "Ann" in result["sms"][0]["text"]
+    answered = (
+        await web.post_json(f"/flows/test-runs/{result['session']}/reply", {"text": "y"})
+    ).json()
+    assert answered["runs"][0]["status"] == "completed"
+    assert "confirmed" in answered["sms"][-1]["text"]
+
+
 @pytest.mark.parametrize(
     ("path", "body", "status"),
     [

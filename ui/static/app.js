@@ -96,6 +96,20 @@
     var box = evt.detail.target;
     if (box && box.id === "messages" && box.dataset.near) box.scrollTop = box.scrollHeight;
   });
+  // Times in the reader's own time zone: <time datetime="…" data-local="time|clock">.
+  function localTimes(root) {
+    (root || document).querySelectorAll("time[data-local]").forEach(function (el) {
+      var when = new Date(el.getAttribute("datetime"));
+      if (isNaN(when)) return;
+      var hm = when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+      var today = when.toDateString() === new Date().toDateString();
+      el.textContent = el.getAttribute("data-local") === "time" || today
+        ? hm : when.toLocaleDateString([], { month: "short", day: "numeric" }) + ", " + hm;
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () { localTimes(); });
+  document.addEventListener("htmx:afterSwap", function (evt) { localTimes(evt.detail.target); });
+
   // Enter sends, Shift+Enter breaks the line (chat composer).
   document.addEventListener("keydown", function (evt) {
     var area = evt.target;
