@@ -205,17 +205,23 @@ async def thread_messages(hub: Hub, contact_id: str, channel_id: str) -> list[Me
         return list(reversed(list(rows.scalars())))
 
 
-async def contact_channel(hub: Hub, contact_id: str) -> str | None:
-    """The channel of the contact's latest message."""
+async def contact_channels(hub: Hub, contact_ids: list[str]) -> dict[str, str]:
+    """Contact id -> the channel of their latest message (one query for a page)."""
+    if not contact_ids:
+        return {}
+    latest = (
+        sa.select(sa.func.max(col(Message.id)).label("id"))
+        .where(col(Message.contact_id).in_(contact_ids))
+        .group_by(col(Message.contact_id))
+        .subquery()
+    )
     async with hub.db.read() as session:
-        return (
-            await session.execute(
-                sa.select(col(Message.channel_id))
-                .where(col(Message.contact_id) == contact_id)
-                .order_by(col(Message.id).desc())
-                .limit(1)
+        rows = await session.execute(
+            sa.select(col(Message.contact_id), col(Message.channel_id)).join(
+                latest, col(Message.id) == latest.c.id
             )
-        ).scalar()
+        )
+        return {contact_id: channel_id for contact_id, channel_id in rows.all()}
 
 
 async def contact_by_phone(hub: Hub, phone: str) -> Contact | None:

@@ -479,6 +479,7 @@ async def test_contacts_search_and_opt_out_filter(hub: Hub, web: Web, phone: Sim
     await drain(hub)
     every = await web.get("/contacts")
     assert "+15550001234" in every.text and "+15550002222" in every.text
+    assert every.text.count(f'/{phone.channel_id}">') == 2  # each links to its conversation
     out = await web.get("/contacts?status=opted_out")
     assert "+15550001234" in out.text and "+15550002222" not in out.text
     found = await web.get("/contacts?q=2222")

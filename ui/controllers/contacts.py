@@ -49,7 +49,7 @@ class ContactsController(Controller):
             )
         except ApiError as exc:
             errors["q"] = exc.message
-        channels = {row.id: await readmodels.contact_channel(hub, row.id) for row in rows}
+        channels = await readmodels.contact_channels(hub, [row.id for row in rows])
         return render(
             request,
             "contacts/list.html",
