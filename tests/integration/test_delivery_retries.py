@@ -327,3 +327,45 @@ async def test_disabling_an_endpoint_fails_its_queued_deliveries(
     delivery = await the_delivery(client, api_headers, event_id)
     assert delivery["status"] == "failed" and "disabled" in delivery["last_error"]
     assert sink.requests == []
+
+
+async def test_a_re_dispatched_event_is_delivered_once(
+    hub: Hub, client: httpx.AsyncClient, api_headers: dict[str, str], sink: Sink
+) -> None:
+    from hub.services.events import dispatch_event
+    from tests.conftest import drain
+
+    await new_endpoint(client, api_headers, sink.url)
+    event_id = await publish(hub, "e-twice")
+    await dispatch_event(hub, event_id)  # as after a crash: the dispatch job runs again
+    await dispatch_event(hub, event_id)
+    await drain(hub)
+    assert sink.ids() == [event_id]
+    page = await client.get(
+        "/api/v1/deliveries", params={"event_id": event_id}, headers=api_headers
+    )
+    assert len(page.json()["items"]) == 1
+
+
+async def test_the_response_kept_on_the_attempt_is_cut_at_64_kib(
+    running: Hub, client: httpx.AsyncClient, api_headers: dict[str, str], sink: Sink
+) -> None:
+    sink.always(Reply(200, body=b"x" * 200_000))
+    await new_endpoint(client, api_headers, sink.url)
+    event_id = await publish(running, "e-big")
+    delivery = await wait_status(client, api_headers, event_id, "succeeded")
+    attempt = delivery["attempts"][0]
+    assert len(attempt["response_body"]) == 64 * 1024 and attempt["response_truncated"] is True
+
+
+async def test_the_rate_limit_spaces_requests_out(
+    running: Hub, client: httpx.AsyncClient, api_headers: dict[str, str], sink: Sink
+) -> None:
+    await new_endpoint(client, api_headers, sink.url, rate_limit_per_s=5)
+    async with running.db.write() as session:
+        for n in range(6):
+            await emit(session, type="sms.sent", channel_id="c", dedupe_key=f"rl{n}", data={})
+    running.queue.notify()
+    await sink.wait_for(6, timeout=15)
+    span = sink.requests[-1].at - sink.requests[0].at
+    assert span >= 0.9, f"6 requests at 5/s took {span:.2f}s"  # five gaps of ~0.2 s
