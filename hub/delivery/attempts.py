@@ -12,7 +12,7 @@ import json
 import logging
 import random
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
 from typing import Any
@@ -275,18 +275,13 @@ async def _track_health(
         return False
     if outcome.status == 410:
         return not await disable(session, plan.endpoint_id, now, "the endpoint answered 410 Gone")
-    failing_since = _aware(row.failing_since)
+    failing_since: datetime = row.failing_since
     failing_for = now - failing_since
     if failing_for < timedelta(seconds=hub.settings.delivery_disable_after_s):
         return True
     days = failing_for.total_seconds() / 86_400
     reason = f"every delivery failed for {days:.1f} days (since {iso(failing_since)})"
     return not await disable(session, plan.endpoint_id, now, reason)
-
-
-def _aware(value: datetime) -> datetime:
-    """Core UPDATE … RETURNING bypasses the column type on some drivers: make it UTC-aware."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 async def disable(session: AsyncSession, endpoint_id: str, now: datetime, reason: str) -> bool:

@@ -117,6 +117,8 @@ async def perform(
         return _failed(f"timeout: no answer within {timeout_s:g} s", started)
     except OSError as exc:
         return _failed(f"connection failed: {exc}", started)
+    except Exception as exc:  # anything else is still an answer for the caller to record
+        return _failed(f"request failed: {type(exc).__name__}: {exc}", started)
     return RequestOutcome(
         status=response.status,
         headers=response.headers,
