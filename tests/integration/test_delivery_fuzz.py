@@ -3,11 +3,9 @@ success, never a 500 (hypothesis)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -15,28 +13,12 @@ from urllib.parse import quote
 import httpx
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-from hub.app import build_hub, create_app
 from hub.context import Hub
 from hub.services.apikeys import create_api_key
-from tests.conftest import make_settings
-
-
-@dataclass
-class Rig:
-    """A hub and client on one private event loop, for hypothesis' sync tests."""
-
-    runner: asyncio.Runner
-    hub: Hub
-    client: httpx.AsyncClient
-    headers: dict[str, str]
-    endpoint_id: str
-    hook_id: str
-
-    def call(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        return self.runner.run(self.client.request(method, url, **kwargs))
+from tests.fuzzing import FUZZ, Rig, assert_clean, hub_rig, json_values
 
 
 class NoDNS(AbstractResolver):
@@ -51,59 +33,28 @@ class NoDNS(AbstractResolver):
         pass
 
 
+async def _setup(hub: Hub, client: httpx.AsyncClient) -> dict[str, Any]:
+    hub.http.resolver_factory = NoDNS  # no request leaves the machine
+    _row, key = await create_api_key(hub, "fuzz")
+    headers = {"Authorization": f"Bearer {key}"}
+    ep = await client.post(
+        "/api/v1/endpoints", json={"url": "https://example.com/hook"}, headers=headers
+    )
+    hook = await client.post(
+        "/api/v1/hooks",
+        json={"target_url": "https://example.com/zap", "event": "*"},
+        headers=headers,
+    )
+    return {"headers": headers, "endpoint_id": ep.json()["id"], "hook_id": hook.json()["id"]}
+
+
 @pytest.fixture
 def rig(tmp_path: Path, database_url: str) -> Iterator[Rig]:
-    runner = asyncio.Runner()
     # Guard on (as in production) so the SSRF checks meet the junk too; nothing resolves.
-    hub = build_hub(make_settings(tmp_path, database_url, allow_private_destinations=False))
-
-    hub.http.resolver_factory = NoDNS  # no request leaves the machine
-
-    async def setup() -> tuple[httpx.AsyncClient, dict[str, str], str, str]:
-        _row, key = await create_api_key(hub, "fuzz")
-        client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=create_app(hub=hub, workers=False)),
-            base_url="http://testserver.local",
-        )
-        headers = {"Authorization": f"Bearer {key}"}
-        ep = await client.post(
-            "/api/v1/endpoints", json={"url": "https://example.com/hook"}, headers=headers
-        )
-        hook = await client.post(
-            "/api/v1/hooks",
-            json={"target_url": "https://example.com/zap", "event": "*"},
-            headers=headers,
-        )
-        return client, headers, ep.json()["id"], hook.json()["id"]
-
-    client, headers, endpoint_id, hook_id = runner.run(setup())
-    yield Rig(runner, hub, client, headers, endpoint_id, hook_id)
-    runner.run(client.aclose())
-    runner.run(hub.http.close())
-    runner.run(hub.db.dispose())
-    runner.close()
+    with hub_rig(tmp_path, database_url, _setup, allow_private_destinations=False) as made:
+        yield made
 
 
-def assert_clean(resp: httpx.Response) -> None:
-    """No 5xx; every error is the JSON error shape."""
-    assert resp.status_code < 500, f"{resp.status_code} {resp.text[:500]}"
-    if resp.status_code >= 400:
-        error = resp.json()["error"]
-        assert isinstance(error["code"], str) and error["code"]
-        assert isinstance(error["message"], str) and error["message"]
-
-
-json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=30),
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=5)
-    ),
-    max_leaves=12,
-)
 # URLs that reach every branch of the checks: odd hosts, schemes, presets' shapes.
 urls = st.sampled_from(
     [
@@ -145,9 +96,6 @@ endpoint_bodies = st.fixed_dictionaries(
         | json_values,
     },
 )
-FUZZ = settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
 
 
 @FUZZ
@@ -157,9 +105,13 @@ FUZZ = settings(
     raw=st.none() | st.binary(max_size=60),
 )
 def test_endpoint_writes_never_500(rig: Rig, method: str, payload: Any, raw: bytes | None) -> None:
-    url = "/api/v1/endpoints" if method == "POST" else f"/api/v1/endpoints/{rig.endpoint_id}"
+    url = (
+        "/api/v1/endpoints"
+        if method == "POST"
+        else f"/api/v1/endpoints/{rig.things['endpoint_id']}"
+    )
     content = raw if raw is not None else json.dumps(payload).encode()
-    headers = {**rig.headers, "content-type": "application/json"}
+    headers = {**rig.things["headers"], "content-type": "application/json"}
     assert_clean(rig.call(method, url, content=content, headers=headers))
 
 
@@ -171,7 +123,7 @@ def test_endpoint_writes_never_500(rig: Rig, method: str, payload: Any, raw: byt
     | json_values
 )
 def test_hook_subscriptions_never_500(rig: Rig, payload: Any) -> None:
-    assert_clean(rig.call("POST", "/api/v1/hooks", json=payload, headers=rig.headers))
+    assert_clean(rig.call("POST", "/api/v1/hooks", json=payload, headers=rig.things["headers"]))
 
 
 @FUZZ
@@ -191,10 +143,10 @@ def test_hook_subscriptions_never_500(rig: Rig, payload: Any) -> None:
     known=st.booleans(),
 )
 def test_endpoint_actions_never_500(rig: Rig, action: str, payload: Any, known: bool) -> None:
-    endpoint = rig.endpoint_id if known else "ep_unknown"
+    endpoint = rig.things["endpoint_id"] if known else "ep_unknown"
     url = f"/api/v1/endpoints/{endpoint}/{action}"
     kwargs: dict[str, Any] = {} if payload is None else {"json": payload}
-    assert_clean(rig.call("POST", url, headers=rig.headers, **kwargs))
+    assert_clean(rig.call("POST", url, headers=rig.things["headers"], **kwargs))
 
 
 @FUZZ
@@ -218,4 +170,4 @@ def test_reads_and_deletes_never_500(
     url = path if item is None else f"{path}/{quote(item, safe='') or 'x'}"
     if method == "POST" and item is not None:
         url = f"/api/v1/deliveries/{quote(item, safe='') or 'x'}/retry"
-    assert_clean(rig.call(method, url, params=params, headers=rig.headers))
+    assert_clean(rig.call(method, url, params=params, headers=rig.things["headers"]))

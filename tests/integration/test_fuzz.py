@@ -3,10 +3,8 @@ success, never a 500 (hypothesis)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,87 +12,42 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from connectors.simulator import sign_request
-from hub.app import build_hub, create_app
 from hub.context import Hub
 from hub.services.apikeys import create_api_key
 from hub.services.channels import create_channel
-from tests.conftest import make_settings
+from tests.fuzzing import FUZZ, Rig, assert_clean, hub_rig, json_values
 
 SIM_SECRET = "fuzz-simulator-secret"
 
 
-@dataclass
-class Rig:
-    """A hub and client living on one private event loop, for hypothesis' sync tests."""
-
-    runner: asyncio.Runner
-    hub: Hub
-    client: httpx.AsyncClient
-    headers: dict[str, str]
-    channels: dict[str, str]
-
-    def call(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        return self.runner.run(self.client.request(method, url, **kwargs))
+async def _setup(hub: Hub, client: httpx.AsyncClient) -> dict[str, Any]:
+    _row, key = await create_api_key(hub, "fuzz")
+    configs: dict[str, dict[str, Any]] = {
+        "simulator": {},
+        "mysmsgate": {"api_key": "k"},
+        "smsgate": {"username": "u", "password": "p"},
+        "twilio": {"account_sid": "AC" + "2" * 32, "auth_token": "t" * 32},
+        "vonage": {"api_key": "k", "api_secret": "s", "signature_method": "none"},
+    }
+    channels = {}
+    for name, config in configs.items():
+        row = await create_channel(
+            hub, connector=name, name=name, config=config, webhook_secret=SIM_SECRET
+        )
+        channels[name] = row.id
+    return {"headers": {"Authorization": f"Bearer {key}"}, "channels": channels}
 
 
 @pytest.fixture
 def rig(tmp_path: Path, database_url: str) -> Iterator[Rig]:
-    runner = asyncio.Runner()
-    hub = build_hub(make_settings(tmp_path, database_url))
-
-    async def setup() -> tuple[httpx.AsyncClient, dict[str, str], dict[str, str]]:
-        _row, key = await create_api_key(hub, "fuzz")
-        configs: dict[str, dict[str, Any]] = {
-            "simulator": {},
-            "mysmsgate": {"api_key": "k"},
-            "smsgate": {"username": "u", "password": "p"},
-            "twilio": {"account_sid": "AC" + "2" * 32, "auth_token": "t" * 32},
-            "vonage": {"api_key": "k", "api_secret": "s", "signature_method": "none"},
-        }
-        channels = {}
-        for name, config in configs.items():
-            row = await create_channel(
-                hub, connector=name, name=name, config=config, webhook_secret=SIM_SECRET
-            )
-            channels[name] = row.id
-        app = create_app(hub=hub, workers=False)
-        client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://testserver.local"
-        )
-        return client, {"Authorization": f"Bearer {key}"}, channels
-
-    client, headers, channels = runner.run(setup())
-    yield Rig(runner, hub, client, headers, channels)
-    runner.run(client.aclose())
-    runner.run(hub.http.close())
-    runner.run(hub.db.dispose())
-    runner.close()
+    with hub_rig(tmp_path, database_url, _setup) as made:
+        yield made
 
 
-def assert_clean(resp: httpx.Response) -> None:
-    """No 5xx; every error is the JSON error shape."""
-    assert resp.status_code < 500, f"{resp.status_code} {resp.text[:500]}"
-    if resp.status_code >= 400:
-        error = resp.json()["error"]
-        assert isinstance(error["code"], str) and error["code"]
-        assert isinstance(error["message"], str) and error["message"]
-
-
-json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=30),
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=5)
-    ),
-    max_leaves=12,
-)
 # Bodies shaped roughly like the real ones, so parsers get past the first check.
 field_names = st.sampled_from(
     [
@@ -134,9 +87,6 @@ content_types = st.sampled_from(
         "application/json; charset=utf-8",
     ]
 )
-FUZZ = settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
 
 
 @FUZZ
@@ -153,7 +103,7 @@ def test_ingress_never_500(
     headers = {"content-type": content_type} if content_type else {}
     if sign and connector == "simulator":  # a valid signature, so the parser meets the junk
         headers.update(sign_request(SIM_SECRET, body, datetime.now(UTC)))
-    url = f"/webhooks/{rig.channels[connector]}{suffix}"
+    url = f"/webhooks/{rig.things['channels'][connector]}{suffix}"
     if connector == "vonage" and sign:
         url += "?token=wrong"
     assert_clean(rig.call("POST", url, content=body, headers=headers))
@@ -176,7 +126,7 @@ send_fields = st.fixed_dictionaries(
 @given(payload=send_fields | json_values, raw=st.none() | st.binary(max_size=100))
 def test_send_never_500(rig: Rig, payload: Any, raw: bytes | None) -> None:
     content = raw if raw is not None else json.dumps(payload).encode()
-    headers = {**rig.headers, "content-type": "application/json"}
+    headers = {**rig.things["headers"], "content-type": "application/json"}
     assert_clean(rig.call("POST", "/api/v1/send", content=content, headers=headers))
 
 
@@ -200,8 +150,12 @@ def test_send_never_500(rig: Rig, payload: Any, raw: bytes | None) -> None:
     | json_values,
 )
 def test_channels_never_500(rig: Rig, method: str, payload: Any) -> None:
-    url = "/api/v1/channels" if method == "POST" else f"/api/v1/channels/{rig.channels['twilio']}"
-    assert_clean(rig.call(method, url, json=payload, headers=rig.headers))
+    url = (
+        "/api/v1/channels"
+        if method == "POST"
+        else f"/api/v1/channels/{rig.things['channels']['twilio']}"
+    )
+    assert_clean(rig.call(method, url, json=payload, headers=rig.things["headers"]))
 
 
 @FUZZ
@@ -220,7 +174,7 @@ def test_channels_never_500(rig: Rig, method: str, payload: Any) -> None:
 )
 def test_reads_never_500(rig: Rig, path: str, params: dict[str, str], item: str | None) -> None:
     url = path if item is None else f"{path}/{quote(item, safe='') or 'x'}"
-    assert_clean(rig.call("GET", url, params=params, headers=rig.headers))
+    assert_clean(rig.call("GET", url, params=params, headers=rig.things["headers"]))
 
 
 @FUZZ
@@ -241,10 +195,10 @@ def test_reads_never_500(rig: Rig, path: str, params: dict[str, str], item: str 
 def test_contact_and_device_patches_never_500(rig: Rig, target: str, payload: Any) -> None:
     if target == "contacts":
         url = "/api/v1/contacts/+15550001234"
-        rig.runner.run(_ensure_contact(rig.hub))
+        rig.run(_ensure_contact(rig.hub))
     else:
         url = "/api/v1/devices/dev_missing"
-    assert_clean(rig.call("PATCH", url, json=payload, headers=rig.headers))
+    assert_clean(rig.call("PATCH", url, json=payload, headers=rig.things["headers"]))
 
 
 async def _ensure_contact(hub: Hub) -> None:

@@ -3,9 +3,7 @@ answer is a page or a redirect, a 4xx with a message, never a 500 (hypothesis)."
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +12,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hub.app import build_hub, create_app
 from hub.context import Hub
 from hub.delivery.endpoints import create_endpoint
 from hub.services.bootstrap import join_example
 from hub.services.channels import create_channel
 from hub.services.flows import import_flow, list_runs
-from tests.conftest import make_settings
 from tests.e2e.helpers import page_csrf, set_up_admin
+from tests.fuzzing import Rig, hub_rig
+from tests.fuzzing import assert_clean as assert_no_500
 from tests.helpers import SimPhone
 
 SECRET = "fuzz-simulator-secret"
@@ -32,65 +30,42 @@ FUZZ = settings(
 )
 
 
-@dataclass
-class Rig:
-    """A signed-in client and a hub on one private event loop (hypothesis tests are sync)."""
-
-    runner: asyncio.Runner
-    hub: Hub
-    client: httpx.AsyncClient
-    csrf: str
-    ids: dict[str, str]
-
-    def call(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        return self.runner.run(self.client.request(method, url, **kwargs))
+async def _setup(hub: Hub, client: httpx.AsyncClient) -> dict[str, Any]:
+    channel = await create_channel(
+        hub,
+        connector="simulator",
+        name="Simulator",
+        config={"phone_number": "+15550100000", "delivery_delay_s": 0},
+        webhook_secret=SECRET,
+    )
+    view, _ = await import_flow(hub, join_example(channel.id), publish_it=True)
+    csrf = await set_up_admin(client)
+    await SimPhone(client, channel.id, SECRET, "+15550100000").says("+15550001234", "JOIN")
+    await hub.queue.drain(timeout=20)  # type: ignore[attr-defined]
+    runs, _ = await list_runs(hub, limit=1, cursor=None)
+    endpoint = await create_endpoint(
+        hub, url="http://127.0.0.1:9/hook", event_types=["*"], description="fuzz"
+    )
+    contact = (await client.get("/api/v1/contacts/+15550001234")).json()
+    ids = {
+        "channel": channel.id,
+        "flow": view.flow.id,
+        "run": runs[0].id,
+        "contact": contact["id"],
+        "endpoint": endpoint.id,
+    }
+    return {"csrf": csrf, "ids": ids}
 
 
 @pytest.fixture
 def rig(tmp_path: Path, database_url: str) -> Iterator[Rig]:
-    runner = asyncio.Runner()
-    hub = build_hub(make_settings(tmp_path, database_url))
-
-    async def setup() -> tuple[httpx.AsyncClient, str, dict[str, str]]:
-        channel = await create_channel(
-            hub,
-            connector="simulator",
-            name="Simulator",
-            config={"phone_number": "+15550100000", "delivery_delay_s": 0},
-            webhook_secret=SECRET,
-        )
-        view, _ = await import_flow(hub, join_example(channel.id), publish_it=True)
-        client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=create_app(hub=hub, workers=False)),
-            base_url="http://testserver.local",
-        )
-        csrf = await set_up_admin(client)
-        await SimPhone(client, channel.id, SECRET, "+15550100000").says("+15550001234", "JOIN")
-        await hub.queue.drain(timeout=20)  # type: ignore[attr-defined]
-        runs, _ = await list_runs(hub, limit=1, cursor=None)
-        endpoint = await create_endpoint(
-            hub, url="http://127.0.0.1:9/hook", event_types=["*"], description="fuzz"
-        )
-        contact = (await client.get("/api/v1/contacts/+15550001234")).json()
-        ids = {
-            "channel": channel.id,
-            "flow": view.flow.id,
-            "run": runs[0].id,
-            "contact": contact["id"],
-            "endpoint": endpoint.id,
-        }
-        return client, csrf, ids
-
-    client, csrf, ids = runner.run(setup())
-    yield Rig(runner, hub, client, csrf, ids)
-    runner.run(client.aclose())
-    runner.run(hub.http.close())
-    runner.run(hub.db.dispose())
-    runner.close()
+    with hub_rig(tmp_path, database_url, _setup) as made:
+        yield made
 
 
 def assert_clean(resp: httpx.Response) -> None:
-    assert resp.status_code < 500, f"{resp.status_code} {resp.text[:500]}"
+    """No 5xx (UI errors are pages, not JSON)."""
+    assert_no_500(resp, json_errors=False)
 
 
 #: Text as users and attackers type it: unicode, control characters, markup, huge.
@@ -162,8 +137,8 @@ def forms(draw: st.DrawFn) -> tuple[str, dict[str, str]]:
 @given(form=forms())
 def test_form_posts_never_500(rig: Rig, form: tuple[str, dict[str, str]]) -> None:
     path, data = form
-    url = path.format(**rig.ids)
-    resp = rig.call("POST", url, data={**data, "_csrf": rig.csrf})
+    url = path.format(**rig.things["ids"])
+    resp = rig.call("POST", url, data={**data, "_csrf": rig.things["csrf"]})
     assert_clean(resp)
     if resp.status_code == 422:
         assert "error-text" in resp.text or "alert-error" in resp.text
@@ -190,7 +165,7 @@ def test_raw_bodies_never_500(rig: Rig, path: str, body: bytes, content_type: st
         "POST",
         path,
         content=body,
-        headers={"content-type": content_type, "X-CSRF-Token": rig.csrf},
+        headers={"content-type": content_type, "X-CSRF-Token": rig.things["csrf"]},
     )
     assert_clean(resp)
 
@@ -247,9 +222,9 @@ json_values = st.recursive(
 def test_test_run_never_500(rig: Rig, payload: dict[str, Any]) -> None:
     resp = rig.call(
         "POST",
-        f"/flows/{rig.ids['flow']}/test-run",
+        f"/flows/{rig.things['ids']['flow']}/test-run",
         json=payload,
-        headers={"X-CSRF-Token": rig.csrf},
+        headers={"X-CSRF-Token": rig.things["csrf"]},
     )
     assert_clean(resp)
     assert resp.headers["content-type"].startswith("application/json")
@@ -272,9 +247,9 @@ def test_odd_ids_in_paths_never_500(rig: Rig, segment: str) -> None:
         ("GET", f"/outbound/deliveries/{part}"),
         ("POST", f"/outbound/deliveries/{part}/retry"),
     ):
-        assert_clean(rig.call(method, path, data={"_csrf": rig.csrf}))
+        assert_clean(rig.call(method, path, data={"_csrf": rig.things["csrf"]}))
 
 
 def test_the_rig_is_signed_in(rig: Rig) -> None:
     page = rig.call("GET", "/")
-    assert page.status_code == 200 and page_csrf(page.text) == rig.csrf
+    assert page.status_code == 200 and page_csrf(page.text) == rig.things["csrf"]
