@@ -473,16 +473,7 @@ async def _status_report(
     event_id: str,
     now: datetime,
 ) -> tuple[str | None, dict[str, Any]]:
-    message = None
-    if event.provider_message_id:
-        found = await session.execute(
-            sa.select(Message).where(
-                col(Message.channel_id) == channel.id,
-                col(Message.provider_message_id) == event.provider_message_id,
-                col(Message.direction) == "outbound",
-            )
-        )
-        message = found.scalars().first()
+    message = await _outbound_by_provider_id(session, channel.id, event.provider_message_id)
     if message is None:
         # Not matched (yet): keep the report and look again shortly.
         await enqueue(
@@ -504,6 +495,22 @@ async def _status_report(
         now=now,
     )
     return message.id, envelope(event_id, event.type, now, _report_data(channel, event, message))
+
+
+async def _outbound_by_provider_id(
+    session: AsyncSession, channel_id: str, provider_id: str | None
+) -> Message | None:
+    """The outbound message a delivery report is about, if we know it yet."""
+    if not provider_id:
+        return None
+    found = await session.execute(
+        sa.select(Message).where(
+            col(Message.channel_id) == channel_id,
+            col(Message.provider_message_id) == provider_id,
+            col(Message.direction) == "outbound",
+        )
+    )
+    return found.scalars().first()
 
 
 def _report_data(
@@ -533,14 +540,7 @@ async def match_report(hub: Hub, event_id: str, report: dict[str, Any]) -> None:
         row = await session.get(Event, event_id)
         if row is None or row.message_id is not None:
             return
-        found = await session.execute(
-            sa.select(Message).where(
-                col(Message.channel_id) == row.channel_id,
-                col(Message.provider_message_id) == event.provider_message_id,
-                col(Message.direction) == "outbound",
-            )
-        )
-        message = found.scalars().first()
+        message = await _outbound_by_provider_id(session, row.channel_id, event.provider_message_id)
         if message is None:
             raise Retry(
                 5.0, reason=f"no message with provider id {event.provider_message_id!r} yet"
