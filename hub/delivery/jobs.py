@@ -50,21 +50,27 @@ def subscribed(event_types: list[str], event_type: str) -> bool:
 
 
 @event_sink
-async def fan_out(hub: Hub, session: AsyncSession, payload: dict[str, Any]) -> None:
-    """One delivery (and its job) per enabled endpoint subscribed to the event's type."""
-    event_id = str(payload.get("id") or "")
-    event_type = str(payload.get("type") or "")
-    if not event_id or not event_type:
+async def fan_out(hub: Hub, session: AsyncSession, payloads: list[dict[str, Any]]) -> None:
+    """One delivery (and its job) per event and enabled endpoint subscribed to its type."""
+    events = [
+        (str(p.get("id") or ""), str(p.get("type") or ""))
+        for p in payloads
+        if p.get("id") and p.get("type")
+    ]
+    if not events:
         return
     rows = await session.execute(
         sa.select(Endpoint).where(
             col(Endpoint.enabled).is_(True), col(Endpoint.deleted_at).is_(None)
         )
     )
+    endpoints = list(rows.scalars())
+    if not endpoints:
+        return
     schedule = hub.settings.retry_schedule
     now = utcnow()
     values: list[dict[str, Any]] = []
-    for endpoint in rows.scalars():
+    for (event_id, event_type), endpoint in ((e, ep) for e in events for ep in endpoints):
         if subscribed(endpoint.event_types, event_type):
             delay = scheduled_delay(schedule, 0)
             values.append(

@@ -77,4 +77,7 @@ async def enqueue(
         },
         conflict=["key"] if key else None,
     )
+    if inserted:
+        # Lets the writer of this transaction know it should wake the workers after commit.
+        session.info["smshub_jobs_enqueued"] = True
     return job_id if inserted else None

@@ -124,6 +124,8 @@ class InlineQueue:
 
     async def _claim(self, limit: int) -> list[Any]:
         """Take up to ``limit`` due jobs (and jobs whose lease expired) for this worker."""
+        if not await self._has_due_jobs(include_expired=True):
+            return []  # a cheap read first: an idle poll must not take the write lock
         now = utcnow()
         lease = now + timedelta(seconds=self.hub.settings.job_lease_s)
         jobs = Job.__table__  # type: ignore[attr-defined]
@@ -149,13 +151,18 @@ class InlineQueue:
             result = await session.execute(stmt)
             return list(result.all())
 
-    async def _has_due_jobs(self) -> bool:
+    async def _has_due_jobs(self, *, include_expired: bool = False) -> bool:
+        """Whether a job is due (pending and due, or running; with ``include_expired``,
+        only running jobs whose lease has expired count)."""
         jobs = Job.__table__  # type: ignore[attr-defined]
+        now = utcnow()
+        due = sa.and_(jobs.c.status == "pending", jobs.c.run_at <= now)
+        running = jobs.c.status == "running"
+        if include_expired:
+            running = sa.and_(running, jobs.c.lease_until < now)
         async with self.hub.db.read() as session:
-            stmt = sa.select(sa.func.count()).where(
-                jobs.c.status.in_(["pending", "running"]), jobs.c.run_at <= utcnow()
-            )
-            return bool((await session.execute(stmt)).scalar())
+            stmt = sa.select(jobs.c.id).where(sa.or_(due, running)).limit(1)
+            return (await session.execute(stmt)).first() is not None
 
     async def _run(self, row: Any) -> None:
         """Run one claimed job and record the outcome."""

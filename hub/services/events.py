@@ -1,9 +1,11 @@
-"""Public events: rows in ``events`` plus one ``dispatch_event`` job each.
+"""Public events: rows in ``events``, handed to every registered sink.
 
 An event is written in the same transaction as the change it reports, so it exists if and
-only if the change does. ``dispatch_event`` hands it to every registered sink (flow
-triggers, webhook deliveries); sinks only write rows and jobs, inside one transaction, and
-must be idempotent (keyed on the event id), because a dispatch can run twice after a crash.
+only if the change does. Sinks (flow triggers, webhook deliveries) only write rows and
+jobs, and must be idempotent (keyed on the event id): a dispatch can run twice after a
+crash. Inbound SMS, the bulk, are dispatched inside the ingest transaction itself
+(:func:`dispatch_inline`, a batch at a time); events the hub raises elsewhere get a
+``dispatch_event`` job written with them.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from hub.queue.jobs import job
 
 log = logging.getLogger("smshub.events")
 
-EventSink = Callable[[Hub, AsyncSession, dict[str, Any]], Awaitable[None]]
+#: A sink gets a batch of event payloads (one or many) and the transaction to write in.
+EventSink = Callable[[Hub, AsyncSession, list[dict[str, Any]]], Awaitable[None]]
 
 #: Everything that reacts to public events, in registration order.
 SINKS: list[EventSink] = []
@@ -114,6 +117,13 @@ def message_data(message: Message, **extra: Any) -> dict[str, Any]:
     return data
 
 
+async def dispatch_inline(hub: Hub, session: AsyncSession, payloads: list[dict[str, Any]]) -> None:
+    """Hand events to every sink in the caller's transaction."""
+    if payloads:
+        for sink in SINKS:
+            await sink(hub, session, payloads)
+
+
 @job("dispatch_event")
 async def dispatch_event(hub: Hub, event_id: str) -> None:
     """Hand one event to every sink, in one transaction."""
@@ -121,6 +131,5 @@ async def dispatch_event(hub: Hub, event_id: str) -> None:
         row = await session.get(Event, event_id)
         if row is None:
             return
-        for sink in SINKS:
-            await sink(hub, session, row.payload)
+        await dispatch_inline(hub, session, [row.payload])
     hub.queue.notify()

@@ -327,26 +327,52 @@ def http_trigger_url(hub: Hub, flow: Flow) -> str:
 
 
 @event_sink
-async def flows_sink(hub: Hub, session: AsyncSession, payload: dict[str, Any]) -> None:
-    """Queue flow work for an SMS event (compliance keywords never reach flows)."""
-    type_ = payload.get("type", "")
-    if not type_.startswith("sms."):
-        return
-    event_id = payload["id"]
-    data = payload.get("data") or {}
-    if type_ == "sms.received":
-        keyword = classify(data.get("body"))
-        if keyword == "stop":
-            await enqueue(
-                session,
-                "flow_cancel_waiting",
-                {"phone": data.get("from")},
-                key=f"stop-runs:{event_id}",
-            )
-            return
-        if is_compliance_reply(data.get("body")):
-            return
-    await enqueue(session, "flow_dispatch", {"event_id": event_id}, key=f"flows:{event_id}")
+async def flows_sink(hub: Hub, session: AsyncSession, payloads: list[dict[str, Any]]) -> None:
+    """Queue flow work for the SMS events a flow could want (compliance keywords never
+    reach flows; an event no trigger matches and no run waits for costs no job)."""
+    index = await runtime(hub).index()
+    waiting = await _phones_waited_on(
+        session,
+        {
+            str(p["data"]["from"])
+            for p in payloads
+            if p.get("type") == "sms.received" and (p.get("data") or {}).get("from")
+        },
+    )
+    for payload in payloads:
+        type_ = payload.get("type", "")
+        if not type_.startswith("sms."):
+            continue
+        event_id = payload["id"]
+        data = payload.get("data") or {}
+        if type_ == "sms.received":
+            if classify(data.get("body")) == "stop":
+                await enqueue(
+                    session,
+                    "flow_cancel_waiting",
+                    {"phone": data.get("from")},
+                    key=f"stop-runs:{event_id}",
+                )
+                continue
+            if is_compliance_reply(data.get("body")):
+                continue
+        wanted = bool(index.match(payload))
+        if not wanted and type_ == "sms.received":
+            wanted = data.get("from") in waiting
+        if wanted:
+            await enqueue(session, "flow_dispatch", {"event_id": event_id}, key=f"flows:{event_id}")
+
+
+async def _phones_waited_on(session: AsyncSession, phones: set[str]) -> set[str]:
+    """Which of these numbers some run waits for a reply from (on any channel)."""
+    if not phones:
+        return set()
+    found = await session.execute(
+        sa.select(col(FlowRun.wait_phone)).where(
+            col(FlowRun.status) == "waiting", col(FlowRun.wait_phone).in_(sorted(phones))
+        )
+    )
+    return {str(phone) for phone in found.scalars()}
 
 
 async def _contact(hub: Hub, phone: str | None) -> ContactView | None:

@@ -24,12 +24,12 @@ from hub.context import Hub
 from hub.dbutil import insert_ignore
 from hub.ids import new_id
 from hub.metrics import EVENTS
-from hub.models import Channel, Contact, Device, Event, Job, Message, utcnow
+from hub.models import Channel, Contact, Device, Event, Message, utcnow
 from hub.phone import normalize_address
-from hub.queue.base import DEFAULT_MAX_ATTEMPTS, Retry, enqueue
+from hub.queue.base import Retry, enqueue
 from hub.queue.jobs import job
 from hub.services.channels import ChannelRuntime
-from hub.services.events import envelope, iso
+from hub.services.events import dispatch_inline, envelope, iso
 from hub.services.keywords import classify
 from hub.services.messages import apply_status, event_status, queue_system_reply
 
@@ -169,7 +169,7 @@ async def write_batch(
     async with hub.db.write() as session:
         contacts = await _upsert_contacts(session, {r.sender for r in received}, now)
         devices = await _upsert_devices(session, requests, now)
-        inserted = await _insert_received(session, received, contacts, devices, now)
+        inserted = await _insert_received(hub, session, received, contacts, devices, now)
         for item in received:
             stored = item.event_id in inserted
             _count(results[item.request], item.event, item.event_id if stored else None)
@@ -181,7 +181,7 @@ async def write_batch(
         for index, channel, event in reports:
             event_id = await _report_one(hub, session, channel, event, now)
             _count(results[index], event, event_id)
-    if any(r.stored for r in results):
+    if session.info.get("smshub_jobs_enqueued"):
         hub.queue.notify()
     return results
 
@@ -313,6 +313,7 @@ async def _upsert_devices(
 
 
 async def _insert_received(
+    hub: Hub,
     session: AsyncSession,
     received: list[_Received],
     contacts: dict[str, tuple[str, bool]],
@@ -323,7 +324,7 @@ async def _insert_received(
     if not received:
         return set()
     events = Event.__table__  # type: ignore[attr-defined]
-    rows = []
+    rows: list[dict[str, Any]] = []
     for item in received:
         device_id = devices.get((item.channel.id, item.event.device_id or ""))
         rows.append(
@@ -389,25 +390,11 @@ async def _insert_received(
             for item in fresh
         ],
     )
-    # The gateway's event is the public one; status reports instead become public
-    # through the message's status transition (hub.services.messages.record_status).
-    await session.execute(
-        sa.insert(Job.__table__),  # type: ignore[attr-defined]
-        [
-            {
-                "id": new_id("job"),
-                "name": "dispatch_event",
-                "args": {"event_id": item.event_id},
-                "status": "pending",
-                "run_at": now,
-                "attempts": 0,
-                "max_attempts": DEFAULT_MAX_ATTEMPTS,
-                "key": f"dispatch:{item.event_id}",
-                "created_at": now,
-            }
-            for item in fresh
-        ],
-    )
+    # The gateway's event is the public one (status reports instead become public through
+    # the message's status transition, hub.services.messages.record_status); its sinks run
+    # here, in this transaction, for the whole batch at once.
+    by_id = {row["id"]: row["payload"] for row in rows}
+    await dispatch_inline(hub, session, [by_id[item.event_id] for item in fresh])
     return inserted
 
 

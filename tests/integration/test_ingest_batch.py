@@ -51,7 +51,12 @@ async def test_one_batch_writes_every_request_and_drops_repeats(hub: Hub, channe
     assert await count(hub, Message, Message.direction == "inbound") == 3
     assert await count(hub, Contact) == 2
     assert await count(hub, Device) == 2
-    assert await count(hub, Job, Job.name == "dispatch_event") == 3
+    # Sinks ran in the batch's transaction: no dispatch jobs; no flow wants these events;
+    # the STOP queued its confirmation and the cancelling of its contact's waiting runs.
+    assert await count(hub, Job, Job.name == "dispatch_event") == 0
+    assert await count(hub, Job, Job.name == "flow_dispatch") == 0
+    assert await count(hub, Job, Job.name == "send_message") == 1
+    assert await count(hub, Job, Job.name == "flow_cancel_waiting") == 1
     # STOP in a batch is still handled: opted out, one confirmation queued.
     assert await count(hub, Contact, Contact.opted_out.is_(True)) == 1  # type: ignore[attr-defined]
     assert await count(hub, Message, Message.direction == "outbound") == 1
