@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import os
 from pathlib import Path
@@ -19,6 +20,11 @@ class SecretBox:
         # Any string works as a key: it is stretched to the 32 bytes Fernet needs.
         digest = hashlib.sha256(key.encode()).digest()
         self._fernet = Fernet(base64.urlsafe_b64encode(digest))
+        self._key = key.encode()
+
+    def derive(self, label: str, size: int = 32) -> bytes:
+        """A stable secret for one purpose, derived from the hub's key (no storage needed)."""
+        return hmac.new(self._key, f"smshub:{label}".encode(), hashlib.sha256).digest()[:size]
 
     def encrypt(self, plain: str) -> str:
         """Encrypt a string."""

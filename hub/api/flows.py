@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from flows import Run, Step, node_types_catalog, validate_flow
 from hub.api.deps import require_api_key
 from hub.context import Hub
+from hub.delivery.outbound import flow_signing_secret as signing_secret_of
 from hub.errors import BadRequest
 from hub.models import Flow, FlowRun, FlowVersion
 from hub.schemas import In, Page
@@ -267,6 +268,17 @@ class RunController(Controller):
         return run_out(*await flow_service.get_run(hub, run.id))
 
 
+class SigningSecretOut(BaseModel):
+    secret: str = Field(description="Verify flow HTTP requests with it (Standard Webhooks).")
+
+
+@get("/flow-signing-secret", tags=["flows"], guards=[require_api_key], summary="Flow signing key")
+async def flow_signing_secret(hub: NamedDependency[Hub]) -> SigningSecretOut:
+    """The secret that signs every ``http.request`` a flow makes (``webhook-*`` headers;
+    ``webhook-id`` is the step's key, the same on retries and replays)."""
+    return SigningSecretOut(secret=signing_secret_of(hub))
+
+
 @get(
     "/node-types", tags=["flows"], guards=[require_api_key], summary="Node types with their schemas"
 )
@@ -296,5 +308,10 @@ async def flow_hook(
     return HookOut(run_id=run.id, status=run.status)
 
 
-api_handlers: list[ControllerRouterHandler] = [FlowController, RunController, node_types]
+api_handlers: list[ControllerRouterHandler] = [
+    FlowController,
+    RunController,
+    node_types,
+    flow_signing_secret,
+]
 public_handlers: list[ControllerRouterHandler] = [flow_hook]

@@ -16,8 +16,10 @@ from typing import Any
 
 from hub.context import Hub
 from hub.delivery import presets
+from hub.delivery.signing import SECRET_PREFIX, sign_headers
 from hub.delivery.ssrf import BlockedDestination, Policy, check_url
 from hub.http_client import DestinationRefused
+from hub.models import utcnow
 
 #: Response bytes kept (on the attempt, or handed to the flow).
 MAX_RESPONSE_BYTES = 64 * 1024
@@ -59,8 +61,11 @@ async def send_request(
     body: Any = None,
     preset: str = "generic",
     timeout_s: float = 15.0,
+    sign: tuple[str, str] | None = None,
 ) -> RequestOutcome:
     """One guarded request for the flow engine: preset shaping, SSRF guard, no retries.
+
+    ``sign`` = (webhook id, ``whsec_`` secret) adds Standard Webhooks headers over the body.
 
     ``body``: None sends no body; ``str``/``bytes`` are sent as they are; anything else is
     shaped by ``preset`` and sent as JSON (``Content-Type: application/json`` unless the
@@ -83,6 +88,12 @@ async def send_request(
         ).encode()
         if not any(name.lower() == "content-type" for name in all_headers):
             all_headers["Content-Type"] = "application/json"
+    if sign is not None:
+        webhook_id, secret = sign
+        signed = (content or b"").decode("utf-8", "replace")
+        all_headers.update(sign_headers(webhook_id, utcnow(), signed, [secret]))
+        if content is not None and signed.encode() != content:
+            content = signed.encode()  # sign exactly the bytes sent
     return await perform(
         hub, method=method, url=url, headers=all_headers, content=content, timeout_s=timeout_s
     )
@@ -139,3 +150,11 @@ def _failed(error: str, started: float) -> RequestOutcome:
 
 def _elapsed_ms(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
+
+
+def flow_signing_secret(hub: Hub) -> str:
+    """The ``whsec_`` secret every flow ``http.request`` is signed with (derived from the
+    hub's SECRET_KEY: stable across restarts and processes, nothing stored)."""
+    import base64
+
+    return SECRET_PREFIX + base64.b64encode(hub.box.derive("flow-http-signing", 32)).decode()

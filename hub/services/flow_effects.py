@@ -137,7 +137,7 @@ class HubEffects:
 
     async def http_request(self, command: HttpCommand) -> HttpOutcome:
         """Send the request through the delivery subsystem's guarded client."""
-        from hub.delivery.outbound import send_request
+        from hub.delivery.outbound import flow_signing_secret, send_request
 
         outcome = await send_request(
             self.hub,
@@ -147,6 +147,8 @@ class HubEffects:
             body=command.json if command.content is None else command.content,
             preset=command.preset,
             timeout_s=command.timeout_s,
+            # The step's key: a retry or replay of the step carries the same webhook-id.
+            sign=(command.idempotency_key, flow_signing_secret(self.hub)),
         )
         return HttpOutcome(
             status=outcome.status,

@@ -429,3 +429,28 @@ async def test_sweep_carries_on_runs_a_crash_left_behind(
     [row] = await runs(client, api_headers)
     assert row["status"] == "completed"
     assert await texts_to(hub, ANN) == ["Welcome! Reply STOP to opt out."]
+
+
+async def test_flow_http_request_is_signed_and_shaped_by_its_preset(
+    hub: Hub, client: httpx.AsyncClient, api_headers: dict[str, str], phone: SimPhone
+) -> None:
+    from standardwebhooks.webhooks import Webhook
+
+    from tests.fakes.sink import Sink
+
+    async with Sink("/zap") as sink:
+        document = example("join_keyword")
+        for node in document["nodes"]:
+            if node["type"] == "http.request":
+                node["config"]["url"] = sink.url
+        await publish(client, api_headers, document)
+        await phone.says(ANN, "JOIN news")
+        await drain(hub)
+        await sink.wait_for(1)
+    secret = (await client.get("/api/v1/flow-signing-secret", headers=api_headers)).json()["secret"]
+    request = sink.requests[0]
+    flat = Webhook(secret).verify(request.body, request.headers)
+    assert flat["event_type"] == "sms.received" and flat["body"] == "JOIN news"  # Zapier: flat
+    [run] = await runs(client, api_headers)
+    assert request.webhook_id == f"{run['id']}:zap"  # the step's key: stable across retries
+    assert run["status"] == "completed"
