@@ -637,3 +637,15 @@ async def test_every_page_renders_with_data(hub: Hub, web: Web, phone: SimPhone)
         resp = await web.get(path)
         assert resp.status_code == 200, path
         assert 'class="nav"' in resp.text
+
+
+async def test_simulate_without_a_live_simulator_channel_still_says_why(
+    hub: Hub, web: Web, phone: SimPhone
+) -> None:
+    from hub.services.channels import update_channel
+
+    await update_channel(hub, phone.channel_id, {"enabled": False})  # no form to show it next to
+    resp = await web.post("/conversations/simulate", {})
+    assert resp.status_code == 422
+    assert "alert-error" in resp.text
+    assert await count(hub, Message) == 0
