@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+from hypothesis import settings as hypothesis_settings
 
 from hub.app import build_hub, create_app
 from hub.context import Hub
@@ -28,6 +29,13 @@ from hub.services.channels import create_channel
 from hub.settings import Settings
 
 REQUIRE_SERVICES = os.environ.get("SMSHUB_REQUIRE_SERVICES") == "1"
+
+# Hypothesis explores freshly on every local run (that is how it finds bugs); in CI
+# (SMSHUB_REQUIRE_SERVICES=1) it replays a fixed sequence, so a landing never depends on
+# luck. Loaded here, before test modules build their settings objects from it.
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+if REQUIRE_SERVICES:
+    hypothesis_settings.load_profile("ci")
 PG_ADMIN_URL = os.environ.get(
     "SMSHUB_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
