@@ -19,6 +19,7 @@ from hub.context import Hub
 from hub.crypto import SecretBox, load_or_create_secret_key
 from hub.db import Database
 from hub.http_client import AiohttpClient
+from hub.queue.arq_queue import ArqQueue
 from hub.queue.inline import InlineQueue
 from hub.services.bootstrap import bootstrap
 from hub.services.channels import ChannelCache
@@ -39,7 +40,8 @@ def build_hub(settings: Settings) -> Hub:
     )
     hub.channels = ChannelCache(hub)
     hub.ingest = IngestWriter(hub)
-    hub.queue = InlineQueue(hub)
+    # With Redis, `smshub worker` processes run the jobs; this process only pushes them.
+    hub.queue = ArqQueue(hub) if settings.redis_url else InlineQueue(hub)
     return hub
 
 
@@ -55,12 +57,14 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await bootstrap(runtime)
-        if workers:
+        # The arq engine's pusher always runs; inline workers only when asked for.
+        run_queue = workers or bool(runtime.settings.redis_url)
+        if run_queue:
             await runtime.queue.start()
         try:
             yield
         finally:
-            if workers:
+            if run_queue:
                 await runtime.queue.stop()
             await runtime.http.close()
             if hub is None:

@@ -62,8 +62,24 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
-    print("the arq worker is not available in this version", file=sys.stderr)
-    return 2
+    from hub.migrate import upgrade
+
+    upgrade(settings.effective_database_url)
+
+    async def action(hub: Any) -> int:
+        from hub.queue.arq_queue import make_worker
+
+        await hub.queue.start()  # this process pushes the jobs its own jobs queue
+        worker = make_worker(hub)
+        try:
+            await worker.async_run()
+        finally:
+            await worker.close()
+            await hub.queue.stop()
+        return 0
+
+    logging.getLogger("smshub").info("smshub worker on %s", settings.redis_url)
+    return _run(_with_hub(settings, action))
 
 
 def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:

@@ -24,8 +24,8 @@ from hub.metrics import SENDS
 from hub.models import Channel, Contact, Device, Message, utcnow
 from hub.phone import InvalidNumber, to_e164
 from hub.queue.base import Retry, enqueue
-from hub.queue.runner import backoff_s
 from hub.queue.jobs import job
+from hub.queue.runner import backoff_s
 from hub.services.channels import ChannelRuntime
 from hub.services.contacts import find_contact, get_or_create_contact
 from hub.services.ingest import event_to_json

@@ -19,6 +19,9 @@ from tests.conftest import free_port
 class Server:
     """``smshub serve`` in a child process, on its own port, killable with SIGKILL."""
 
+    #: The CLI sub-command this process runs.
+    command = "serve"
+
     def __init__(self, tmp_path: Path, database_url: str, **env: str) -> None:
         self.port = free_port()
         self.env = {
@@ -32,7 +35,7 @@ class Server:
             "SMSHUB_JOB_POLL_S": "0.1",
             **env,
         }
-        self.log = tmp_path / f"server-{self.port}.log"
+        self.log = tmp_path / f"{self.command}-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -47,7 +50,7 @@ class Server:
         """Start the child process."""
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "hub.cli", "serve"],
+                [sys.executable, "-m", "hub.cli", self.command],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -83,3 +86,15 @@ async def wait_for(predicate: Callable[[], Awaitable[bool]], timeout: float = 20
             return
         await asyncio.sleep(0.1)
     raise AssertionError("condition not met in time")
+
+
+class WorkerProcess(Server):
+    """``smshub worker`` (arq) in a child process; it answers no HTTP."""
+
+    command = "worker"
+
+    async def start(self) -> Server:
+        self.spawn()
+        await asyncio.sleep(0.5)
+        assert self.proc is not None and self.proc.poll() is None, self.log.read_text()
+        return self

@@ -1,0 +1,194 @@
+"""The scale-out queue engine: job rows pushed to Redis, run by ``smshub worker`` (arq).
+
+The ``jobs`` table stays the source of truth (the outbox): every process with the hub
+pushes rows it has not pushed yet to Redis, with the row id in the arq job id, and sweeps
+rows that should have run by now but did not (Redis restarted, a push got lost). Workers
+run the arq function :func:`run_job_row`, which *claims* the row first — so a job pushed
+twice, or redelivered by arq, still runs once — and records the outcome on the row. A
+retry gives the row a new run time, hence a new arq job id, and the pusher sends it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from arq import Worker
+from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.worker import func
+
+from hub.context import Hub
+from hub.models import Job, utcnow
+from hub.queue.jobs import load_all
+from hub.queue.runner import JobRunner, PeriodicClock
+
+log = logging.getLogger("smshub.queue")
+
+_JOBS = Job.__table__  # type: ignore[attr-defined]
+
+#: The arq function every job row runs through.
+ARQ_FUNCTION = "run_job_row"
+#: Rows pushed per round.
+PUSH_BATCH = 500
+#: A pushed row that is this overdue (or whose lease expired this long ago) is pushed again.
+REPUSH_AFTER_S = 30.0
+#: How often the pusher looks for rows without being woken.
+PUSH_INTERVAL_S = 1.0
+
+
+def redis_settings(url: str) -> RedisSettings:
+    """arq's connection settings for a ``redis://`` URL."""
+    return RedisSettings.from_dsn(url)
+
+
+def arq_job_id(row_id: str, run_at: Any) -> str:
+    """One arq job per (row, run time): a retry is a new arq job, a double push is not."""
+    return f"{row_id}@{int(run_at.timestamp() * 1000)}"
+
+
+class ArqQueue:
+    """Pushes job rows to Redis; ``smshub worker`` processes run them."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.runner = JobRunner(hub)
+        self.periodic = PeriodicClock(hub)
+        self._pool: ArqRedis | None = None
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    def notify(self) -> None:
+        """Rows were committed: push them soon."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        """Connect to Redis and start pushing."""
+        load_all()
+        self._stopping = False
+        await self._redis()
+        self._task = asyncio.create_task(self._push_loop(), name="smshub-arq-pusher")
+
+    async def stop(self) -> None:
+        """Push what is left and disconnect."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+        if self._pool is not None:
+            await self._pool.aclose()
+            self._pool = None
+
+    async def _push_loop(self) -> None:
+        while True:
+            try:
+                await self.periodic.tick()
+                while await self.push_once() == PUSH_BATCH:
+                    pass
+            except Exception:  # Redis or the database is away: try again next round
+                log.exception("pushing jobs to Redis failed")
+            if self._stopping:
+                return
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), PUSH_INTERVAL_S)
+
+    async def _redis(self) -> ArqRedis:
+        if self._pool is None:
+            self._pool = await create_pool(redis_settings(self.hub.settings.redis_url))
+        return self._pool
+
+    async def push_once(self, *, due_only: bool = False) -> int:
+        """Push rows not pushed yet (and rows whose push got lost); how many were pushed.
+
+        Future rows go to Redis deferred to their run time, unless ``due_only``."""
+        pool = await self._redis()
+        now = utcnow()
+        stale = now - timedelta(seconds=REPUSH_AFTER_S)
+        rows = await self._unpushed(now, stale, due_only=due_only)
+        for row_id, run_at in rows:
+            await pool.enqueue_job(
+                ARQ_FUNCTION,
+                row_id,
+                _job_id=arq_job_id(row_id, run_at),
+                _defer_until=run_at if run_at > now else None,
+            )
+        if rows:
+            async with self.hub.db.write() as session:
+                await session.execute(
+                    sa.update(_JOBS)
+                    .where(_JOBS.c.id.in_([row_id for row_id, _ in rows]))
+                    .values(enqueued_at=now)
+                )
+        return len(rows)
+
+    async def _unpushed(self, now: Any, stale: Any, *, due_only: bool) -> list[tuple[str, Any]]:
+        never = _JOBS.c.enqueued_at.is_(None)
+        lost = sa.and_(_JOBS.c.enqueued_at < stale, _JOBS.c.run_at < stale)
+        expired = sa.and_(_JOBS.c.status == "running", _JOBS.c.lease_until < stale)
+        stmt = (
+            sa.select(_JOBS.c.id, _JOBS.c.run_at)
+            .where(
+                sa.or_(
+                    sa.and_(_JOBS.c.status == "pending", sa.or_(never, lost)),
+                    sa.and_(expired, _JOBS.c.enqueued_at < stale),
+                )
+            )
+            .order_by(_JOBS.c.run_at)
+            .limit(PUSH_BATCH)
+        )
+        if due_only:
+            stmt = stmt.where(_JOBS.c.run_at <= now)
+        async with self.hub.db.read() as session:
+            return [(row.id, row.run_at) for row in (await session.execute(stmt)).all()]
+
+    async def drain(self, *, timeout: float = 30.0) -> None:
+        """Push and run until no job is due or running (tests; an in-process arq worker).
+
+        Only due rows are pushed: a burst worker waits for deferred jobs too, and the
+        inline engine's drain does not run future jobs either."""
+
+        async def rounds() -> None:
+            while True:
+                while await self.push_once(due_only=True):
+                    pass
+                worker = make_worker(self.hub, burst=True)
+                await worker.main()
+                # Not worker.close(): meant for signal-driven shutdowns, it can wait on
+                # tasks of a worker that ended by itself. A burst worker only needs its
+                # Redis connection closed.
+                await worker.pool.aclose()
+                if not await self.runner.has_due():
+                    return
+
+        await asyncio.wait_for(rounds(), timeout)
+
+
+async def run_job_row(ctx: dict[str, Any], row_id: str) -> None:
+    """The arq job: claim the row (a duplicate finds nothing to claim), run, record."""
+    runner: JobRunner = ctx["runner"]
+    for row in await runner.claim(1, job_id=row_id):
+        await runner.run(row)
+
+
+def make_worker(hub: Hub, *, burst: bool = False) -> Worker:
+    """An arq worker running the hub's job rows."""
+    load_all()
+    return Worker(
+        functions=[func(run_job_row, name=ARQ_FUNCTION, keep_result=0, max_tries=1000)],
+        redis_settings=redis_settings(hub.settings.redis_url),
+        ctx={"hub": hub, "runner": JobRunner(hub)},
+        max_jobs=max(1, hub.settings.workers),
+        # A job's lease is the longest it may run before another worker takes it over.
+        job_timeout=hub.settings.job_lease_s,
+        keep_result=0,
+        burst=burst,
+        poll_delay=0.05 if burst else 0.5,
+        handle_signals=not burst,
+        log_results=False,
+    )
