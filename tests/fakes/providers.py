@@ -12,16 +12,16 @@ told to misbehave: answer with any status, or hang until closed.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import itertools
 import json
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import parse_qsl
 
 from aiohttp import web
+
+from tests.fakes.server import LocalServer
 
 Provider = Literal["mysmsgate", "smsgate", "twilio", "vonage"]
 
@@ -54,10 +54,11 @@ class RecordedRequest:
         return user, password
 
 
-class FakeProvider:
+class FakeProvider(LocalServer):
     """One provider's send API on a random local port."""
 
     def __init__(self, provider: Provider, **credentials: str) -> None:
+        super().__init__()
         self.provider = provider
         self.credentials = credentials
         self.requests: list[RecordedRequest] = []
@@ -65,43 +66,15 @@ class FakeProvider:
         self.mysmsgate_id_field = "id"
         self._override: tuple[int, bytes, str] | None = None
         self._hanging = False
-        self._release = asyncio.Event()
         self._ids = itertools.count(1)
         self._seen_ids: set[str] = set()
-        self._runner: web.AppRunner | None = None
-        self.base_url = ""
 
     # --- Lifecycle ------------------------------------------------------------------------
 
-    async def start(self) -> FakeProvider:
-        """Listen on 127.0.0.1 at a free port."""
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = self._runner.addresses[0][1]
-        self.base_url = f"http://127.0.0.1:{port}"
-        return self
-
-    async def close(self) -> None:
-        """Let hanging requests go and stop listening."""
-        self._release.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> FakeProvider:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
+    @property
+    def base_url(self) -> str:
+        """The provider's API root, to put in a channel's config."""
+        return f"http://127.0.0.1:{self.port}"
 
     # --- Misbehaving ------------------------------------------------------------------------
 

@@ -27,6 +27,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.server import LocalServer
+
 
 @dataclass(frozen=True)
 class Reply:
@@ -65,18 +67,16 @@ class Received:
         return self.headers.get("webhook-id", "")
 
 
-class Sink:
+class Sink(LocalServer):
     """A scriptable webhook receiver on a free port of 127.0.0.1."""
 
     def __init__(self, path: str = "/hook") -> None:
+        super().__init__()
         self.path = path
         self.requests: list[Received] = []
         self._script: deque[Reply] = deque()
         self._default = Reply()
-        self._release = asyncio.Event()
-        self._runner: web.AppRunner | None = None
         self._arrived = asyncio.Event()
-        self.port = 0
 
     @property
     def url(self) -> str:
@@ -84,35 +84,6 @@ class Sink:
         return f"http://127.0.0.1:{self.port}{self.path}"
 
     # --- lifecycle ------------------------------------------------------------------------
-
-    async def start(self) -> Sink:
-        """Listen on 127.0.0.1 at a free port."""
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = int(self._runner.addresses[0][1])
-        return self
-
-    async def close(self) -> None:
-        """Let hanging requests go and stop listening."""
-        self._release.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> Sink:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     # --- scripting ------------------------------------------------------------------------
 
