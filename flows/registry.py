@@ -1,10 +1,11 @@
 """Node registry: what a node type is made of and the catalog the editor builds forms from.
 
 One node type = a :class:`NodeSpec` (type name, title, description, category, output
-ports, a pydantic config model) plus ONE async handler ``handler(config, ctx)``. The
-built-in types live one per module in :mod:`flows.nodes`. Config fields whose strings are
-templates are declared with :func:`text_template` / :func:`value_template`; the executor
-renders exactly those before calling the handler, so handlers get final values.
+ports, the id prefix and output keys the editor offers, a pydantic config model) plus ONE
+async handler ``handler(config, ctx)``. The built-in types live one per module in
+:mod:`flows.nodes`. Config fields whose strings are templates are declared with
+:func:`text_template` / :func:`value_template`; the executor renders exactly those before
+calling the handler, so handlers get final values.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from flows.model import DEFAULT_PORT, ERROR_PORT
+from flows.model import DEFAULT_PORT, ERROR_PORT, NODE_ID_PATTERN
 from flows.ports import ContactView, Effects, ReplyTo
 
 __all__ = [
@@ -167,6 +168,12 @@ class NodeSpec(Generic[ConfigT]):
     can_fail: bool = True
     #: Whether the handler talks to the outside world (its input is saved before it runs).
     effectful: bool = False
+    #: Id the editor gives a new node of this type (``reply``, then ``reply_2``…);
+    #: empty = the type's last part. Must be a valid node id (``NODE_ID_PATTERN``).
+    id_prefix: str = ""
+    #: Keys of ``steps.<id>.output`` worth reading in later templates (the editor's
+    #: variables menu offers them); the handler may put more there.
+    outputs: tuple[str, ...] = ()
 
     @property
     def is_trigger(self) -> bool:
@@ -202,6 +209,11 @@ class NodeSpec(Generic[ConfigT]):
             "ports_from_config": self.ports_hint,
             "error_port": ERROR_PORT if self.can_fail else None,
             "effectful": self.effectful,
+            "id_prefix": self.id_prefix or self.type.rsplit(".", 1)[-1],
+            # The same for every type; sent with each so the editor checks ids as the
+            # engine does (flows.model.Node) without a second endpoint.
+            "id_pattern": NODE_ID_PATTERN,
+            "outputs": list(self.outputs),
             "templates": self.config_model.template_fields(),
             "config_schema": {**self.config_model.model_json_schema(), "title": self.title},
         }
@@ -244,5 +256,5 @@ def node_types() -> list[NodeSpec[Any]]:
 
 
 def node_types_catalog() -> list[dict[str, Any]]:
-    """``[{type, title, description, category, ports, config_schema, …}]`` for the API."""
+    """Every type's :meth:`NodeSpec.catalog_entry`, as ``GET /api/v1/node-types`` serves it."""
     return [spec.catalog_entry() for spec in node_types()]

@@ -58,4 +58,6 @@ SPEC = NodeSpec(
     config_model=Config,
     handler=handle,
     effectful=True,
+    id_prefix="contact",
+    outputs=("phone", "opted_out", "tags", "fields"),
 )

@@ -40,4 +40,6 @@ SPEC = NodeSpec(
     category="data",
     config_model=Config,
     handler=handle,
+    id_prefix="set_vars",
+    outputs=("vars",),
 )

@@ -34,4 +34,6 @@ SPEC = NodeSpec(
     config_model=Config,
     handler=handle,
     can_fail=False,
+    id_prefix="wait",
+    outputs=("until",),
 )

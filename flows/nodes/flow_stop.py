@@ -37,4 +37,6 @@ SPEC = NodeSpec(
     handler=handle,
     ports=(),
     can_fail=False,
+    id_prefix="stop",
+    outputs=("outcome", "reason"),
 )

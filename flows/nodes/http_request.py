@@ -135,4 +135,6 @@ SPEC = NodeSpec(
     handler=handle,
     ports=("success", "error"),
     effectful=True,
+    id_prefix="http",
+    outputs=("status", "ok", "json", "body"),
 )

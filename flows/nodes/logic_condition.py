@@ -97,4 +97,6 @@ SPEC = NodeSpec(
     config_model=Config,
     handler=handle,
     ports=("true", "false"),
+    id_prefix="check",
+    outputs=("result", "value"),
 )

@@ -101,4 +101,6 @@ SPEC = NodeSpec(
     ports=(DEFAULT_CASE,),
     ports_from_config=ports_of,
     ports_hint="one port per cases[].port, then default",
+    id_prefix="route",
+    outputs=("port", "value"),
 )

@@ -43,4 +43,6 @@ SPEC = NodeSpec(
     config_model=Config,
     handler=handle,
     effectful=True,
+    id_prefix="reply",
+    outputs=("status", "message_id", "text", "suppressed"),
 )

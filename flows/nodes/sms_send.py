@@ -49,4 +49,6 @@ SPEC = NodeSpec(
     config_model=Config,
     handler=handle,
     effectful=True,
+    id_prefix="send",
+    outputs=("status", "message_id", "to", "text", "suppressed"),
 )

@@ -111,4 +111,7 @@ SPEC = NodeSpec(
     handler=handle,
     ports=(REPLY_PORT, TIMEOUT_PORT),
     effectful=True,
+    id_prefix="ask",
+    # The reply's fields: the executor adds them to this step's output when it arrives.
+    outputs=("body", "from", "message_id"),
 )

@@ -64,4 +64,6 @@ SPEC = NodeSpec(
     config_model=Config,
     handler=handle,
     can_fail=False,
+    id_prefix="on_status",
+    outputs=("status", "to", "message_id", "error"),
 )

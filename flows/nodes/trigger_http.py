@@ -27,4 +27,6 @@ SPEC = NodeSpec(
     config_model=Config,
     handler=handle,
     can_fail=False,
+    id_prefix="hook",
+    outputs=(),
 )

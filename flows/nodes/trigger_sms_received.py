@@ -127,4 +127,6 @@ SPEC = NodeSpec(
     config_model=Config,
     handler=handle,
     can_fail=False,
+    id_prefix="start",
+    outputs=("body", "from", "to", "keyword", "rest", "channel_id", "sim_slot"),
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -17,7 +18,9 @@ from flows import (
     node_types_catalog,
 )
 from flows.memory import FakeClock, FakeEffects
+from flows.model import NODE_ID_PATTERN
 from flows.nodes import logic_condition, logic_switch
+from flows.testing import FlowConversation
 
 DESIGN_TYPES = {
     "trigger.sms_received",
@@ -68,6 +71,82 @@ def test_catalog_is_json() -> None:
     import json
 
     assert json.loads(json.dumps(node_types_catalog())) == node_types_catalog()
+
+
+def test_catalog_carries_what_the_editor_needs() -> None:
+    """New-node ids, the id pattern and the output keys come from the registry, not the JS."""
+    catalog = node_types_catalog()
+    prefixes = [entry["id_prefix"] for entry in catalog]
+    assert len(set(prefixes)) == len(prefixes), "two types would share new-node ids"
+    for entry in catalog:
+        assert entry["id_pattern"] == NODE_ID_PATTERN
+        # The editor numbers repeats: start, start_2, …; each must stay a valid id.
+        assert re.match(NODE_ID_PATTERN, entry["id_prefix"] + "_99"), entry["type"]
+        assert all(isinstance(key, str) and key for key in entry["outputs"]), entry["type"]
+    by_type = {entry["type"]: entry for entry in catalog}
+    assert by_type["sms.reply"]["id_prefix"] == "reply"
+    assert by_type["sms.wait_for_reply"]["outputs"] == ["body", "from", "message_id"]
+    assert by_type["trigger.http"]["outputs"] == []  # the caller's JSON: no fixed keys
+
+
+def _every_type_flow() -> dict[str, Any]:
+    """One SMS-started flow through every non-trigger type, each node named by its prefix."""
+    chain = [
+        ("trigger.sms_received", {"keywords": ["go"]}, "next"),
+        ("data.set", {"vars": {"x": "1"}}, "next"),
+        ("logic.condition", {"value": "{{ vars.x }}", "operand": "1"}, "true"),
+        ("logic.switch", {"value": "a", "cases": [{"port": "a", "equals": "a"}]}, "a"),
+        ("sms.reply", {"text": "hi"}, "next"),
+        ("sms.send", {"to": "+15550001111", "text": "yo"}, "next"),
+        ("sms.wait_for_reply", {"text": "name?", "timeout_s": 60}, "reply"),
+        ("http.request", {"url": "https://example.com/hook"}, "success"),
+        ("contact.update", {"add_tags": ["t"]}, "next"),
+        ("flow.delay", {"seconds": 5}, "next"),
+        ("flow.stop", {}, None),
+    ]
+    ids = [_spec(node_type).catalog_entry()["id_prefix"] for node_type, _, _ in chain]
+    nodes = [
+        {"id": nid, "type": node_type, "config": config}
+        for nid, (node_type, config, _) in zip(ids, chain, strict=True)
+    ]
+    edges = [
+        {"from": ids[i], "port": port, "to": ids[i + 1]}
+        for i, (_, _, port) in enumerate(chain)
+        if port is not None
+    ]
+    return {"name": "every type", "nodes": nodes, "edges": edges}
+
+
+def _spec(node_type: str) -> Any:
+    spec = get_spec(node_type)
+    assert spec is not None
+    return spec
+
+
+async def test_output_hints_name_keys_the_steps_really_output() -> None:
+    """Every key the variables menu offers is in the step's output of a real run."""
+    status_flow = {
+        "name": "on failure",
+        "nodes": [
+            {"id": "on_status", "type": "trigger.delivery_status", "config": {}},
+            {"id": "stop", "type": "flow.stop", "config": {}},
+        ],
+        "edges": [{"from": "on_status", "to": "stop"}],
+    }
+    convo = FlowConversation(_every_type_flow(), status_flow)
+    await convo.says("go")
+    await convo.says("Ann")
+    await convo.wait(seconds=10)
+    await convo.delivery_status("failed", error="no signal")
+    outputs: dict[str, dict[str, Any]] = {}
+    for run in convo.harness.runs():
+        assert run.status == "completed", convo.transcript()
+        for step in await convo.harness.steps(run.id):
+            outputs[step.node_type] = step.output or {}
+    assert set(outputs) == DESIGN_TYPES - {"trigger.http"}
+    for node_type, output in outputs.items():
+        missing = set(_spec(node_type).outputs) - set(output)
+        assert not missing, f"{node_type} offers {missing} but outputs {sorted(output)}"
 
 
 def test_switch_ports_come_from_its_cases() -> None:
