@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flows.executor import Executor
-from flows.nodes._common import event_data
-from flows.ports import ContactView
+from flows.ports import ContactView, sms_data
 from flows.runs import Run
 from flows.triggers import TriggerIndex
 
@@ -47,10 +46,10 @@ async def dispatch_event(
 
     ``contact`` is the hub's contact record for the event's number (templates see it)."""
     if event.get("type") == "sms.received":
-        data = event_data(event)
-        phone = data.get("from")
+        data = sms_data(event)
+        phone: str | None = data.get("from")
         if phone:
-            channel = data.get("channel_id")
+            channel: str | None = data.get("channel_id")
             waiting = await executor.store.find_waiting_run(
                 str(phone), str(channel) if channel else None
             )

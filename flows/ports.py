@@ -10,6 +10,8 @@ durability and safety are in the docstrings below; the short version:
 * **Effects** carry an idempotency key; the same key must never produce a second SMS.
   Raise :class:`EffectError` for failures the flow should see (a retry, the error port);
   any other exception means "crash": nothing is recorded, the step runs again later.
+* **TriggerEvent** / **SmsEventData** are the part of the hub's public event contract the
+  engine relies on; the hub's producers build a superset of them.
 """
 
 from __future__ import annotations
@@ -17,14 +19,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, TypedDict, cast, runtime_checkable
 
 from flows.runs import Run, Step
 
 __all__ = [
+    "ChannelRef",
     "Clock",
     "ContactUpdate",
     "ContactView",
+    "DeviceRef",
     "EffectError",
     "Effects",
     "FlowSource",
@@ -35,10 +39,13 @@ __all__ = [
     "RunStore",
     "Scheduler",
     "SmsCommand",
+    "SmsEventData",
     "SmsOutcome",
     "SmsStatus",
     "StaleRunError",
+    "TriggerEvent",
     "UtcClock",
+    "sms_data",
 ]
 
 
@@ -62,6 +69,81 @@ class EffectError(Exception):
     def __init__(self, message: str, *, retryable: bool = True) -> None:
         super().__init__(message)
         self.retryable = retryable
+
+
+# -- the triggering event -----------------------------------------------------------------
+
+
+class TriggerEvent(TypedDict):
+    """A hub event as the engine is handed it (dispatch, replies) and keeps it
+    (``Run.trigger``, which templates see whole as ``trigger``).
+
+    This and :data:`SmsEventData` are the part of the hub's public event contract (the
+    envelope of every event it emits) the engine relies on; the hub's producers build a
+    superset."""
+
+    id: str
+    #: ``sms.received``, ``sms.sent``, ``sms.delivered``, ``sms.failed``, …
+    type: str
+    #: ISO 8601, UTC.
+    timestamp: str
+    #: For ``sms.*`` events an :class:`SmsEventData` (read it with :func:`sms_data`).
+    data: Mapping[str, Any]
+
+
+class DeviceRef(TypedDict):
+    """The phone an SMS went through."""
+
+    id: str
+    #: The gateway app's own id of the device.
+    gateway_id: str | None
+    name: str | None
+
+
+class ChannelRef(TypedDict):
+    """The channel an SMS went through."""
+
+    id: str
+    name: str
+    #: The connector's name (``smsgate``, ``twilio``…).
+    connector: str
+
+
+# ``from`` is a keyword, hence the functional syntax.
+SmsEventData = TypedDict(
+    "SmsEventData",
+    {
+        "message_id": str | None,
+        "from": str,
+        "to": str,
+        "body": str | None,
+        "channel_id": str,
+        "device_id": str | None,
+        # 0-based (SIM1 = 0).
+        "sim_slot": int | None,
+        # ISO 8601, for ``sms.received``.
+        "received_at": str,
+        "contact_id": str | None,
+        # ``sent`` / ``delivered`` / ``failed``, for delivery reports.
+        "status": str,
+        "error": str | None,
+        "device": DeviceRef | None,
+        "channel": ChannelRef,
+    },
+    total=False,
+)
+SmsEventData.__doc__ = """The ``data`` of an ``sms.*`` event: the fields the engine reads,
+each of which may be missing. Part of the hub's public event contract; the hub's producers
+build a superset."""
+
+
+# mypy types ``.get`` of an unknown TypedDict key as ``object`` instead of failing, so
+# readers annotate what they read (``phone: str | None = data.get("from")``): a misspelt
+# key then fails the annotation.
+def sms_data(event: Mapping[str, Any]) -> SmsEventData:
+    """The ``data`` of an ``sms.*`` event, typed (empty if absent)."""
+    data = event.get("data")
+    return cast(SmsEventData, data) if isinstance(data, Mapping) else {}
 
 
 # -- values ---------------------------------------------------------------------------------

@@ -16,7 +16,8 @@ from pydantic import ValidationError
 
 from flows.model import Flow, parse_flow
 from flows.nodes import trigger_delivery_status, trigger_sms_received
-from flows.nodes._common import MAX_MATCH_TEXT, event_data
+from flows.nodes._common import MAX_MATCH_TEXT
+from flows.ports import sms_data
 
 __all__ = ["PublishedFlow", "TriggerIndex", "TriggerMatch"]
 
@@ -95,7 +96,8 @@ class TriggerIndex:
         return self._http.get(flow_id)
 
     def _sms_candidates(self, event: Mapping[str, Any]) -> list[_SmsEntry]:
-        body = str(event_data(event).get("body") or "")[:MAX_MATCH_TEXT].strip()
+        text: str | None = sms_data(event).get("body")
+        body = str(text or "")[:MAX_MATCH_TEXT].strip()
         first = body.partition(" ")[0].rstrip(_TRAILING).casefold()
         whole = " ".join(body.split()).rstrip(_TRAILING).casefold()
         return [*self._first_word.get(first, []), *self._exact.get(whole, []), *self._scan]

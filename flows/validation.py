@@ -211,21 +211,7 @@ def _check_edges(
     targets: dict[tuple[str, str], str] = {}
     for index, edge in edges:
         where = f"edges.{index}"
-        if edge.from_ not in nodes:
-            problems.append(
-                Problem(
-                    None, f"{where}.from", UNKNOWN_NODE, f"edge leaves unknown node {edge.from_!r}"
-                )
-            )
-        if edge.to not in nodes:
-            problems.append(
-                Problem(
-                    edge.from_ if edge.from_ in nodes else None,
-                    f"{where}.to",
-                    UNKNOWN_NODE,
-                    f"edge enters unknown node {edge.to!r}",
-                )
-            )
+        problems += _unknown_ends(edge, where, nodes)
         key = (edge.from_, edge.port, edge.to)
         if key in seen:
             problems.append(
@@ -238,29 +224,7 @@ def _check_edges(
             )
             continue
         seen.add(key)
-        spec = specs.get(edge.from_)
-        if spec is not None:
-            ports = spec.ports_for(nodes[edge.from_].config)
-            if edge.port not in ports:
-                allowed = ", ".join(ports) or "none"
-                problems.append(
-                    Problem(
-                        edge.from_,
-                        f"{where}.port",
-                        UNKNOWN_PORT,
-                        f"node has no port {edge.port!r} (ports: {allowed})",
-                    )
-                )
-        target_spec = specs.get(edge.to)
-        if target_spec is not None and target_spec.is_trigger:
-            problems.append(
-                Problem(
-                    edge.to,
-                    f"{where}.to",
-                    EDGE_INTO_TRIGGER,
-                    "a trigger cannot have incoming edges",
-                )
-            )
+        problems += _port_problems(edge, where, nodes, specs)
         previous = targets.setdefault((edge.from_, edge.port), edge.to)
         if previous != edge.to:
             problems.append(
@@ -271,6 +235,53 @@ def _check_edges(
                     f"port {edge.port!r} already leads to {previous!r}; a port leads to one node",
                 )
             )
+
+
+def _unknown_ends(edge: Edge, where: str, nodes: Mapping[str, Node]) -> list[Problem]:
+    """An edge that leaves or enters a node the flow does not have."""
+    problems: list[Problem] = []
+    if edge.from_ not in nodes:
+        problems.append(
+            Problem(None, f"{where}.from", UNKNOWN_NODE, f"edge leaves unknown node {edge.from_!r}")
+        )
+    if edge.to not in nodes:
+        problems.append(
+            Problem(
+                edge.from_ if edge.from_ in nodes else None,
+                f"{where}.to",
+                UNKNOWN_NODE,
+                f"edge enters unknown node {edge.to!r}",
+            )
+        )
+    return problems
+
+
+def _port_problems(
+    edge: Edge, where: str, nodes: Mapping[str, Node], specs: Mapping[str, NodeSpec[Any]]
+) -> list[Problem]:
+    """An edge that leaves by a port its node does not have, or enters a trigger."""
+    problems: list[Problem] = []
+    spec = specs.get(edge.from_)
+    if spec is not None:
+        ports = spec.ports_for(nodes[edge.from_].config)
+        if edge.port not in ports:
+            allowed = ", ".join(ports) or "none"
+            problems.append(
+                Problem(
+                    edge.from_,
+                    f"{where}.port",
+                    UNKNOWN_PORT,
+                    f"node has no port {edge.port!r} (ports: {allowed})",
+                )
+            )
+    target_spec = specs.get(edge.to)
+    if target_spec is not None and target_spec.is_trigger:
+        problems.append(
+            Problem(
+                edge.to, f"{where}.to", EDGE_INTO_TRIGGER, "a trigger cannot have incoming edges"
+            )
+        )
+    return problems
 
 
 def _check_graph(
