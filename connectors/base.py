@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 from urllib.parse import urlsplit
@@ -132,6 +132,20 @@ class InboundEvent:
     #: The provider's own status word ("undelivered", "RESULT_ERROR_…"), for history.
     provider_status: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The event as JSON (job arguments), without ``raw``."""
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "raw"}
+        data["occurred_at"] = self.occurred_at.isoformat() if self.occurred_at else None
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> InboundEvent:
+        """The inverse of :meth:`to_json`."""
+        values = {k: v for k, v in data.items() if k != "raw"}
+        if values.get("occurred_at"):
+            values["occurred_at"] = datetime.fromisoformat(values["occurred_at"])
+        return cls(**values)
 
 
 @dataclass(frozen=True)

@@ -15,22 +15,28 @@ from litestar.plugins.pydantic import PydanticPlugin
 from hub.api import endpoints, flows, health, ingress, v1
 from hub.api.deps import provide_hub, reject_nul
 from hub.api.errors import exception_handlers
-from hub.context import Hub
+from hub.context import Hub, Wiring
 from hub.crypto import SecretBox, load_or_create_secret_key
 from hub.db import Database
+from hub.delivery.gate import EndpointGate
 from hub.http_client import AiohttpClient
 from hub.queue.arq_queue import ArqQueue
 from hub.queue.inline import InlineQueue
 from hub.services.bootstrap import bootstrap
 from hub.services.channels import ChannelCache
+from hub.services.flow_runtime import FlowsRuntime
 from hub.services.ingest import IngestWriter
 from hub.settings import Settings, get_settings
+from hub.wiring import default_wiring
 
 log = logging.getLogger("smshub")
 
 
-def build_hub(settings: Settings) -> Hub:
-    """Wire the runtime objects of one process (nothing is started yet)."""
+def build_hub(settings: Settings, *, wiring: Wiring | None = None) -> Hub:
+    """Wire the runtime objects of one process (nothing is started yet).
+
+    ``wiring`` (default: :func:`hub.wiring.default_wiring`) says which jobs and event
+    sinks exist in this process."""
     key = settings.secret_key or load_or_create_secret_key(settings.var_dir)
     hub = Hub(
         settings=settings,
@@ -38,8 +44,11 @@ def build_hub(settings: Settings) -> Hub:
         box=SecretBox(key),
         http=AiohttpClient(),
     )
+    hub.wiring = wiring or default_wiring()
     hub.channels = ChannelCache(hub)
     hub.ingest = IngestWriter(hub)
+    hub.flows = FlowsRuntime(hub)
+    hub.gates = EndpointGate.for_settings(settings)
     # With Redis, `smshub worker` processes run the jobs; this process only pushes them.
     hub.queue = ArqQueue(hub) if settings.redis_url else InlineQueue(hub)
     return hub

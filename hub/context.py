@@ -1,20 +1,130 @@
-"""The hub's runtime: everything a service or job needs, built once per process."""
+"""The hub's runtime: everything a service or job needs, built once per process.
+
+:class:`Hub` holds the per-process objects; :func:`hub.app.build_hub` (the composition
+root) creates and fills it. The fields that are services are typed by the small
+Protocols below, so this module — imported by every service — imports none of them.
+:class:`Wiring` is what runs: every job by name, the periodic jobs and the event sinks
+in order (``hub/wiring.py`` lists them).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from connectors.base import Connector, ConnectorConfig, InboundEvent
+from flows import Executor, RunStore, TriggerIndex
 from hub.crypto import SecretBox
 from hub.db import Database
 from hub.http_client import AiohttpClient
 from hub.settings import Settings
+from hub.throttle import LoginThrottle
 
-if TYPE_CHECKING:
-    from hub.queue.base import JobQueue
-    from hub.services.channels import ChannelCache
-    from hub.services.ingest import IngestWriter
+if TYPE_CHECKING:  # the package hub.delivery imports this module
+    from hub.delivery.gate import EndpointGate
+
+#: A job: the hub plus the job row's arguments (ids, never objects). Must be idempotent.
+JobFunc = Callable[..., Awaitable[None]]
+#: An event sink: a batch of public event payloads and the transaction to write in.
+EventSink = Callable[["Hub", AsyncSession, list[dict[str, Any]]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """What runs in a process: jobs by name, periodic jobs, event sinks in order."""
+
+    #: Every job a row may name; a row naming anything else is not run.
+    jobs: Mapping[str, JobFunc]
+    #: Sinks every public event is handed to, in this order, in the event's transaction.
+    sinks: Sequence[EventSink] = ()
+    #: Jobs every worker process queues on a fixed interval (seconds); each is in ``jobs``.
+    periodic: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        missing = sorted(set(self.periodic) - set(self.jobs))
+        if missing:
+            raise ValueError(f"periodic jobs not listed as jobs: {', '.join(missing)}")
+
+
+@dataclass(frozen=True)
+class ChannelRuntime:
+    """A channel ready to use: connector instance, validated config, decrypted secrets."""
+
+    id: str
+    name: str
+    connector: Connector
+    config: ConnectorConfig
+    webhook_secret: str | None
+    auth_mode: str
+    url_token: str | None
+    phone_number: str | None
+    enabled: bool
+
+    @property
+    def signing_secret(self) -> str | None:
+        """The key inbound signatures are checked with."""
+        return self.connector.signing_secret(self.config, self.webhook_secret)
+
+
+@dataclass
+class IngestResult:
+    """What one webhook request's events did."""
+
+    stored: int = 0
+    duplicates: int = 0
+    event_ids: list[str] = field(default_factory=list)
+
+
+class ChannelLookup(Protocol):
+    """Channels by id, as ingress and the send pipeline read them (cached)."""
+
+    async def get(self, channel_id: str) -> ChannelRuntime | None:
+        """The channel, or None when it does not exist or is deleted."""
+
+    def invalidate(self, channel_id: str) -> None:
+        """Forget a channel after it changed."""
+
+
+class IngestPort(Protocol):
+    """The group-committing writer of gateway events."""
+
+    async def submit(self, channel: ChannelRuntime, events: list[InboundEvent]) -> IngestResult:
+        """Queue a request's events and return once they are committed."""
+
+
+class JobQueue(Protocol):
+    """What the rest of the hub needs from a queue engine."""
+
+    def notify(self) -> None:
+        """Tell the engine new rows were committed (wake workers / push to Redis)."""
+
+    async def start(self) -> None:
+        """Start processing (workers, sweepers)."""
+
+    async def stop(self) -> None:
+        """Stop processing; running jobs finish or are left to their lease."""
+
+
+class FlowEngine(Protocol):
+    """One process's flow engine: the executor on the hub's ports, and the trigger index."""
+
+    @property
+    def executor(self) -> Executor:
+        """The executor (flows.Executor) wired to the database and queue."""
+
+    @property
+    def store(self) -> RunStore:
+        """The run store the executor saves to."""
+
+    async def index(self) -> TriggerIndex:
+        """The trigger index of every enabled flow's published version."""
+
+    def invalidate(self) -> None:
+        """Rebuild the index on next use (a flow was published, paused or deleted)."""
 
 
 class Hub:
@@ -24,9 +134,13 @@ class Hub:
     when it is injected into handlers.
     """
 
+    wiring: Wiring
     queue: JobQueue
-    channels: ChannelCache
-    ingest: IngestWriter
+    channels: ChannelLookup
+    ingest: IngestPort
+    flows: FlowEngine
+    #: In-flight caps and pacing of webhook deliveries per endpoint, in this process.
+    gates: EndpointGate
 
     def __init__(
         self, *, settings: Settings, db: Database, box: SecretBox, http: AiohttpClient
@@ -37,3 +151,7 @@ class Hub:
         self.http = http
         #: The wall clock; tests freeze it to check signature windows.
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        #: Failed sign-ins per address and e-mail (in memory, this process).
+        self.login_throttle = LoginThrottle(settings.login_attempts_per_min)
+        #: Set once any account is known to exist (accounts are never deleted from the UI).
+        self.users_exist = False

@@ -19,7 +19,9 @@ from hub.delivery.outbound import flow_signing_secret as signing_secret_of
 from hub.errors import BadRequest
 from hub.models import Flow, FlowRun, FlowVersion
 from hub.schemas import In, Page
+from hub.services import flow_dispatch as dispatch_service
 from hub.services import flows as flow_service
+from hub.services import runs as run_service
 
 
 class FlowOut(BaseModel):
@@ -241,14 +243,14 @@ class RunController(Controller):
         ] = None,
         contact: Annotated[str | None, QueryParameter(max_length=32)] = None,
     ) -> Page[RunSummary]:
-        rows, next_cursor = await flow_service.list_runs(
+        rows, next_cursor = await run_service.list_runs(
             hub, limit=limit, cursor=cursor, flow_id=flow_id, status=status, contact=contact
         )
         return Page[RunSummary](items=[run_summary(r) for r in rows], next_cursor=next_cursor)
 
     @get("/{run_id:str}", summary="A run with every step")
     async def get_run(self, hub: NamedDependency[Hub], run_id: FromPath[str]) -> RunOut:
-        return run_out(*await flow_service.get_run(hub, run_id))
+        return run_out(*await run_service.get_run(hub, run_id))
 
     @post(
         "/{run_id:str}/replay", status_code=200, summary="Replay from the failed step or the start"
@@ -259,13 +261,13 @@ class RunController(Controller):
         run_id: FromPath[str],
         data: JSONBody[ReplayIn | None] = None,
     ) -> RunOut:
-        run = await flow_service.replay_run(hub, run_id, data.mode if data else "from_failed")
-        return run_out(*await flow_service.get_run(hub, run.id))
+        run = await run_service.replay_run(hub, run_id, data.mode if data else "from_failed")
+        return run_out(*await run_service.get_run(hub, run.id))
 
     @post("/{run_id:str}/cancel", status_code=200, summary="Cancel a run")
     async def cancel(self, hub: NamedDependency[Hub], run_id: FromPath[str]) -> RunOut:
-        run = await flow_service.cancel_run(hub, run_id)
-        return run_out(*await flow_service.get_run(hub, run.id))
+        run = await run_service.cancel_run(hub, run_id)
+        return run_out(*await run_service.get_run(hub, run.id))
 
 
 class SigningSecretOut(BaseModel):
@@ -302,7 +304,7 @@ async def flow_hook(
         raise BadRequest(f"body is not JSON: {exc}", code="malformed_body") from exc
     if not isinstance(body, dict):
         raise BadRequest("body must be a JSON object", code="malformed_body")
-    run = await flow_service.start_from_http(
+    run = await dispatch_service.start_from_http(
         hub, flow_id, token, body, request.headers.get("idempotency-key")
     )
     return HookOut(run_id=run.id, status=run.status)

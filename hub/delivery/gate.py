@@ -19,19 +19,18 @@ A job the gate turns away is deferred with ``Retry(count_attempt=False)``: it lo
 attempt and frees its worker at once. The delay is a slot in a virtual queue per endpoint
 (``reserved_until`` advances by the endpoint's expected time per request), so a backlog of
 N deliveries is spread over the time the endpoint needs for them instead of all coming
-back together and being turned away again. The gate is in memory and per process: with
-several worker processes the caps apply to each.
+back together and being turned away again. The gate is in memory and per process (``Hub.gates``):
+with several worker processes the caps apply to each.
 """
 
 from __future__ import annotations
 
 import random
 import time
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from hub.context import Hub
+from hub.settings import Settings
 
 #: Smoothed attempt time (s) from which an endpoint counts as slow (or half the delivery
 #: timeout, when that is shorter: an attempt that times out is slow by definition).
@@ -93,6 +92,18 @@ class EndpointGate:
         self._slow_in_flight = 0
         self._in_flight = 0
 
+    @classmethod
+    def for_settings(cls, settings: Settings) -> EndpointGate:
+        """The gate of a process with ``settings.workers`` workers: deliveries may take
+        three quarters of them, slow endpoints a quarter."""
+        workers = settings.workers
+        return cls(
+            per_endpoint=settings.delivery_max_in_flight_per_endpoint,
+            slow_total=max(1, workers // 4),
+            total=max(1, workers * 3 // 4),
+            slow_s=min(SLOW_S, settings.delivery_timeout_s / 2),
+        )
+
     def enter(self, endpoint_id: str, *, rate_per_s: float | None = None) -> Ticket | float:
         """Admit an attempt (a Ticket for :meth:`leave`) or say how long to defer it."""
         now = self._clock()
@@ -152,21 +163,3 @@ class EndpointGate:
 
     def _is_slow(self, lane: _Lane, now: float) -> bool:
         return lane.ewma_s >= self.slow_s or any(now - t >= self.slow_s for t in lane.started)
-
-
-_GATES: weakref.WeakKeyDictionary[Hub, EndpointGate] = weakref.WeakKeyDictionary()
-
-
-def gate_of(hub: Hub) -> EndpointGate:
-    """The gate of this process's hub."""
-    gate = _GATES.get(hub)
-    if gate is None:
-        workers = hub.settings.workers
-        gate = EndpointGate(
-            per_endpoint=hub.settings.delivery_max_in_flight_per_endpoint,
-            slow_total=max(1, workers // 4),
-            total=max(1, workers * 3 // 4),
-            slow_s=min(SLOW_S, hub.settings.delivery_timeout_s / 2),
-        )
-        _GATES[hub] = gate
-    return gate

@@ -27,15 +27,13 @@ from hub.delivery.attempts import (
     scheduled_delay,
     send,
 )
-from hub.delivery.gate import Ticket, gate_of
+from hub.delivery.gate import Ticket
 from hub.delivery.models import Delivery, Endpoint
 from hub.ids import new_id
 from hub.models import Event, utcnow
 from hub.queue.base import Retry, enqueue
-from hub.queue.jobs import job
-from hub.services.events import event_sink
 
-#: The job name.
+#: Job: the next attempt of one delivery.
 DELIVER_JOB = "deliver_webhook"
 
 
@@ -49,9 +47,8 @@ def subscribed(event_types: list[str], event_type: str) -> bool:
     return "*" in event_types or event_type in event_types
 
 
-@event_sink
 async def fan_out(hub: Hub, session: AsyncSession, payloads: list[dict[str, Any]]) -> None:
-    """One delivery (and its job) per event and enabled endpoint subscribed to its type."""
+    """Sink: one delivery (and its job) per event and enabled endpoint subscribed to its type."""
     events = [
         (str(p.get("id") or ""), str(p.get("type") or ""))
         for p in payloads
@@ -120,13 +117,12 @@ async def insert_many_ignore(session: AsyncSession, values: list[dict[str, Any]]
     return list((await session.execute(stmt)).scalars())
 
 
-@job(DELIVER_JOB)
 async def deliver_webhook(hub: Hub, delivery_id: str, generation: int = 0) -> None:
-    """Make the next attempt of one delivery (a stale or finished one is left alone)."""
+    """Job: make the next attempt of one delivery (a stale or finished one is left alone)."""
     plan = await _prepare(hub, delivery_id, generation)
     if plan is None:
         return
-    gate = gate_of(hub)
+    gate = hub.gates
     admission = gate.enter(plan.endpoint_id, rate_per_s=plan.rate_limit_per_s)
     if not isinstance(admission, Ticket):
         raise Retry(admission, count_attempt=False, reason="endpoint busy: deferred")

@@ -1,5 +1,5 @@
 """Background jobs: one interface, two engines (inline database queue, arq + Redis)."""
 
-from hub.queue.base import JobQueue, Retry, enqueue
+from hub.queue.base import Retry, enqueue
 
-__all__ = ["JobQueue", "Retry", "enqueue"]
+__all__ = ["Retry", "enqueue"]

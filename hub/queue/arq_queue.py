@@ -23,7 +23,6 @@ from arq.worker import func
 
 from hub.context import Hub
 from hub.models import Job, utcnow
-from hub.queue.jobs import load_all
 from hub.queue.runner import JobRunner, PeriodicClock
 
 log = logging.getLogger("smshub.queue")
@@ -68,7 +67,6 @@ class ArqQueue:
 
     async def start(self) -> None:
         """Connect to Redis and start pushing."""
-        load_all()
         self._stopping = False
         await self._redis()
         self._task = asyncio.create_task(self._push_loop(), name="smshub-arq-pusher")
@@ -178,7 +176,6 @@ async def run_job_row(ctx: dict[str, Any], row_id: str) -> None:
 
 def make_worker(hub: Hub, *, burst: bool = False) -> Worker:
     """An arq worker running the hub's job rows."""
-    load_all()
     return Worker(
         functions=[func(run_job_row, name=ARQ_FUNCTION, keep_result=0, max_tries=1000)],
         redis_settings=redis_settings(hub.settings.redis_url),

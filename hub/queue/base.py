@@ -10,7 +10,7 @@ crash or an expired lease.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,19 +35,6 @@ class Retry(Exception):
         self.count_attempt = count_attempt
 
 
-class JobQueue(Protocol):
-    """What the rest of the hub needs from a queue engine."""
-
-    def notify(self) -> None:
-        """Tell the engine new rows were committed (wake workers / push to Redis)."""
-
-    async def start(self) -> None:
-        """Start processing (workers, sweepers)."""
-
-    async def stop(self) -> None:
-        """Stop processing; running jobs finish or are left to their lease."""
-
-
 async def enqueue(
     session: AsyncSession,
     name: str,
@@ -58,7 +45,10 @@ async def enqueue(
     key: str | None = None,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
 ) -> str | None:
-    """Write a job row in the caller's transaction; None when ``key`` is already queued."""
+    """Write a job row in the caller's transaction; None when ``key`` is already queued.
+
+    ``name`` is a job name constant defined beside its function and listed in
+    ``hub/wiring.py``; a row naming a job the wiring does not list is never run."""
     job_id = new_id("job")
     when = run_at or (utcnow() + timedelta(seconds=delay_s))
     inserted = await insert_ignore(

@@ -8,7 +8,6 @@ import logging
 from typing import Any
 
 from hub.context import Hub
-from hub.queue.jobs import load_all
 from hub.queue.runner import JobRunner, PeriodicClock, backoff_s
 
 log = logging.getLogger("smshub.queue")
@@ -35,7 +34,6 @@ class InlineQueue:
 
     async def start(self) -> None:
         """Start the poller task."""
-        load_all()
         self._stopping = False
         self._main = asyncio.create_task(self.main(), name="smshub-inline-queue")
 
@@ -51,7 +49,6 @@ class InlineQueue:
 
     async def main(self, *, burst: bool = False) -> None:
         """Poll, claim and run jobs until stopped (or, with ``burst``, until idle)."""
-        load_all()
         while not self._stopping:
             claimed = await self._poll_iteration()
             if burst and not claimed and not self._running and not await self.runner.has_due():

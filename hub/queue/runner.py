@@ -21,7 +21,6 @@ from hub.context import Hub
 from hub.metrics import JOB_SECONDS, JOBS
 from hub.models import Job, utcnow
 from hub.queue.base import Retry, enqueue
-from hub.queue.jobs import PERIODIC, run_job
 
 log = logging.getLogger("smshub.queue")
 
@@ -43,6 +42,10 @@ def claimable(now: Any) -> Any:
         sa.and_(_JOBS.c.status == "pending", _JOBS.c.run_at <= now),
         sa.and_(_JOBS.c.status == "running", _JOBS.c.lease_until < now),
     )
+
+
+class UnknownJob(LookupError):
+    """A job row names a job the wiring does not list."""
 
 
 class JobRunner:
@@ -95,7 +98,7 @@ class JobRunner:
         """Run one claimed job and record the outcome."""
         started = time.perf_counter()
         try:
-            await run_job(self.hub, row.name, dict(row.args))
+            await self._call(row.name, dict(row.args))
         except Retry as exc:
             JOBS.labels(row.name, "retry").inc()
             await self._reschedule(row, exc.delay_s, str(exc), count_attempt=exc.count_attempt)
@@ -112,6 +115,15 @@ class JobRunner:
             await self._complete(row)
         finally:
             JOB_SECONDS.labels(row.name).observe(time.perf_counter() - started)
+
+    async def _call(self, name: str, args: dict[str, Any]) -> None:
+        """Run the job function the wiring lists under ``name``."""
+        func = self.hub.wiring.jobs.get(name)
+        if func is None:
+            # Rolling upgrades: a newer process may have queued a job this one does not
+            # know. It fails (and is retried, then buried) instead of being dropped.
+            raise UnknownJob(f"no job named {name!r} in this process's wiring")
+        await func(self.hub, **args)
 
     async def _complete(self, row: Any) -> None:
         async with self.hub.db.write() as session:
@@ -158,7 +170,8 @@ class PeriodicClock:
     async def tick(self) -> bool:
         """Enqueue what is due; True when something was written."""
         now = time.monotonic()
-        due = [name for name, every in PERIODIC.items() if now >= self._due.get(name, 0.0)]
+        periodic = self.hub.wiring.periodic
+        due = [name for name in periodic if now >= self._due.get(name, 0.0)]
         if not due:
             return False
         try:
@@ -169,5 +182,5 @@ class PeriodicClock:
             log.exception("queueing periodic jobs failed")
             return False
         for name in due:
-            self._due[name] = now + PERIODIC[name]
+            self._due[name] = now + periodic[name]
         return True

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,7 +13,7 @@ from sqlmodel import col
 from connectors import get_connector
 from connectors.base import Connector, ConnectorConfig
 from connectors.registry import UnknownConnector
-from hub.context import Hub
+from hub.context import ChannelRuntime, Hub
 from hub.crypto import SecretBox
 from hub.errors import NotFound, Unprocessable, pydantic_details
 from hub.ids import new_id, new_token
@@ -25,26 +24,6 @@ from hub.phone import InvalidNumber, to_e164
 CHANNEL_CACHE_TTL_S = 5.0
 
 AUTH_MODES = ("signature", "token")
-
-
-@dataclass(frozen=True)
-class ChannelRuntime:
-    """A channel ready to use: connector instance, validated config, decrypted secrets."""
-
-    id: str
-    name: str
-    connector: Connector
-    config: ConnectorConfig
-    webhook_secret: str | None
-    auth_mode: str
-    url_token: str | None
-    phone_number: str | None
-    enabled: bool
-
-    @property
-    def signing_secret(self) -> str | None:
-        """The key inbound signatures are checked with."""
-        return self.connector.signing_secret(self.config, self.webhook_secret)
 
 
 def _split_config(

@@ -28,8 +28,7 @@ from hub.errors import ApiError
 from hub.models import Contact, Message, utcnow
 from hub.phone import InvalidNumber, to_e164
 from hub.services.contacts import get_or_create_contact
-from hub.services.messages import create_outbound
-from hub.services.sending import resolve_route
+from hub.services.sending import create_outbound, resolve_route
 
 
 def contact_view(contact: Contact) -> ContactView:

@@ -16,6 +16,7 @@ from hub.context import Hub
 from hub.dbutil import insert_ignore
 from hub.models import FlowRun, FlowStep, FlowVersion
 from hub.queue.base import enqueue
+from hub.services.flow_dispatch import FLOW_TIMER
 
 
 def _run_columns(run: Run) -> dict[str, Any]:
@@ -176,7 +177,7 @@ class QueueScheduler:
         async with self.hub.db.write() as session:
             await enqueue(
                 session,
-                "flow_timer",
+                FLOW_TIMER,
                 {"run_id": run_id, "token": token},
                 run_at=at,
                 key=f"flow-timer:{run_id}:{token}"[:200],

@@ -1,8 +1,10 @@
 """Ingest: normalized gateway events into the database, in one short write transaction.
 
 This is the hot path. Per event: the event row (unique on channel + dedupe key, so a
-gateway's retry is a no-op), the message and contact changes, opt-out handling, and the
-jobs that follow (sending confirmations, dispatch). Nothing slow happens here.
+gateway's retry is a no-op), the message and contact changes, opt-out handling
+(``hub.services.optouts``), delivery reports (``hub.services.reports``), and the event
+sinks of the wiring (flows, webhook deliveries), all in the same transaction. Nothing
+slow happens here.
 """
 
 from __future__ import annotations
@@ -20,33 +22,18 @@ from sqlmodel import col
 
 from connectors.base import InboundEvent
 from connectors.segments import segment_info
-from hub.context import Hub
-from hub.dbutil import insert_ignore
+from hub.context import ChannelRuntime, Hub, IngestResult
+from hub.event_data import DeviceRef, channel_ref, envelope, sms_received
 from hub.ids import new_id
 from hub.metrics import EVENTS
-from hub.models import Channel, Contact, Device, Event, Message, utcnow
+from hub.models import Contact, Device, Event, Message, utcnow
 from hub.phone import normalize_address
-from hub.queue.base import Retry, enqueue
-from hub.queue.jobs import job
-from hub.services.channels import ChannelRuntime
-from hub.services.events import dispatch_inline, envelope, iso
+from hub.services.events import dispatch_inline
 from hub.services.keywords import classify
-from hub.services.messages import apply_status, event_status, queue_system_reply
+from hub.services.optouts import handle_keyword
+from hub.services.reports import store_report
 
 log = logging.getLogger("smshub.ingest")
-
-#: How long an unmatched delivery report keeps looking for its message (the send job may
-#: not have stored the provider id yet when a fast gateway reports).
-UNMATCHED_REPORT_RETRIES = 8
-
-
-@dataclasses.dataclass
-class IngestResult:
-    """What one webhook request did."""
-
-    stored: int = 0
-    duplicates: int = 0
-    event_ids: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -76,7 +63,10 @@ class IngestWriter:
 
     async def submit(self, channel: ChannelRuntime, events: list[InboundEvent]) -> IngestResult:
         """Queue a request's events and wait until they are committed."""
-        item = _Item(channel, events, asyncio.get_running_loop().create_future())
+        if not events:
+            return IngestResult()
+        clean = [_sanitized(e) for e in events]
+        item = _Item(channel, clean, asyncio.get_running_loop().create_future())
         self._queue.put_nowait(item)
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._drain(), name="smshub-ingest-writer")
@@ -114,9 +104,7 @@ async def ingest_events(
     hub: Hub, channel: ChannelRuntime, events: list[InboundEvent]
 ) -> IngestResult:
     """Store a request's events (group-committed with concurrent requests); wake workers."""
-    if not events:
-        return IngestResult()
-    return await hub.ingest.submit(channel, [_sanitized(e) for e in events])
+    return await hub.ingest.submit(channel, events)
 
 
 #: Longest provider ids and words the tables keep (a gateway's odd value is cut, not fatal).
@@ -177,9 +165,9 @@ async def write_batch(
                 contact = await session.get(Contact, contacts[item.sender][0])
                 message = await session.get(Message, item.message_id)
                 if contact is not None and message is not None:
-                    await _handle_keyword(hub, session, contact, message, now)
+                    await handle_keyword(hub, session, contact, message, now)
         for index, channel, event in reports:
-            event_id = await _report_one(hub, session, channel, event, now)
+            event_id = await store_report(session, channel, event, now)
             _count(results[index], event, event_id)
     if session.info.get("smshub_jobs_enqueued"):
         hub.queue.notify()
@@ -269,8 +257,8 @@ async def _upsert_contacts(
 
 async def _upsert_devices(
     session: AsyncSession, requests: list[tuple[ChannelRuntime, list[InboundEvent]]], now: datetime
-) -> dict[tuple[str, str], str]:
-    """(channel, provider device id) → our device id; marks each seen and learns SIM slots."""
+) -> dict[tuple[str, str], DeviceRef]:
+    """(channel, gateway device id) → the device; marks each seen and learns SIM slots."""
     slots: dict[tuple[str, str], set[int]] = {}
     for channel, events in requests:
         for event in events:
@@ -285,7 +273,9 @@ async def _upsert_devices(
     stmt = insert.on_conflict_do_update(
         index_elements=["channel_id", "external_id"],
         set_={"last_seen_at": insert.excluded.last_seen_at},
-    ).returning(table.c.id, table.c.channel_id, table.c.external_id, table.c.sim_slots)
+    ).returning(
+        table.c.id, table.c.channel_id, table.c.external_id, table.c.name, table.c.sim_slots
+    )
     rows = [
         {
             "id": new_id("dev"),
@@ -299,9 +289,13 @@ async def _upsert_devices(
         for channel_id, external_id in sorted(slots)
     ]
     found = (await session.execute(stmt, rows)).all()
-    ids: dict[tuple[str, str], str] = {}
-    for device_id, channel_id, external_id, known in found:
-        ids[(channel_id, external_id)] = device_id
+    devices: dict[tuple[str, str], DeviceRef] = {}
+    for device_id, channel_id, external_id, name, known in found:
+        devices[(channel_id, external_id)] = {
+            "id": device_id,
+            "gateway_id": external_id,
+            "name": name or None,
+        }
         new_slots = slots[(channel_id, external_id)] - set(known or [])
         if new_slots:  # a SIM slot seen for the first time: rare, so one UPDATE each
             await session.execute(
@@ -309,7 +303,11 @@ async def _upsert_devices(
                 .where(col(Device.id) == device_id)
                 .values(sim_slots=sorted({*(known or []), *new_slots}))
             )
-    return ids
+    return devices
+
+
+#: The device of an SMS whose gateway named none (Twilio, Vonage).
+_NO_DEVICE: DeviceRef = {"id": None, "gateway_id": None, "name": None}
 
 
 async def _insert_received(
@@ -317,284 +315,86 @@ async def _insert_received(
     session: AsyncSession,
     received: list[_Received],
     contacts: dict[str, tuple[str, bool]],
-    devices: dict[tuple[str, str], str],
+    devices: dict[tuple[str, str], DeviceRef],
     now: datetime,
 ) -> set[str]:
-    """Insert the events (duplicates skipped), then their messages and dispatch jobs."""
+    """Insert the events (duplicates skipped), then their messages, then hand the new
+    events to the sinks; the ids of the events written."""
     if not received:
         return set()
+    rows = [_event_row(item, contacts, devices, now) for item in received]
     events = Event.__table__  # type: ignore[attr-defined]
-    rows: list[dict[str, Any]] = []
-    for item in received:
-        device_id = devices.get((item.channel.id, item.event.device_id or ""))
-        rows.append(
-            {
-                "id": item.event_id,
-                "channel_id": item.channel.id,
-                "type": "sms.received",
-                "dedupe_key": item.event.dedupe_key[:200],
-                "message_id": item.message_id,
-                "created_at": now,
-                "payload": envelope(
-                    item.event_id,
-                    "sms.received",
-                    now,
-                    {
-                        "message_id": item.message_id,
-                        "from": item.sender,
-                        "to": item.recipient,
-                        "body": item.body,
-                        "channel_id": item.channel.id,
-                        "device_id": device_id,
-                        "sim_slot": item.event.sim_slot,
-                        "segments": item.segments,
-                        "encoding": item.encoding,
-                        "received_at": iso(item.event.occurred_at or now),
-                        "contact_id": contacts[item.sender][0],
-                    },
-                ),
-            }
-        )
     stmt = (
         _insert(session)(events)
         .on_conflict_do_nothing(index_elements=["channel_id", "dedupe_key"])
         .returning(events.c.id)
     )
     inserted = set((await session.execute(stmt, rows)).scalars())
-    fresh = [item for item in received if item.event_id in inserted]
+    fresh = [(item, row) for item, row in zip(received, rows, strict=True) if row["id"] in inserted]
     if not fresh:
         return inserted
     await session.execute(
         sa.insert(Message.__table__),  # type: ignore[attr-defined]
-        [
-            {
-                "id": item.message_id,
-                "direction": "inbound",
-                "channel_id": item.channel.id,
-                "device_id": devices.get((item.channel.id, item.event.device_id or "")),
-                "sim_slot": item.event.sim_slot,
-                "contact_id": contacts[item.sender][0],
-                "from_number": item.sender,
-                "to_number": item.recipient,
-                "body": item.body,
-                "segments": item.segments,
-                "encoding": item.encoding,
-                "status": "received",
-                "provider_message_id": item.event.provider_message_id,
-                "source": "gateway",
-                "bypass_opt_out": False,
-                "attempts": 0,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for item in fresh
-        ],
+        [_message_row(item, row["payload"]["data"], now) for item, row in fresh],
     )
     # The gateway's event is the public one (status reports instead become public through
     # the message's status transition, hub.services.messages.record_status); its sinks run
     # here, in this transaction, for the whole batch at once.
-    by_id = {row["id"]: row["payload"] for row in rows}
-    await dispatch_inline(hub, session, [by_id[item.event_id] for item in fresh])
+    await dispatch_inline(hub, session, [row["payload"] for _, row in fresh])
     return inserted
 
 
-async def _report_one(
-    hub: Hub, session: AsyncSession, channel: ChannelRuntime, event: InboundEvent, now: datetime
-) -> str | None:
-    """A delivery report: its event row (dedupe), then the message's status move."""
-    event_id = new_id("evt")
-    inserted = await insert_ignore(
-        session,
-        Event,
-        {
-            "id": event_id,
-            "channel_id": channel.id,
-            "type": event.type,
-            "dedupe_key": event.dedupe_key[:200],
-            "payload": {},
-            "created_at": now,
-        },
-        conflict=["channel_id", "dedupe_key"],
-    )
-    if not inserted:
-        return None
-    message_id, payload = await _status_report(hub, session, channel, event, event_id, now)
-    await session.execute(
-        sa.update(Event)
-        .where(col(Event.id) == event_id)
-        .values(message_id=message_id, payload=payload)
-    )
-    return event_id
-
-
-async def _handle_keyword(
-    hub: Hub, session: AsyncSession, contact: Contact, inbound: Message, now: datetime
-) -> None:
-    """STOP / START / HELP: update the contact and queue exactly one confirmation."""
-    keyword = classify(inbound.body)
-    if keyword is None:
-        return
-    settings = hub.settings
-    if keyword == "stop":
-        contact.opted_out = True
-        contact.opted_out_at = now
-        text = settings.stop_text
-    elif keyword == "start":
-        if inbound.body.strip().upper().startswith("YES") and not contact.opted_out:
-            return  # "yes" is an ordinary answer unless the contact is opted out
-        contact.opted_out = False
-        contact.opted_out_at = None
-        text = settings.start_text
-    else:
-        text = settings.help_text
-    contact.updated_at = now
-    session.add(contact)
-    await queue_system_reply(hub, session, inbound, text)
-
-
-async def _status_report(
-    hub: Hub,
-    session: AsyncSession,
-    channel: ChannelRuntime,
-    event: InboundEvent,
-    event_id: str,
+def _event_row(
+    item: _Received,
+    contacts: dict[str, tuple[str, bool]],
+    devices: dict[tuple[str, str], DeviceRef],
     now: datetime,
-) -> tuple[str | None, dict[str, Any]]:
-    message = await _outbound_by_provider_id(session, channel.id, event.provider_message_id)
-    if message is None:
-        # Not matched (yet): keep the report and look again shortly.
-        await enqueue(
-            session,
-            "match_report",
-            {"event_id": event_id, "report": event_to_json(event)},
-            delay_s=2.0,
-            key=f"match:{event_id}",
-            max_attempts=UNMATCHED_REPORT_RETRIES,
-        )
-        return None, envelope(event_id, event.type, now, _report_data(channel, event, None))
-    await apply_status(
-        session,
-        message,
-        event_status(event.type),
-        provider_status=event.provider_status,
-        detail=event.error,
-        event_id=event_id,
-        now=now,
-    )
-    return message.id, envelope(event_id, event.type, now, _report_data(channel, event, message))
-
-
-async def _outbound_by_provider_id(
-    session: AsyncSession, channel_id: str, provider_id: str | None
-) -> Message | None:
-    """The outbound message a delivery report is about, if we know it yet."""
-    if not provider_id:
-        return None
-    found = await session.execute(
-        sa.select(Message).where(
-            col(Message.channel_id) == channel_id,
-            col(Message.provider_message_id) == provider_id,
-            col(Message.direction) == "outbound",
-        )
-    )
-    return found.scalars().first()
-
-
-def _report_data(
-    channel: ChannelRuntime, event: InboundEvent, message: Message | None
 ) -> dict[str, Any]:
+    """The events row of an inbound SMS, its public payload built from the contract."""
+    device = devices.get((item.channel.id, item.event.device_id or ""), _NO_DEVICE)
+    data = sms_received(
+        message_id=item.message_id,
+        sender=item.sender,
+        recipient=item.recipient,
+        body=item.body,
+        sim_slot=item.event.sim_slot,
+        segments=item.segments,
+        encoding=item.encoding,
+        received_at=item.event.occurred_at or now,
+        contact_id=contacts[item.sender][0],
+        channel=channel_ref(item.channel),
+        device=device,
+    )
     return {
-        "message_id": message.id if message else None,
-        "provider_message_id": event.provider_message_id,
-        "status": event_status(event.type),
-        "provider_status": event.provider_status,
-        "error": event.error,
-        "from": message.from_number if message else event.from_number,
-        "to": message.to_number if message else event.to_number,
-        "body": message.body if message else None,
-        "channel_id": channel.id,
-        "device_id": message.device_id if message else None,
-        "sim_slot": message.sim_slot if message else event.sim_slot,
-        "contact_id": message.contact_id if message else None,
+        "id": item.event_id,
+        "channel_id": item.channel.id,
+        "type": "sms.received",
+        "dedupe_key": item.event.dedupe_key[:200],
+        "message_id": item.message_id,
+        "created_at": now,
+        "payload": envelope(item.event_id, "sms.received", now, data),
     }
 
 
-@job("match_report")
-async def match_report(hub: Hub, event_id: str, report: dict[str, Any]) -> None:
-    """Apply a delivery report that arrived before its message had a provider id."""
-    event = event_from_json(report)
-    async with hub.db.write() as session:
-        row = await session.get(Event, event_id)
-        if row is None or row.message_id is not None:
-            return
-        message = await _outbound_by_provider_id(session, row.channel_id, event.provider_message_id)
-        if message is None:
-            raise Retry(
-                5.0, reason=f"no message with provider id {event.provider_message_id!r} yet"
-            )
-        await apply_status(
-            session,
-            message,
-            event_status(event.type),
-            provider_status=event.provider_status,
-            detail=event.error,
-            event_id=event_id,
-            now=utcnow(),
-        )
-        row.message_id = message.id
-        row.payload = {
-            **row.payload,
-            "data": {
-                **row.payload.get("data", {}),
-                "message_id": message.id,
-                "from": message.from_number,
-                "to": message.to_number,
-                "body": message.body,
-                "device_id": message.device_id,
-                "sim_slot": message.sim_slot,
-                "contact_id": message.contact_id,
-            },
-        }
-        session.add(row)
-
-
-def event_to_json(event: InboundEvent) -> dict[str, Any]:
-    """A normalized event as JSON (for job arguments)."""
-    data = dataclasses.asdict(event)
-    data["occurred_at"] = event.occurred_at.isoformat() if event.occurred_at else None
-    data["raw"] = {}
-    return data
-
-
-def event_from_json(data: dict[str, Any]) -> InboundEvent:
-    """The inverse of :func:`event_to_json`."""
-    values = dict(data)
-    if values.get("occurred_at"):
-        values["occurred_at"] = datetime.fromisoformat(values["occurred_at"])
-    return InboundEvent(**values)
-
-
-@job("ingest_followup")
-async def ingest_followup(
-    hub: Hub, channel_id: str, event: dict[str, Any], to_channel_number: str | None = None
-) -> None:
-    """Ingest an event a connector scheduled (simulator delivery reports and loop-backs)."""
-    target = channel_id
-    if to_channel_number:
-        async with hub.db.read() as session:
-            found = await session.execute(
-                sa.select(col(Channel.id)).where(
-                    col(Channel.phone_number) == to_channel_number,
-                    col(Channel.connector) == "simulator",
-                    col(Channel.deleted_at).is_(None),
-                )
-            )
-            match = found.scalars().first()
-        if match is None:
-            return
-        target = match
-    channel = await hub.channels.get(target)
-    if channel is None or not channel.enabled:
-        log.info("dropping followup for missing or disabled channel %s", target)
-        return
-    await ingest_events(hub, channel, [event_from_json(event)])
+def _message_row(item: _Received, data: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """The messages row of an inbound SMS."""
+    return {
+        "id": item.message_id,
+        "direction": "inbound",
+        "channel_id": item.channel.id,
+        "device_id": data["device_id"],
+        "sim_slot": item.event.sim_slot,
+        "contact_id": data["contact_id"],
+        "from_number": item.sender,
+        "to_number": item.recipient,
+        "body": item.body,
+        "segments": item.segments,
+        "encoding": item.encoding,
+        "status": "received",
+        "provider_message_id": item.event.provider_message_id,
+        "source": "gateway",
+        "bypass_opt_out": False,
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
+    }

@@ -1,19 +1,14 @@
-"""Message status rules and the outbound message row that every sender shares."""
+"""Message status rules: statuses only move forward, and every change is recorded once."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
-from connectors.segments import segment_info
-from hub.context import Hub
-from hub.ids import new_id
-from hub.models import Message, MessageStatusChange, utcnow
-from hub.queue.base import enqueue
-from hub.services.events import emit, message_data
+from hub.event_data import channel_ref, device_ref, sms_status
+from hub.models import Channel, Device, Message, MessageStatusChange, utcnow
+from hub.services.events import emit
 
 #: Outbound statuses in the order they can happen; a status only ever moves forward.
 #: delivered and failed are both final: whichever comes first stays.
@@ -75,13 +70,20 @@ async def record_status(
         )
     )
     if message.direction == "outbound" and status in PUBLIC_STATUSES:
+        device = await session.get(Device, message.device_id) if message.device_id else None
+        data = sms_status(
+            message,
+            provider_status=provider_status,
+            channel=channel_ref(await session.get(Channel, message.channel_id), message.channel_id),
+            device=device_ref(device),
+        )
         await emit(
             session,
             type=f"sms.{status}",
             channel_id=message.channel_id,
             dedupe_key=f"status:{message.id}:{status}",
             message_id=message.id,
-            data=message_data(message, provider_status=provider_status),
+            data=data,
             at=at,
         )
 
@@ -109,88 +111,3 @@ async def apply_status(
         now=now,
     )
     return True
-
-
-async def create_outbound(
-    hub: Hub,
-    session: AsyncSession,
-    *,
-    channel_id: str,
-    contact_id: str,
-    to: str,
-    text: str,
-    device_id: str | None = None,
-    sim_slot: int | None = None,
-    from_number: str | None = None,
-    idempotency_key: str | None = None,
-    source: str = "api",
-    bypass_opt_out: bool = False,
-    suppressed: str | None = None,
-) -> Message:
-    """Write a queued outbound message and the job that sends it (same transaction).
-
-    With ``suppressed`` (the reason), the message is stored as ``suppressed`` and never
-    sent: policy (opt-out, loop breaker) refused it, and the record says why."""
-    now = utcnow()
-    info = segment_info(text)
-    message = Message(
-        id=new_id("msg"),
-        direction="outbound",
-        channel_id=channel_id,
-        device_id=device_id,
-        sim_slot=sim_slot,
-        contact_id=contact_id,
-        from_number=from_number,
-        to_number=to,
-        body=text,
-        segments=info.segments,
-        encoding=info.encoding,
-        status="suppressed" if suppressed else "queued",
-        error=suppressed,
-        idempotency_key=idempotency_key,
-        source=source,
-        bypass_opt_out=bypass_opt_out,
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(message)
-    session.add(
-        MessageStatusChange(message_id=message.id, status=message.status, detail=suppressed, at=now)
-    )
-    await session.flush()
-    if suppressed:
-        return message
-    await enqueue(
-        session,
-        "send_message",
-        {"message_id": message.id},
-        key=f"send:{message.id}",
-        max_attempts=hub.settings.send_max_attempts + 5,
-    )
-    return message
-
-
-async def queue_system_reply(
-    hub: Hub, session: AsyncSession, inbound: Message, text: str
-) -> Message:
-    """Answer an inbound message from the hub itself (opt-out confirmations, HELP)."""
-    existing = await session.execute(
-        sa.select(Message).where(col(Message.idempotency_key) == f"auto:{inbound.id}")
-    )
-    found = existing.scalar_one_or_none()
-    if found is not None:
-        return found
-    return await create_outbound(
-        hub,
-        session,
-        channel_id=inbound.channel_id,
-        contact_id=inbound.contact_id,
-        to=inbound.from_number or "",
-        text=text,
-        device_id=inbound.device_id,
-        sim_slot=inbound.sim_slot,
-        from_number=inbound.to_number,
-        idempotency_key=f"auto:{inbound.id}",
-        source="system",
-        bypass_opt_out=True,
-    )

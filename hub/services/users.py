@@ -13,8 +13,6 @@ import asyncio
 import hmac
 import re
 import secrets
-import time
-from collections import deque
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -117,12 +115,10 @@ async def count_users(hub: Hub) -> int:
 
 async def users_exist(hub: Hub) -> bool:
     """True once any account exists (cached: accounts are never deleted from the UI)."""
-    if getattr(hub, "_users_exist", False):
+    if hub.users_exist:
         return True
-    exists = await count_users(hub) > 0
-    if exists:
-        hub._users_exist = True  # type: ignore[attr-defined]
-    return exists
+    hub.users_exist = await count_users(hub) > 0
+    return hub.users_exist
 
 
 async def create_user(hub: Hub, email: str, password: str, *, first_only: bool = False) -> User:
@@ -145,7 +141,7 @@ async def create_user(hub: Hub, email: str, password: str, *, first_only: bool =
             )
         user = User(id=new_id("usr"), email=address, password_hash=digest)
         session.add(user)
-    hub._users_exist = True  # type: ignore[attr-defined]
+    hub.users_exist = True
     return user
 
 
@@ -252,53 +248,7 @@ def csrf_matches(expected: str, given: str | None) -> bool:
     return bool(given) and hmac.compare_digest(expected.encode(), (given or "").encode())
 
 
-# --- sign-in throttling -----------------------------------------------------------------------
-
-
-class LoginThrottle:
-    """Failed sign-ins per key (address + e-mail) in a sliding minute, per process.
-
-    In memory on purpose: it is a brake on password guessing, not an audit log, and it
-    must not turn into a database write per failed attempt."""
-
-    WINDOW_S = 60.0
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._failures: dict[str, deque[float]] = {}
-
-    def retry_after(self, key: str) -> int | None:
-        """Seconds until ``key`` may try again, or None when it may try now."""
-        window = self._window(key)
-        if len(window) < self.limit:
-            return None
-        return max(1, int(window[0] + self.WINDOW_S - time.monotonic()) + 1)
-
-    def failed(self, key: str) -> None:
-        """Count a failed attempt."""
-        if len(self._failures) > 10_000:
-            self._failures.clear()
-        self._window(key).append(time.monotonic())
-
-    def succeeded(self, key: str) -> None:
-        """Forget the key's failures."""
-        self._failures.pop(key, None)
-
-    def _window(self, key: str) -> deque[float]:
-        window = self._failures.setdefault(key, deque())
-        cutoff = time.monotonic() - self.WINDOW_S
-        while window and window[0] < cutoff:
-            window.popleft()
-        return window
-
-
-def throttle(hub: Hub) -> LoginThrottle:
-    """The process's sign-in throttle (created on first use)."""
-    existing: LoginThrottle | None = getattr(hub, "_login_throttle", None)
-    if existing is None:
-        existing = LoginThrottle(hub.settings.login_attempts_per_min)
-        hub._login_throttle = existing  # type: ignore[attr-defined]
-    return existing
+# --- sign-in ----------------------------------------------------------------------------------
 
 
 async def sign_in(hub: Hub, email: str, password: str, *, ip: str, user_agent: str) -> str:
@@ -306,7 +256,7 @@ async def sign_in(hub: Hub, email: str, password: str, *, ip: str, user_agent: s
 
     422 naming the field on a wrong e-mail or password, 429 when throttled."""
     key = f"{ip}|{(email or '').strip().lower()}"
-    guard = throttle(hub)
+    guard = hub.login_throttle
     wait = guard.retry_after(key)
     if wait is not None:
         raise TooManyAttempts(
@@ -331,7 +281,6 @@ __all__ = [
     "SAFE_METHODS",
     "SESSION_COOKIE",
     "CsrfFailed",
-    "LoginThrottle",
     "SignedIn",
     "TooManyAttempts",
     "authenticate_password",

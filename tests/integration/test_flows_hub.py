@@ -405,11 +405,10 @@ async def test_sweep_carries_on_runs_a_crash_left_behind(
     from datetime import UTC, datetime, timedelta
 
     from hub.models import FlowRun
-    from hub.services.flows import runtime
 
     flow = await publish(client, api_headers, without_http(example("join_keyword")))
     # A worker died right after creating the run: it is "running" and nobody moves it.
-    run = await runtime(hub).executor.start_run(
+    run = await hub.flows.executor.start_run(
         flow["id"],
         1,
         {

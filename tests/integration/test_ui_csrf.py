@@ -18,7 +18,8 @@ from hub.delivery.deliveries import list_deliveries
 from hub.delivery.endpoints import create_endpoint
 from hub.services.apikeys import create_api_key
 from hub.services.bootstrap import join_example
-from hub.services.flows import import_flow, list_runs
+from hub.services.flows import import_flow
+from hub.services.runs import list_runs
 from hub.services.users import create_user
 from tests.conftest import drain
 from tests.e2e.helpers import db_snapshot, page_csrf, set_up_admin, sign_in

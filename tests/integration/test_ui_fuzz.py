@@ -16,7 +16,8 @@ from hub.context import Hub
 from hub.delivery.endpoints import create_endpoint
 from hub.services.bootstrap import join_example
 from hub.services.channels import create_channel
-from hub.services.flows import import_flow, list_runs
+from hub.services.flows import import_flow
+from hub.services.runs import list_runs
 from tests.e2e.helpers import page_csrf, set_up_admin
 from tests.fuzzing import Rig, hub_rig
 from tests.fuzzing import assert_clean as assert_no_500

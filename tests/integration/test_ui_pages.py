@@ -16,7 +16,8 @@ from sqlmodel import col
 from hub.context import Hub
 from hub.models import ApiKey, Channel, Contact, Flow, FlowRun, Message
 from hub.services.bootstrap import join_example
-from hub.services.flows import import_flow, list_runs
+from hub.services.flows import import_flow
+from hub.services.runs import list_runs
 from tests.conftest import ChannelFactory, drain
 from tests.e2e.helpers import error_next_to, set_up_admin, text_of
 from tests.helpers import SimPhone, count, fast_forward
@@ -102,7 +103,24 @@ async def test_new_flow_opens_the_editor_with_its_draft(hub: Hub, web: Web) -> N
         "name": "JOIN auto-reply",
     }
     assert [p["message"] for p in data["problems"]] == ["the flow has no nodes"]
-    assert "drawflow.min.js" in editor.text and "editor.js" in editor.text
+    assert "drawflow.min.js" in editor.text
+    await _editor_modules_are_served(web, editor.text)
+
+
+async def _editor_modules_are_served(web: Web, page: str) -> None:
+    """The import map pins every editor module to a hashed URL that serves JavaScript."""
+    found = re.search(r'<script type="importmap">(.*?)</script>', page, re.S)
+    assert found is not None
+    imports = json.loads(found.group(1))["imports"]
+    assert "/static/editor/main.js" in imports and "/static/editor/graph.js" in imports
+    assert 'from "/static/editor/main.js"' in page
+    for path, url in imports.items():
+        assert url.startswith(path + "?v=")
+        served = await web.get(url)
+        # Browsers refuse a module served as anything but JavaScript.
+        assert served.status_code == 200 and "javascript" in served.headers["content-type"]
+        for imported in re.findall(r'from "\./([\w-]+\.js)"', served.text):
+            assert "/static/editor/" + imported in imports, f"{path} imports {imported}"
 
 
 async def test_new_flow_from_an_example(hub: Hub, web: Web) -> None:

@@ -8,6 +8,7 @@ from litestar import Controller, Request, get
 from litestar.response import Template
 
 from hub.services import flows as flow_service
+from hub.services import runs as run_service
 from ui import readmodels
 from ui.auth import hub_of, require_user
 from ui.pages import render
@@ -21,7 +22,7 @@ class DashboardController(Controller):
     @get("/")
     async def dashboard(self, request: Request[Any, Any, Any]) -> Template:
         hub = hub_of(request)
-        failed_runs, _ = await flow_service.list_runs(hub, limit=6, cursor=None, status="failed")
+        failed_runs, _ = await run_service.list_runs(hub, limit=6, cursor=None, status="failed")
         return render(
             request,
             "dashboard.html",

@@ -12,6 +12,7 @@ from flows import TERMINAL_STATUSES
 from hub.errors import ApiError, NotFound
 from hub.phone import InvalidNumber, to_e164
 from hub.services import flows as flow_service
+from hub.services import runs as run_service
 from ui import readmodels
 from ui.auth import hub_of, require_user
 from ui.pages import read_form, render, see_other
@@ -51,7 +52,7 @@ class RunsController(Controller):
         next_cursor = None
         if not errors:
             try:
-                rows, next_cursor = await flow_service.list_runs(
+                rows, next_cursor = await run_service.list_runs(
                     hub,
                     limit=PAGE_SIZE,
                     cursor=(cursor or "")[:64] or None,
@@ -79,7 +80,7 @@ class RunsController(Controller):
     async def detail(self, request: Request[Any, Any, Any], run_id: FromPath[str]) -> Template:
         """A run on its flow graph, with every step."""
         hub = hub_of(request)
-        run, steps = await flow_service.get_run(hub, run_id)
+        run, steps = await run_service.get_run(hub, run_id)
         try:
             version = await flow_service.get_version(hub, run.flow_id, run.flow_version)
             definition: dict[str, Any] | None = version.definition
@@ -108,11 +109,11 @@ class RunsController(Controller):
         mode = form.get("mode", "from_failed")
         if mode not in ("from_failed", "from_start"):
             mode = "from_failed"
-        run = await flow_service.replay_run(hub_of(request), run_id, mode)
+        run = await run_service.replay_run(hub_of(request), run_id, mode)
         return see_other(f"/runs/{run.id}")
 
     @post("/{run_id:str}/cancel", status_code=303)
     async def cancel(self, request: Request[Any, Any, Any], run_id: FromPath[str]) -> Response[Any]:
         """Cancel a run that has not ended."""
-        await flow_service.cancel_run(hub_of(request), run_id)
+        await run_service.cancel_run(hub_of(request), run_id)
         return see_other(f"/runs/{run_id}")

@@ -1,0 +1,295 @@
+"""The public event contract: what each event type's ``data`` holds, built in one place.
+
+Every event the hub publishes (to webhook endpoints, REST hooks and flow triggers) is
+``{"id", "type", "timestamp", "data"}`` (:func:`envelope`); ``data`` is one of the
+TypedDicts below, and every producer builds it with the function next to it — so a
+field is added once and reaches every event of its type. ``docs/events.md`` documents
+them field by field (a test checks that it names every field defined here).
+
+The flow engine reads a subset of the ``sms.*`` shapes (``flows.SmsEventData``); these
+are supersets of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, TypedDict
+
+from hub.context import ChannelRuntime
+from hub.models import Channel, Device, Message
+
+#: The event types a subscriber can ask for.
+EVENT_TYPES = (
+    "sms.received",
+    "sms.sent",
+    "sms.delivered",
+    "sms.failed",
+    "flow.run.completed",
+    "flow.run.failed",
+    "endpoint.disabled",
+)
+
+
+class DeviceRef(TypedDict):
+    """The phone an SMS went through (all null for gateways without devices)."""
+
+    #: The hub's id of the device (``dev_…``); what the API's ``device_id`` takes.
+    id: str | None
+    #: The gateway's own id of the phone, as the gateway sent it.
+    gateway_id: str | None
+    #: The name given to the device in the hub; null until one is set.
+    name: str | None
+
+
+class ChannelRef(TypedDict):
+    """The channel (gateway account) an SMS came or went through."""
+
+    id: str
+    name: str
+    #: The connector's name: simulator, smsgate, mysmsgate, twilio, vonage, …
+    connector: str
+
+
+SmsReceivedData = TypedDict(
+    "SmsReceivedData",
+    {
+        "message_id": str,
+        "from": str,
+        "to": str | None,
+        "body": str,
+        "channel_id": str,
+        "device_id": str | None,
+        "sim_slot": int | None,
+        "segments": int,
+        "encoding": str,
+        "received_at": str,
+        "contact_id": str,
+        "device": DeviceRef,
+        "channel": ChannelRef,
+    },
+)
+
+SmsStatusData = TypedDict(
+    "SmsStatusData",
+    {
+        "message_id": str,
+        "direction": str,
+        "status": str,
+        "from": str | None,
+        "to": str | None,
+        "body": str,
+        "channel_id": str,
+        "device_id": str | None,
+        "sim_slot": int | None,
+        "segments": int,
+        "encoding": str,
+        "contact_id": str,
+        "provider_message_id": str | None,
+        "provider_status": str | None,
+        "error": str | None,
+        "device": DeviceRef,
+        "channel": ChannelRef,
+    },
+)
+
+
+class FlowRunData(TypedDict):
+    """``flow.run.completed`` / ``flow.run.failed``: a run that has ended."""
+
+    run_id: str
+    flow_id: str
+    flow_version: int
+    status: str
+    error: str | None
+    #: The contact as the run saw it (phone, opted_out, tags, fields), if any.
+    contact: Mapping[str, Any] | None
+    vars: Mapping[str, Any]
+    finished_at: str | None
+
+
+class EndpointDisabledData(TypedDict):
+    """``endpoint.disabled``: a webhook endpoint was switched off after failing."""
+
+    endpoint_id: str
+    url: str
+    description: str
+    reason: str
+    failing_since: str | None
+    disabled_at: str
+
+
+GatewayReportData = TypedDict(
+    "GatewayReportData",
+    {
+        "message_id": str | None,
+        "provider_message_id": str | None,
+        "status": str,
+        "provider_status": str | None,
+        "error": str | None,
+        "from": str | None,
+        "to": str | None,
+        "body": str | None,
+        "channel_id": str,
+        "device_id": str | None,
+        "sim_slot": int | None,
+        "contact_id": str | None,
+    },
+)
+"""A gateway's delivery report as stored in the events table (kept for history, never
+published: subscribers get the message's status event instead)."""
+
+
+def iso(at: datetime) -> str:
+    """RFC 3339 UTC with milliseconds and a Z."""
+    return at.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def envelope(event_id: str, type_: str, at: datetime, data: Mapping[str, Any]) -> dict[str, Any]:
+    """The public event shape: id, type, timestamp, data."""
+    return {"id": event_id, "type": type_, "timestamp": iso(at), "data": dict(data)}
+
+
+def channel_ref(channel: Channel | ChannelRuntime | None, channel_id: str = "") -> ChannelRef:
+    """A channel (row or runtime) as events name it; an unknown one keeps its id."""
+    if channel is None:
+        return {"id": channel_id, "name": "", "connector": ""}
+    connector = channel.connector if isinstance(channel, Channel) else channel.connector.name
+    return {"id": channel.id, "name": channel.name, "connector": connector}
+
+
+def device_ref(device: Device | None) -> DeviceRef:
+    """A device row as events name it; all null when the SMS had no device."""
+    if device is None:
+        return {"id": None, "gateway_id": None, "name": None}
+    return {"id": device.id, "gateway_id": device.external_id, "name": device.name or None}
+
+
+def sms_received(
+    *,
+    message_id: str,
+    sender: str,
+    recipient: str | None,
+    body: str,
+    sim_slot: int | None,
+    segments: int,
+    encoding: str,
+    received_at: datetime,
+    contact_id: str,
+    channel: ChannelRef,
+    device: DeviceRef,
+) -> SmsReceivedData:
+    """``sms.received``: an inbound SMS as the gateway handed it over."""
+    return {
+        "message_id": message_id,
+        "from": sender,
+        "to": recipient,
+        "body": body,
+        "channel_id": channel["id"],
+        "device_id": device["id"],
+        "sim_slot": sim_slot,
+        "segments": segments,
+        "encoding": encoding,
+        "received_at": iso(received_at),
+        "contact_id": contact_id,
+        "device": device,
+        "channel": channel,
+    }
+
+
+def sms_status(
+    message: Message, *, provider_status: str | None, channel: ChannelRef, device: DeviceRef
+) -> SmsStatusData:
+    """``sms.sent`` / ``sms.delivered`` / ``sms.failed``: an outbound message's new status."""
+    return {
+        "message_id": message.id,
+        "direction": message.direction,
+        "status": message.status,
+        "from": message.from_number,
+        "to": message.to_number,
+        "body": message.body,
+        "channel_id": message.channel_id,
+        "device_id": message.device_id,
+        "sim_slot": message.sim_slot,
+        "segments": message.segments,
+        "encoding": message.encoding,
+        "contact_id": message.contact_id,
+        "provider_message_id": message.provider_message_id,
+        "provider_status": provider_status,
+        "error": message.error,
+        "device": device,
+        "channel": channel,
+    }
+
+
+def flow_run(
+    *,
+    run_id: str,
+    flow_id: str,
+    flow_version: int,
+    status: str,
+    error: str | None,
+    contact: Mapping[str, Any] | None,
+    vars: Mapping[str, Any],
+    finished_at: datetime | None,
+) -> FlowRunData:
+    """``flow.run.completed`` / ``flow.run.failed``."""
+    return {
+        "run_id": run_id,
+        "flow_id": flow_id,
+        "flow_version": flow_version,
+        "status": status,
+        "error": error,
+        "contact": contact,
+        "vars": vars,
+        "finished_at": iso(finished_at) if finished_at else None,
+    }
+
+
+def endpoint_disabled(
+    *,
+    endpoint_id: str,
+    url: str,
+    description: str,
+    reason: str,
+    failing_since: datetime | None,
+    disabled_at: datetime,
+) -> EndpointDisabledData:
+    """``endpoint.disabled``."""
+    return {
+        "endpoint_id": endpoint_id,
+        "url": url,
+        "description": description,
+        "reason": reason,
+        "failing_since": iso(failing_since) if failing_since else None,
+        "disabled_at": iso(disabled_at),
+    }
+
+
+def gateway_report(
+    *,
+    channel_id: str,
+    status: str,
+    provider_message_id: str | None,
+    provider_status: str | None,
+    error: str | None,
+    message: Message | None,
+    from_number: str | None,
+    to_number: str | None,
+    sim_slot: int | None,
+) -> GatewayReportData:
+    """A gateway's delivery report, matched to its message when that is known."""
+    return {
+        "message_id": message.id if message else None,
+        "provider_message_id": provider_message_id,
+        "status": status,
+        "provider_status": provider_status,
+        "error": error,
+        "from": message.from_number if message else from_number,
+        "to": message.to_number if message else to_number,
+        "body": message.body if message else None,
+        "channel_id": channel_id,
+        "device_id": message.device_id if message else None,
+        "sim_slot": message.sim_slot if message else sim_slot,
+        "contact_id": message.contact_id if message else None,
+    }

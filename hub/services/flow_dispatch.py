@@ -1,0 +1,246 @@
+"""Dispatch: public events (and HTTP calls) into flow runs, and the jobs that carry runs on.
+
+The way in: :func:`flows_sink` sees every event batch inside the transaction that wrote
+it and queues a ``flow_dispatch`` job only for events a published trigger matches or a
+waiting run wants (an event nobody wants costs no job); STOP queues the cancellation of
+the contact's waiting runs instead, and compliance keywords never reach flows. The
+``flow_dispatch`` job then hands the event to the engine (``flows.dispatch_event``).
+Timers, resumes and the recovery sweep are jobs here too; :func:`announce` emits
+``flow.run.completed`` / ``flow.run.failed`` once per ended run.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from connectors.base import constant_time_equals
+from flows import ContactView, Run, dispatch_event, start_http_run
+from hub.context import Hub
+from hub.errors import ApiError, NotFound
+from hub.event_data import flow_run
+from hub.models import Contact, Event, Flow, FlowRun, utcnow
+from hub.queue.base import enqueue
+from hub.services.events import emit
+from hub.services.flow_effects import contact_view
+from hub.services.flows import http_token
+from hub.services.keywords import classify, is_compliance_reply
+
+log = logging.getLogger("smshub.flows")
+
+#: Job: hand one event to the engine (continue a waiting run, or start matching flows).
+FLOW_DISPATCH = "flow_dispatch"
+#: Job: a run's timer is due (delay end, reply timeout, retry backoff).
+FLOW_TIMER = "flow_timer"
+#: Job: carry a run on (after a replay, or one a crash interrupted).
+FLOW_ADVANCE = "flow_advance"
+#: Job: STOP cancels the runs waiting for that contact's reply.
+FLOW_CANCEL_WAITING = "flow_cancel_waiting"
+#: Periodic job: recovery of runs a crash left running or waiting past their end.
+FLOW_SWEEP = "flow_sweep"
+
+
+async def flows_sink(hub: Hub, session: AsyncSession, payloads: list[dict[str, Any]]) -> None:
+    """Sink: queue flow work for the SMS events a flow could want (compliance keywords never
+    reach flows; an event no trigger matches and no run waits for costs no job)."""
+    index = await hub.flows.index()
+    waiting = await _phones_waited_on(
+        session,
+        {
+            str(p["data"]["from"])
+            for p in payloads
+            if p.get("type") == "sms.received" and (p.get("data") or {}).get("from")
+        },
+    )
+    for payload in payloads:
+        type_ = payload.get("type", "")
+        if not type_.startswith("sms."):
+            continue
+        event_id = payload["id"]
+        data = payload.get("data") or {}
+        if type_ == "sms.received":
+            if classify(data.get("body")) == "stop":
+                await enqueue(
+                    session,
+                    FLOW_CANCEL_WAITING,
+                    {"phone": data.get("from")},
+                    key=f"stop-runs:{event_id}",
+                )
+                continue
+            if is_compliance_reply(data.get("body")):
+                continue
+        wanted = bool(index.match(payload))
+        if not wanted and type_ == "sms.received":
+            wanted = data.get("from") in waiting
+        if wanted:
+            await enqueue(session, FLOW_DISPATCH, {"event_id": event_id}, key=f"flows:{event_id}")
+
+
+async def _phones_waited_on(session: AsyncSession, phones: set[str]) -> set[str]:
+    """Which of these numbers some run waits for a reply from (on any channel)."""
+    if not phones:
+        return set()
+    found = await session.execute(
+        sa.select(col(FlowRun.wait_phone)).where(
+            col(FlowRun.status) == "waiting", col(FlowRun.wait_phone).in_(sorted(phones))
+        )
+    )
+    return {str(phone) for phone in found.scalars()}
+
+
+async def _contact(hub: Hub, phone: str | None) -> ContactView | None:
+    if not phone:
+        return None
+    async with hub.db.read() as session:
+        row = (
+            await session.execute(sa.select(Contact).where(col(Contact.phone) == phone))
+        ).scalar()
+    return contact_view(row) if row is not None else ContactView(phone=phone)
+
+
+async def flow_dispatch(hub: Hub, event_id: str) -> None:
+    """Job: continue the contact's waiting run with an inbound SMS, or start matching flows."""
+    async with hub.db.read() as session:
+        event = await session.get(Event, event_id)
+    if event is None:
+        return
+    payload = dict(event.payload)
+    data = payload.get("data") or {}
+    phone = data.get("from") if payload.get("type") == "sms.received" else data.get("to")
+    flows = hub.flows
+    result = await dispatch_event(
+        payload,
+        executor=flows.executor,
+        index=await flows.index(),
+        contact=await _contact(hub, phone),
+    )
+    runs = list(result.started)
+    if result.reply_run_id:
+        reply_run = await flows.store.get_run(result.reply_run_id)
+        runs += [reply_run] if reply_run else []
+    await announce(hub, runs)
+
+
+async def flow_timer(hub: Hub, run_id: str, token: str) -> None:
+    """Job: a flow timer is due (delay end, reply timeout, retry backoff)."""
+    run = await hub.flows.executor.fire_timer(run_id, token)
+    await announce(hub, [run])
+
+
+async def flow_advance(hub: Hub, run_id: str) -> None:
+    """Job: carry a run on (after a replay, or to resume one a crash interrupted)."""
+    run = await hub.flows.executor.advance(run_id)
+    await announce(hub, [run])
+
+
+async def flow_cancel_waiting(hub: Hub, phone: str | None) -> None:
+    """Job: on STOP, runs waiting for this contact's reply are cancelled (they could only nag)."""
+    if not phone:
+        return
+    async with hub.db.read() as session:
+        ids = (
+            await session.execute(
+                sa.select(col(FlowRun.id)).where(
+                    col(FlowRun.wait_phone) == phone,
+                    col(FlowRun.status) == "waiting",
+                )
+            )
+        ).scalars()
+        run_ids = list(ids)
+    executor = hub.flows.executor
+    runs = [await executor.cancel(run_id, "contact opted out (STOP)") for run_id in run_ids]
+    await announce(hub, runs)
+
+
+#: A run "running" untouched this long lost its worker (crash); the sweep carries it on.
+STALE_RUNNING_S = 60.0
+#: A wait this far past its end lost its timer job; the sweep re-arms it.
+OVERDUE_WAIT_S = 30.0
+#: Runs one sweep looks at (the next sweep takes the rest).
+SWEEP_BATCH = 200
+
+
+async def flow_sweep(hub: Hub) -> None:
+    """Periodic job: queue an advance for runs a crash left running or waiting past their end."""
+    now = utcnow()
+    async with hub.db.write() as session:
+        rows = await session.execute(
+            sa.select(col(FlowRun.id))
+            .where(
+                sa.or_(
+                    sa.and_(
+                        col(FlowRun.status) == "running",
+                        col(FlowRun.updated_at) < now - timedelta(seconds=STALE_RUNNING_S),
+                    ),
+                    sa.and_(
+                        col(FlowRun.status) == "waiting",
+                        col(FlowRun.wait_until) < now - timedelta(seconds=OVERDUE_WAIT_S),
+                    ),
+                )
+            )
+            .limit(SWEEP_BATCH)
+        )
+        for run_id in rows.scalars():
+            await enqueue(session, FLOW_ADVANCE, {"run_id": run_id}, key=f"advance:{run_id}")
+    hub.queue.notify()
+
+
+async def announce(hub: Hub, runs: list[Run]) -> None:
+    """Emit flow.run.completed / flow.run.failed once for every run that has ended."""
+    ended = [r for r in runs if r.status in ("completed", "failed")]
+    if not ended:
+        return
+    async with hub.db.write() as session:
+        for run in ended:
+            await emit(
+                session,
+                type=f"flow.run.{run.status}",
+                channel_id="hub",
+                dedupe_key=f"run:{run.id}:{run.status}",
+                data=flow_run(
+                    run_id=run.id,
+                    flow_id=run.flow_id,
+                    flow_version=run.flow_version,
+                    status=run.status,
+                    error=run.error,
+                    contact=run.contact,
+                    vars=run.vars,
+                    finished_at=run.finished_at,
+                ),
+            )
+    hub.queue.notify()
+
+
+async def start_from_http(
+    hub: Hub, flow_id: str, token: str, body: dict[str, Any], request_id: str | None
+) -> Run:
+    """trigger.http: start a run with the request body as ``trigger``."""
+    async with hub.db.read() as session:
+        flow = await session.get(Flow, flow_id)
+    # Same answer for a wrong token and a missing flow: the URL is the secret.
+    if (
+        flow is None
+        or flow.deleted_at is not None
+        or not constant_time_equals(token, http_token(hub, flow))
+    ):
+        raise NotFound("no flow at this URL", code="flow_hook_not_found")
+    flows = hub.flows
+    run = await start_http_run(
+        flow_id, body, executor=flows.executor, index=await flows.index(), request_id=request_id
+    )
+    if run is None:
+        raise HookNotPublished(
+            "this flow has no published HTTP trigger (publish a version with trigger.http)"
+        )
+    await announce(hub, [run])
+    return run
+
+
+class HookNotPublished(ApiError):
+    status_code = 409
+    code = "not_published"

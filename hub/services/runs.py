@@ -1,0 +1,82 @@
+"""Run history: runs listed and filtered, one run with its steps, replay and cancel."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import col
+
+from flows import ReplayError, Run, Step
+from hub.context import Hub
+from hub.errors import Conflict, NotFound, Unprocessable
+from hub.models import FlowRun
+from hub.services.flow_dispatch import announce
+
+
+async def list_runs(
+    hub: Hub,
+    *,
+    limit: int,
+    cursor: str | None,
+    flow_id: str | None = None,
+    status: str | None = None,
+    contact: str | None = None,
+) -> tuple[list[FlowRun], str | None]:
+    """Runs, newest first, filtered."""
+    stmt = sa.select(FlowRun)
+    if flow_id:
+        stmt = stmt.where(col(FlowRun.flow_id) == flow_id)
+    if status:
+        stmt = stmt.where(col(FlowRun.status) == status)
+    if contact:
+        stmt = stmt.where(col(FlowRun.contact_phone) == contact.replace(" ", ""))
+    if cursor:
+        stmt = stmt.where(col(FlowRun.created_at) < _cursor_time(cursor))
+    stmt = stmt.order_by(col(FlowRun.created_at).desc(), col(FlowRun.id).desc()).limit(limit + 1)
+    async with hub.db.read() as session:
+        rows = list((await session.execute(stmt)).scalars())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (rows[-1].created_at.isoformat() if more and rows else None)
+
+
+def _cursor_time(cursor: str) -> Any:
+    try:
+        return datetime.fromisoformat(cursor)
+    except ValueError as exc:
+        raise Unprocessable("cursor is not a value this API gave out", code="bad_cursor") from exc
+
+
+async def get_run(hub: Hub, run_id: str) -> tuple[Run, list[Step]]:
+    """A run and its steps, or 404."""
+    flows = hub.flows
+    run = await flows.store.get_run(run_id)
+    if run is None:
+        raise NotFound(f"run {run_id!r} not found", code="run_not_found")
+    return run, await flows.store.list_steps(run_id)
+
+
+async def replay_run(hub: Hub, run_id: str, mode: str) -> Run:
+    """Replay from the failed step (same run) or from the start (a new run)."""
+    if mode not in ("from_failed", "from_start"):
+        raise Unprocessable(
+            "mode is from_failed or from_start",
+            details=[{"field": "mode", "message": "use from_failed or from_start"}],
+        )
+    await get_run(hub, run_id)
+    try:
+        run = await hub.flows.executor.replay(
+            run_id, "from_start" if mode == "from_start" else "from_failed"
+        )
+    except ReplayError as exc:
+        raise Conflict(str(exc), code="cannot_replay") from exc
+    await announce(hub, [run])
+    return run
+
+
+async def cancel_run(hub: Hub, run_id: str) -> Run:
+    """Cancel a run that has not ended."""
+    await get_run(hub, run_id)
+    return await hub.flows.executor.cancel(run_id, "cancelled by user")

@@ -1,0 +1,42 @@
+"""What runs: every job by name, the periodic jobs, and the event sinks in order.
+
+Nothing registers itself: a job function exists for the queue only when it is listed
+here (a row naming anything else is never run), and the sinks are handed every public
+event in the order written here. Follow an event by reading this file:
+
+1. ``hub.services.ingress`` verifies and parses a gateway webhook; ``hub.services.ingest``
+   writes its events in one group-committed transaction, delivery reports through
+   ``hub.services.reports``, STOP / START / HELP through ``hub.services.optouts``;
+2. in that transaction, the SINKS see the new events: flows first (a ``flow_dispatch``
+   job only for what a trigger or a waiting run wants), then webhook endpoints (a
+   delivery and its ``deliver_webhook`` job per subscribed endpoint);
+3. the JOBS carry the work on: runs through the flow engine, SMS handed to gateways,
+   webhook attempts, and the events those raise (``dispatch_event``), which come back to
+   step 2.
+"""
+
+from __future__ import annotations
+
+from hub.context import Wiring
+from hub.delivery import jobs as delivery
+from hub.services import events, flow_dispatch, followups, handover, reports
+
+
+def default_wiring() -> Wiring:
+    """The jobs, periodic jobs and sinks of a hub process."""
+    return Wiring(
+        jobs={
+            events.DISPATCH_EVENT: events.dispatch_event,
+            flow_dispatch.FLOW_DISPATCH: flow_dispatch.flow_dispatch,
+            flow_dispatch.FLOW_TIMER: flow_dispatch.flow_timer,
+            flow_dispatch.FLOW_ADVANCE: flow_dispatch.flow_advance,
+            flow_dispatch.FLOW_CANCEL_WAITING: flow_dispatch.flow_cancel_waiting,
+            flow_dispatch.FLOW_SWEEP: flow_dispatch.flow_sweep,
+            handover.SEND_MESSAGE: handover.send_message,
+            reports.MATCH_REPORT: reports.match_report,
+            followups.INGEST_FOLLOWUP: followups.ingest_followup,
+            delivery.DELIVER_JOB: delivery.deliver_webhook,
+        },
+        periodic={flow_dispatch.FLOW_SWEEP: 60.0},
+        sinks=(flow_dispatch.flows_sink, delivery.fan_out),
+    )
