@@ -1,9 +1,11 @@
 """The durable executor: walks a run through its pinned flow version one step at a time.
 
 :class:`Executor` is what the hub calls: start a run, advance it, hand it a reply or a
-fired timer, cancel it, replay it. How one step goes, and what a crash in the middle of
-it leaves, is stated (and made to hold) in :mod:`flows.stepping`; loading and saving runs
-is :mod:`flows.runbook`; what a run reads from its event is :mod:`flows.events`.
+fired timer, cancel it, replay it. It is one object in three layers, each built on
+the one below: these entry points, over :class:`~flows.stepping.StepMachine` (how one
+step goes, and what a crash in the middle of it leaves, stated where the code makes it
+hold), over :class:`~flows.runbook.RunBook` (loading and saving runs, the next step).
+What a run reads from its event is in :mod:`flows.events`.
 
 Calling :meth:`Executor.advance` again is always safe; so is calling it from two workers
 at once: saves are compare-and-swap on ``Run.revision``, the loser sees
@@ -74,16 +76,15 @@ class Executor(StepMachine):
         step_limit: int = DEFAULT_STEP_LIMIT,
         new_run_id: Callable[[], str] | None = None,
     ) -> None:
-        super().__init__(
-            store=store,
-            flows=flows,
-            effects=effects,
-            scheduler=scheduler,
-            clock=clock,
-            renderer=renderer or Renderer(),
-            step_limit=step_limit,
-        )
+        self.store = store
+        self.flows = flows
+        self.effects = effects
+        self.scheduler = scheduler
+        self.clock = clock
+        self.renderer = renderer or Renderer()
+        self.step_limit = step_limit
         self._new_run_id = new_run_id or (lambda: f"run_{uuid.uuid4().hex}")
+        self._flow_cache = {}
 
     # -- entry points ------------------------------------------------------------------
 

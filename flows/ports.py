@@ -92,10 +92,11 @@ class TriggerEvent(TypedDict):
 
 
 class DeviceRef(TypedDict):
-    """The phone an SMS went through."""
+    """The phone an SMS went through (all None for gateways without devices)."""
 
-    id: str
-    #: The gateway app's own id of the device.
+    #: The hub's id of the device (``dev_…``).
+    id: str | None
+    #: The gateway's own id of the phone.
     gateway_id: str | None
     name: str | None
 
@@ -114,8 +115,8 @@ SmsEventData = TypedDict(
     "SmsEventData",
     {
         "message_id": str | None,
-        "from": str,
-        "to": str,
+        "from": str | None,
+        "to": str | None,
         "body": str | None,
         "channel_id": str,
         "device_id": str | None,
@@ -127,7 +128,7 @@ SmsEventData = TypedDict(
         # ``sent`` / ``delivered`` / ``failed``, for delivery reports.
         "status": str,
         "error": str | None,
-        "device": DeviceRef | None,
+        "device": DeviceRef,
         "channel": ChannelRef,
     },
     total=False,

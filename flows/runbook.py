@@ -32,16 +32,15 @@ class FlowNotFoundError(LookupError):
 
 
 class RunBook:
-    """Runs and steps in the store, flow versions from the source, the step limit."""
+    """Runs and steps in the store, flow versions from the source, the step limit.
 
-    def __init__(
-        self, *, store: RunStore, flows: FlowSource, clock: Clock, step_limit: int
-    ) -> None:
-        self.store = store
-        self.flows = flows
-        self.clock = clock
-        self.step_limit = step_limit
-        self._flow_cache: dict[tuple[str, int], Flow] = {}
+    A layer of one object: :class:`~flows.executor.Executor` sets these attributes."""
+
+    store: RunStore
+    flows: FlowSource
+    clock: Clock
+    step_limit: int
+    _flow_cache: dict[tuple[str, int], Flow]
 
     # -- the next step -----------------------------------------------------------------
 

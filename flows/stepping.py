@@ -33,7 +33,7 @@ from pydantic import ValidationError
 from flows.events import reply_to
 from flows.expressions import Renderer, TemplateError, template_context
 from flows.model import ERROR_PORT, Flow, Node, RetryPolicy
-from flows.ports import Clock, EffectError, Effects, FlowSource, RunStore, Scheduler
+from flows.ports import EffectError, Effects, Scheduler
 from flows.registry import NodeConfig, NodeContext, NodeError, NodeResult, NodeSpec, get_spec
 from flows.runbook import RunBook
 from flows.runs import Run, Step, Wait
@@ -55,23 +55,13 @@ class _ConfigError(Exception):
 
 
 class StepMachine(RunBook, abc.ABC):
-    """Runs one step (render, handler, outcome) and ends waits; saves through the run book."""
+    """Runs one step (render, handler, outcome) and ends waits; saves through the run book.
 
-    def __init__(
-        self,
-        *,
-        store: RunStore,
-        flows: FlowSource,
-        effects: Effects,
-        scheduler: Scheduler,
-        clock: Clock,
-        renderer: Renderer,
-        step_limit: int,
-    ) -> None:
-        super().__init__(store=store, flows=flows, clock=clock, step_limit=step_limit)
-        self.effects = effects
-        self.scheduler = scheduler
-        self.renderer = renderer
+    A layer of one object: :class:`~flows.executor.Executor` sets these attributes."""
+
+    effects: Effects
+    scheduler: Scheduler
+    renderer: Renderer
 
     @abc.abstractmethod
     async def cancel(self, run_id: str, reason: str = "cancelled") -> Run:

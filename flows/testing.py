@@ -44,6 +44,7 @@ from flows.memory import (
 )
 from flows.model import Flow, dump_flow
 from flows.nodes._common import normalize_phone
+from flows.ports import TriggerEvent
 from flows.runs import Run, Step
 from flows.triggers import PublishedFlow, TriggerIndex
 from flows.validation import load_flow
@@ -135,25 +136,24 @@ class FlowHarness:
         self._events += 1
         now = self.clock.now().isoformat()
         self.log.append(f"{from_} says: {text}")
-        return await self.dispatch(
-            {
-                "id": f"evt_{self._events}",
-                "type": "sms.received",
-                "timestamp": now,
-                "data": {
-                    "message_id": f"msg_in_{self._events}",
-                    "from": from_,
-                    "to": self.our_number,
-                    "body": text,
-                    "channel_id": channel_id or self.channel_id,
-                    "device_id": device_id,
-                    "sim_slot": sim_slot,
-                    "segments": 1,
-                    "encoding": "GSM-7",
-                    "received_at": now,
-                },
-            }
-        )
+        event: TriggerEvent = {
+            "id": f"evt_{self._events}",
+            "type": "sms.received",
+            "timestamp": now,
+            "data": {
+                "message_id": f"msg_in_{self._events}",
+                "from": from_,
+                "to": self.our_number,
+                "body": text,
+                "channel_id": channel_id or self.channel_id,
+                "device_id": device_id,
+                "sim_slot": sim_slot,
+                "segments": 1,
+                "encoding": "GSM-7",
+                "received_at": now,
+            },
+        }
+        return await self.dispatch(event)
 
     async def delivery(
         self,
@@ -170,24 +170,23 @@ class FlowHarness:
         """A delivery report (``sent`` / ``delivered`` / ``failed``) for a message to ``to``."""
         self._events += 1
         self.log.append(f"delivery report: message to {to} {status}")
-        return await self.dispatch(
-            {
-                "id": f"evt_{self._events}",
-                "type": f"sms.{status}",
-                "timestamp": self.clock.now().isoformat(),
-                "data": {
-                    "message_id": message_id or f"msg_{self._events}",
-                    "from": self.our_number,
-                    "to": to,
-                    "body": body,
-                    "channel_id": channel_id or self.channel_id,
-                    "device_id": device_id,
-                    "sim_slot": sim_slot,
-                    "status": status,
-                    "error": error,
-                },
-            }
-        )
+        event: TriggerEvent = {
+            "id": f"evt_{self._events}",
+            "type": f"sms.{status}",
+            "timestamp": self.clock.now().isoformat(),
+            "data": {
+                "message_id": message_id or f"msg_{self._events}",
+                "from": self.our_number,
+                "to": to,
+                "body": body,
+                "channel_id": channel_id or self.channel_id,
+                "device_id": device_id,
+                "sim_slot": sim_slot,
+                "status": status,
+                "error": error,
+            },
+        }
+        return await self.dispatch(event)
 
     async def http(self, flow_id: str, body: Mapping[str, Any]) -> Run | None:
         """Call a flow's trigger.http URL with ``body``."""
