@@ -54,14 +54,30 @@ def static_url(path: str) -> str:
     return f"/static/{path}?v={digest}"
 
 
+@cache
+def import_map(folder: str) -> dict[str, dict[str, str]]:
+    """An import map pinning each ES module in ``static/<folder>`` to its content-hashed URL."""
+    # The modules import each other by plain path ("./graph.js"); without the map a browser
+    # could run a cached old module next to a new one for the whole cache lifetime.
+    modules = sorted((STATIC_DIR / folder).glob("*.js"))
+    urls = {f"/static/{folder}/{m.name}": static_url(f"{folder}/{m.name}") for m in modules}
+    return {"imports": urls}
+
+
+def _moment(value: datetime | str | None) -> datetime | None:
+    # Templates get datetimes and ISO strings (from JSON); a naive one is UTC.
+    if value is None or value == "":
+        return None
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def ago(value: datetime | str | None) -> str:
     """'3 min ago'-style time."""
-    if value is None or value == "":
+    moment = _moment(value)
+    if moment is None:
         return "never"
-    when = datetime.fromisoformat(value) if isinstance(value, str) else value
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    seconds = (datetime.now(UTC) - when).total_seconds()
+    seconds = (datetime.now(UTC) - moment).total_seconds()
     if seconds < 0:
         return "in " + _span(-seconds)
     if seconds < 10:
@@ -78,21 +94,17 @@ def _span(seconds: float) -> str:
 
 def when(value: datetime | str | None) -> str:
     """A timestamp as 'YYYY-MM-DD HH:MM:SS UTC'."""
-    if value is None or value == "":
+    moment = _moment(value)
+    if moment is None:
         return "—"
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def clock(value: datetime | str | None) -> str:
     """A short time of day (today) or date and time."""
-    if value is None or value == "":
+    moment = _moment(value)
+    if moment is None:
         return ""
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
     moment = moment.astimezone(UTC)
     if moment.date() == datetime.now(UTC).date():
         return moment.strftime("%H:%M")
@@ -101,12 +113,8 @@ def clock(value: datetime | str | None) -> str:
 
 def iso(value: datetime | str | None) -> str:
     """ISO 8601 for <time datetime> (the browser shows it in local time)."""
-    if value is None or value == "":
-        return ""
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.isoformat()
+    moment = _moment(value)
+    return "" if moment is None else moment.isoformat()
 
 
 def pretty_json(value: Any) -> str:
@@ -116,10 +124,9 @@ def pretty_json(value: Any) -> str:
 
 def duration(start: datetime | str | None, end: datetime | str | None) -> str:
     """How long between two times, short."""
-    if not start or not end:
+    a, b = _moment(start), _moment(end)
+    if a is None or b is None:
         return "—"
-    a = datetime.fromisoformat(start) if isinstance(start, str) else start
-    b = datetime.fromisoformat(end) if isinstance(end, str) else end
     seconds = (b - a).total_seconds()
     if seconds < 1:
         return f"{int(seconds * 1000)} ms"
@@ -136,6 +143,7 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.globals["static"] = static_url
+    env.globals["import_map"] = import_map
     env.globals["CSRF_FIELD"] = CSRF_FIELD
     env.filters["ago"] = ago
     env.filters["when"] = when

@@ -1,0 +1,36 @@
+/* The one-line summary of a node's config, shown on its card on the canvas. */
+
+/** What a node does, in at most 110 characters (e.g. "first word: JOIN"). */
+export function summary(node) {
+  var c = node.config || {};
+  var text = "";
+  switch (node.type) {
+    case "trigger.sms_received":
+      var match = c.match || "first_word";
+      if (match === "any") text = "any SMS";
+      else if (match === "regex") text = "matches /" + (c.pattern || "") + "/";
+      else text = match.replace("_", " ") + ": " + ((c.keywords || []).join(", ") || "—");
+      break;
+    case "trigger.delivery_status": text = (c.statuses || []).join(", "); break;
+    case "trigger.http": text = c.description || "POST to the flow's URL"; break;
+    case "logic.condition": text = (c.value || "") + " " + (c.operator || "equals") + " " + (Array.isArray(c.operand) ? c.operand.join(", ") : (c.operand || "")); break;
+    case "logic.switch": text = (c.value || "") + " → " + ((c.cases || []).map(function (x) { return x && x.port; }).join(" / ")); break;
+    case "data.set": text = Object.keys(c.vars || {}).map(function (k) { return "vars." + k; }).join(", "); break;
+    case "sms.wait_for_reply": text = (c.text || "(wait)") + " · " + (c.timeout_s || 3600) + " s"; break;
+    case "http.request": text = (c.method || "POST") + " " + (c.url || ""); break;
+    case "contact.update":
+      var parts = [];
+      if (c.opt_out === true) parts.push("opt out");
+      if (c.opt_out === false) parts.push("opt in");
+      if ((c.add_tags || []).length) parts.push("+" + c.add_tags.join(" +"));
+      if ((c.remove_tags || []).length) parts.push("−" + c.remove_tags.join(" −"));
+      if (c.fields && Object.keys(c.fields).length) parts.push("fields: " + Object.keys(c.fields).join(", "));
+      text = parts.join(" · ");
+      break;
+    case "flow.delay": text = c.seconds ? c.seconds + " s" : ""; break;
+    case "flow.stop": text = c.outcome || "completed"; break;
+    default: text = c.text || "";
+  }
+  text = String(text || "");
+  return text.length > 110 ? text.slice(0, 107) + "…" : text;
+}
