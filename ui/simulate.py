@@ -1,21 +1,22 @@
-""" "Simulate inbound SMS": a signed simulator webhook, posted through the real ingress.
+""" "Simulate inbound SMS": a signed simulator webhook, handed to the real ingress service.
 
-The request goes to this very app in-process (httpx's ASGI transport), so it takes the
-same path as a phone's: channel lookup, signature and timestamp check, parsing, the
-one-transaction ingest, then dispatch to flows.
+The request is built as the simulator app would post it and given to
+``hub.services.ingress`` directly (no HTTP round trip), so it takes the same path as a
+phone's: channel lookup, signature and timestamp check, parsing, the one-transaction
+ingest, then dispatch to flows.
 """
 
 from __future__ import annotations
 
 from typing import Any
-
-import httpx
+from urllib.parse import urlencode
 
 from connectors.simulator import event_body, sign_request
 from hub.context import Hub
-from hub.errors import Unprocessable
+from hub.errors import ApiError, Unprocessable
 from hub.ids import new_id
 from hub.phone import InvalidNumber, to_e164
+from hub.services.ingress import IngressRequest, receive_webhook
 from hub.services.sending import MAX_TEXT_CHARS
 
 
@@ -62,11 +63,26 @@ async def simulate_inbound(app: Any, hub: Hub, *, channel_id: str, sender: str, 
     query = (
         {"token": channel.url_token} if channel.auth_mode == "token" and channel.url_token else {}
     )
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://smshub.internal") as client:
-        answer = await client.post(
-            f"/webhooks/{channel.id}", content=body, headers=headers, params=query
-        )
+
+    async def read_body() -> bytes:
+        return body
+
+    path = f"/webhooks/{channel.id}"
+    request = IngressRequest(
+        channel_id=channel.id,
+        path="",
+        method="POST",
+        url=f"{hub.settings.public_url.rstrip('/')}{path}"
+        + (f"?{urlencode(query)}" if query else ""),
+        headers={k.lower(): v for k, v in {**headers, "content-length": str(len(body))}.items()},
+        query=query,
+        peer="simulator (browser UI)",
+        read_body=read_body,
+    )
+    try:
+        answer = await receive_webhook(hub, request)
+    except ApiError as exc:
+        raise Unprocessable(f"the webhook answered {exc.status_code}: {exc.message}") from exc
     if answer.status_code != 200:
-        raise Unprocessable(f"the webhook answered {answer.status_code}: {answer.text[:300]}")
+        raise Unprocessable(f"the webhook answered {answer.status_code}: {answer.body[:300]!r}")
     return phone
