@@ -7,7 +7,9 @@ field is added once and reaches every event of its type. ``docs/events.md`` docu
 them field by field (a test checks that it names every field defined here).
 
 The flow engine reads a subset of the ``sms.*`` shapes (``flows.SmsEventData``); these
-are supersets of it.
+are supersets of it. ``device`` is a :class:`~flows.ports.DeviceRef` (the hub's id, the
+gateway's own id, the name; all null for gateways without devices), ``channel`` a
+:class:`~flows.ports.ChannelRef` (id, name, connector).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, TypedDict
 
+# The engine reads these two exactly as published, so they are defined once, in its ports.
+from flows.ports import ChannelRef, DeviceRef
 from hub.context import ChannelRuntime
 from hub.models import Channel, Device, Message
 
@@ -29,26 +33,6 @@ EVENT_TYPES = (
     "flow.run.failed",
     "endpoint.disabled",
 )
-
-
-class DeviceRef(TypedDict):
-    """The phone an SMS went through (all null for gateways without devices)."""
-
-    #: The hub's id of the device (``dev_…``); what the API's ``device_id`` takes.
-    id: str | None
-    #: The gateway's own id of the phone, as the gateway sent it.
-    gateway_id: str | None
-    #: The name given to the device in the hub; null until one is set.
-    name: str | None
-
-
-class ChannelRef(TypedDict):
-    """The channel (gateway account) an SMS came or went through."""
-
-    id: str
-    name: str
-    #: The connector's name: simulator, smsgate, mysmsgate, twilio, vonage, …
-    connector: str
 
 
 SmsReceivedData = TypedDict(

@@ -22,8 +22,9 @@ from sqlmodel import col
 
 from connectors.base import InboundEvent
 from connectors.segments import segment_info
+from flows.ports import DeviceRef
 from hub.context import ChannelRuntime, Hub, IngestResult
-from hub.event_data import DeviceRef, channel_ref, envelope, sms_received
+from hub.event_data import channel_ref, envelope, sms_received
 from hub.ids import new_id
 from hub.metrics import EVENTS
 from hub.models import Contact, Device, Event, Message, utcnow
