@@ -207,6 +207,21 @@ class FormErrors:
         """Record the first message for a field."""
         self.fields.setdefault(name, message)
 
+    def required(self, form: Mapping[str, str], name: str, missing: str, *, most: int = 200) -> str:
+        """The form's field ``name``, trimmed; a message when it is blank or too long."""
+        value = form.get(name, "").strip()
+        if not value:
+            self.add(name, missing)
+        elif len(value) > most:
+            self.add(name, f"use at most {most} characters")
+        return value
+
+    def merge(self, other: FormErrors) -> None:
+        """Add another check's messages; where both have one, this one's stays."""
+        for name, message in other.fields.items():
+            self.add(name, message)
+        self.message = self.message or other.message
+
     def shown_on(self, names: Iterable[str]) -> FormErrors:
         """Messages of fields the form does not have move to the form's own message, so
         none is lost."""

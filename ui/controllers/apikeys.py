@@ -48,12 +48,8 @@ class ApiKeysController(Controller):
     async def create(self, request: Request[Any, Any, Any]) -> Template:
         """Create a key and show it this once (only its hash is stored)."""
         form = await read_form(request)
-        name = form.get("name", "").strip()
         errors = FormErrors()
-        if not name:
-            errors.add("name", "name the key after who uses it, e.g. 'Zapier'")
-        elif len(name) > 200:
-            errors.add("name", "use at most 200 characters")
+        name = errors.required(form, "name", "name the key after who uses it, e.g. 'Zapier'")
         if errors:
             return await self._page(request, status_code=422, errors=errors, values=form)
         row, plain = await apikeys.create_api_key(hub_of(request), name)

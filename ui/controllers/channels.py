@@ -19,7 +19,7 @@ from ui.auth import hub_of, require_user
 from ui.pages import FormErrors, read_form, render, see_other
 from ui.qr import qr_svg, setup_payload
 from ui.schema_form import SchemaField, fields_of, parse_values
-from ui.simulate import simulate_inbound
+from ui.simulate_form import simulate_from_form
 
 
 def _connector(name: str) -> Any:
@@ -31,11 +31,7 @@ def _connector(name: str) -> Any:
 
 def _channel_fields(form: dict[str, str], errors: FormErrors, hub_region: str) -> dict[str, Any]:
     """The channel's own inputs (name, auth mode, number), checked."""
-    name = form.get("name", "").strip()
-    if not name:
-        errors.add("name", "give the channel a name")
-    elif len(name) > 200:
-        errors.add("name", "use at most 200 characters")
+    name = errors.required(form, "name", "give the channel a name")
     auth_mode = form.get("auth_mode", "") or None
     if auth_mode not in (None, "signature", "token"):
         errors.add("auth_mode", "pick one of the listed modes")
@@ -242,21 +238,13 @@ class ChannelsController(Controller):
         self, request: Request[Any, Any, Any], channel_id: FromPath[str]
     ) -> Response[Any]:
         """A simulated SMS arrives on this (simulator) channel through its signed webhook."""
-        hub = hub_of(request)
         form = await read_form(request)
-        try:
-            phone = await simulate_inbound(
-                request.app,
-                hub,
-                channel_id=channel_id,
-                sender=form.get("from", ""),
-                text=form.get("text", ""),
-            )
-        except ApiError as exc:
-            errors = FormErrors.from_api_error(exc).shown_on(("from", "text"))
+
+        async def show_errors(status_code: int, errors: FormErrors) -> Response[Any]:
             return await self._detail(
-                request, channel_id, status_code=exc.status_code, sim_errors=errors, sim_values=form
+                request, channel_id, status_code=status_code, sim_errors=errors, sim_values=form
             )
-        contact = await readmodels.contact_by_phone(hub, phone)
-        target = f"/conversations/{contact.id}/{channel_id}" if contact else "/conversations"
-        return see_other(target)
+
+        return await simulate_from_form(
+            request, form, channel_id=channel_id, fields=("from", "text"), show_errors=show_errors
+        )

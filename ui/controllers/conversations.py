@@ -16,7 +16,8 @@ from hub.services.sending import SendCommand, submit_send
 from ui import readmodels
 from ui.auth import hub_of, require_user
 from ui.pages import FormErrors, is_htmx, read_form, render, see_other
-from ui.simulate import simulate_inbound, simulator_channels
+from ui.simulate import simulator_channels
+from ui.simulate_form import simulate_from_form
 
 #: Service error fields -> the UI form's field names.
 _SEND_FIELDS = {"to": "to", "message": "message", "channel_id": "channel_id"}
@@ -192,23 +193,17 @@ class ConversationsController(Controller):
     @post("/simulate", status_code=303)
     async def simulate(self, request: Request[Any, Any, Any]) -> Response[Any]:
         """An SMS "arrives" on a simulator channel, through its signed webhook."""
-        hub = hub_of(request)
         form = await read_form(request)
-        channel_id = form.get("channel_id", "")
-        try:
-            phone = await simulate_inbound(
-                request.app,
-                hub,
-                channel_id=channel_id,
-                sender=form.get("from", ""),
-                text=form.get("text", ""),
-            )
-        except ApiError as exc:
-            errors = FormErrors.from_api_error(exc).shown_on(("channel_id", "from", "text"))
+
+        async def show_errors(status_code: int, errors: FormErrors) -> Response[Any]:
             return await self._page(
-                request, status_code=exc.status_code, sim_errors=errors, sim_values=form
+                request, status_code=status_code, sim_errors=errors, sim_values=form
             )
-        contact = await readmodels.contact_by_phone(hub, phone)
-        if contact is None:  # pragma: no cover - ingest always creates the contact
-            return see_other("/conversations")
-        return see_other(f"/conversations/{contact.id}/{channel_id}")
+
+        return await simulate_from_form(
+            request,
+            form,
+            channel_id=form.get("channel_id", ""),
+            fields=("channel_id", "from", "text"),
+            show_errors=show_errors,
+        )

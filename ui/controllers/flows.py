@@ -7,6 +7,7 @@ API counterpart, is served here.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from litestar import Controller, Request, Response, get, post
@@ -67,13 +68,9 @@ class FlowsController(Controller):
         """A new flow: empty, or a copy of an example."""
         hub = hub_of(request)
         form = await read_form(request)
-        name = form.get("name", "").strip()
-        example = form.get("example", "").strip()
         errors = FormErrors()
-        if not name:
-            errors.add("name", "give the flow a name")
-        elif len(name) > 200:
-            errors.add("name", "use at most 200 characters")
+        name = errors.required(form, "name", "give the flow a name")
+        example = form.get("example", "").strip()
         if example and example not in example_names():
             errors.add("example", "pick one of the listed examples")
         if errors:
@@ -139,48 +136,52 @@ class FlowsController(Controller):
             await flow_service.load_flow_view(hub_of(request), flow_id)
         except ApiError as exc:
             return json_error(exc.status_code, exc.code, exc.message)
-        payload = await _json_object(request)
-        if isinstance(payload, Response):
-            return payload
-        document = payload.get("document")
-        if not isinstance(document, dict) or not isinstance(document.get("name"), str):
-            return json_error(422, "invalid_flow", "document must be a flow object with a name")
-        body = payload.get("body")
-        if body is not None and not isinstance(body, dict):
-            return json_error(422, "validation_error", "body must be a JSON object", "body")
-        return await _answer(
-            testrun.start(
-                document,
-                mode=str(payload.get("mode") or "sms"),
-                text=str(payload.get("text") or "")[:1600],
-                sender=str(payload.get("from") or "")[:32],
-                channel_id=str(payload.get("channel_id") or "ch_test")[:40],
-                body=body,
-            )
-        )
+        return await _answer(request, _start)
 
     @post("/test-runs/{sid:str}/reply", status_code=200)
     async def test_reply(
         self, request: Request[Any, Any, Any], sid: FromPath[str]
     ) -> Response[Any]:
         """The tested contact answers."""
-        payload = await _json_object(request)
-        if isinstance(payload, Response):
-            return payload
-        return await _answer(testrun.reply(sid, str(payload.get("text") or "")[:1600]))
+        return await _answer(
+            request, lambda payload: testrun.reply(sid, str(payload.get("text") or "")[:1600])
+        )
 
     @post("/test-runs/{sid:str}/advance", status_code=200)
     async def test_advance(
         self, request: Request[Any, Any, Any], sid: FromPath[str]
     ) -> Response[Any]:
         """Let time pass in the test (to the next timer by default)."""
-        payload = await _json_object(request)
-        if isinstance(payload, Response):
-            return payload
-        raw = payload.get("seconds")
-        if raw is not None and (isinstance(raw, bool) or not isinstance(raw, int | float)):
-            return json_error(422, "validation_error", "seconds must be a number", "seconds")
-        return await _answer(testrun.advance(sid, float(raw) if raw is not None else None))
+        return await _answer(request, lambda payload: _advance(sid, payload))
+
+
+#: One test-run request: from the posted JSON object, the step's result to await, or the
+#: error to answer with when the object does not say what to do.
+_Work = Callable[[dict[str, Any]], Awaitable[Any] | Response[Any]]
+
+
+def _start(payload: dict[str, Any]) -> Awaitable[Any] | Response[Any]:
+    document = payload.get("document")
+    if not isinstance(document, dict) or not isinstance(document.get("name"), str):
+        return json_error(422, "invalid_flow", "document must be a flow object with a name")
+    body = payload.get("body")
+    if body is not None and not isinstance(body, dict):
+        return json_error(422, "validation_error", "body must be a JSON object", "body")
+    return testrun.start(
+        document,
+        mode=str(payload.get("mode") or "sms"),
+        text=str(payload.get("text") or "")[:1600],
+        sender=str(payload.get("from") or "")[:32],
+        channel_id=str(payload.get("channel_id") or "ch_test")[:40],
+        body=body,
+    )
+
+
+def _advance(sid: str, payload: dict[str, Any]) -> Awaitable[Any] | Response[Any]:
+    raw = payload.get("seconds")
+    if raw is not None and (isinstance(raw, bool) or not isinstance(raw, int | float)):
+        return json_error(422, "validation_error", "seconds must be a number", "seconds")
+    return testrun.advance(sid, float(raw) if raw is not None else None)
 
 
 async def _json_object(request: Request[Any, Any, Any]) -> dict[str, Any] | Response[Any]:
@@ -193,9 +194,15 @@ async def _json_object(request: Request[Any, Any, Any]) -> dict[str, Any] | Resp
     return payload
 
 
-async def _answer(work: Any) -> Response[Any]:
+async def _answer(request: Request[Any, Any, Any], work: _Work) -> Response[Any]:
+    payload = await _json_object(request)
+    if isinstance(payload, Response):
+        return payload
+    started = work(payload)
+    if isinstance(started, Response):
+        return started
     try:
-        result = await work
+        result = await started
     except testrun.TestRunError as exc:
         return json_error(422, "validation_error", str(exc), exc.field)
     except ApiError as exc:

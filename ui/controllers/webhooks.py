@@ -148,9 +148,7 @@ class WebhooksController(Controller):
                 hub_of(request), **data.model_dump(exclude={"secret"})
             )
         except _FormInvalid as exc:
-            for key, message in exc.errors.fields.items():
-                errors.add(key, message)  # the form's own messages first: they say more
-            errors.message = errors.message or exc.errors.message
+            errors.merge(exc.errors)  # the form's own messages first: they say more
             return await self._list(
                 request,
                 status_code=422,
@@ -303,9 +301,7 @@ class WebhooksController(Controller):
                 hub_of(request), endpoint_id, data.model_dump(exclude_unset=True)
             )
         except _FormInvalid as exc:
-            for key, message in exc.errors.fields.items():
-                errors.add(key, message)  # the form's own messages first: they say more
-            errors.message = errors.message or exc.errors.message
+            errors.merge(exc.errors)  # the form's own messages first: they say more
             return await self._detail(
                 request,
                 endpoint_id,
