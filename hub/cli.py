@@ -7,9 +7,13 @@ import asyncio
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from hub.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    # What add_subparsers() returns; argparse keeps the class private.
+    Commands: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def _configure_logging(settings: Settings) -> None:
@@ -260,7 +264,15 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every sub-command."""
     parser = argparse.ArgumentParser(prog="smshub", description="Self-hosted SMS integration hub.")
     sub = parser.add_subparsers(dest="command", required=True)
+    _add_process_commands(sub)
+    _add_account_commands(sub)
+    _add_flow_commands(sub)
+    _add_simulate_commands(sub)
+    return parser
 
+
+def _add_process_commands(sub: Commands) -> None:
+    """serve, worker, db upgrade."""
     serve = sub.add_parser("serve", help="run the HTTP server and the inline workers")
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
@@ -275,6 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("revision", nargs="?", default="head")
     up.set_defaults(func=cmd_db_upgrade)
 
+
+def _add_account_commands(sub: Commands) -> None:
+    """apikey create, user create."""
     apikey = sub.add_parser("apikey", help="API keys")
     apikey_sub = apikey.add_subparsers(dest="apikey_command", required=True)
     create = apikey_sub.add_parser("create", help="create a key and print it once")
@@ -293,6 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     user_create.set_defaults(func=cmd_user_create)
 
+
+def _add_flow_commands(sub: Commands) -> None:
+    """flows import, flows export."""
     flows = sub.add_parser("flows", help="import and export flows")
     flows_sub = flows.add_subparsers(dest="flows_command", required=True)
     imp = flows_sub.add_parser("import", help="import a flow JSON file")
@@ -308,6 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     exp.set_defaults(func=cmd_flows_export)
 
+
+def _add_simulate_commands(sub: Commands) -> None:
+    """simulate inbound."""
     simulate = sub.add_parser("simulate", help="simulate gateway traffic")
     sim_sub = simulate.add_subparsers(dest="simulate_command", required=True)
     inbound = sim_sub.add_parser("inbound", help="an SMS arriving on a simulator channel")
@@ -319,7 +340,6 @@ def build_parser() -> argparse.ArgumentParser:
     inbound.add_argument("--sim-slot", type=int, default=0, help="0 = SIM1 (default)")
     inbound.add_argument("--url", default=None, help="hub base URL (default SMSHUB_PUBLIC_URL)")
     inbound.set_defaults(func=cmd_simulate_inbound)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

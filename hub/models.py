@@ -2,48 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
-
-def utcnow() -> datetime:
-    """Now, timezone-aware UTC."""
-    return datetime.now(UTC)
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Aware UTC datetimes on every backend (SQLite stores them naive)."""
-
-    impl = sa.DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _ts(*, nullable: bool = False, index: bool = False) -> Any:
-    column: sa.Column[datetime] = sa.Column(UTCDateTime(), nullable=nullable, index=index)
-    if nullable:
-        return Field(default=None, sa_column=column)
-    return Field(default_factory=utcnow, sa_column=column)
-
-
-def _json(default: Any) -> Any:
-    return Field(default_factory=default, sa_column=sa.Column(sa.JSON, nullable=False))
+# The delivery tables are imported for their side effect: ``metadata`` below must hold
+# every table, for Alembic (hub/migrations/env.py) and the tests.
+import hub.delivery.models  # noqa: F401
+from hub.columns import UTCDateTime as UTCDateTime  # re-exported: migration 0001 names it
+from hub.columns import json_field, ts_field
+from hub.columns import utcnow as utcnow  # re-exported: the services import it from here
 
 
 class Channel(SQLModel, table=True):
@@ -55,7 +25,7 @@ class Channel(SQLModel, table=True):
     connector: str = Field(max_length=64)
     name: str = Field(max_length=200)
     #: Non-secret config fields, as JSON.
-    config: dict[str, Any] = _json(dict)
+    config: dict[str, Any] = json_field(dict)
     #: Secret config fields, Fernet-encrypted JSON.
     secrets_enc: str | None = Field(default=None)
     webhook_secret_enc: str | None = Field(default=None)
@@ -66,11 +36,11 @@ class Channel(SQLModel, table=True):
     phone_number: str | None = Field(default=None, max_length=32, index=True)
     enabled: bool = Field(default=True)
     #: Deleted channels keep their history; they answer 404 and are hidden from lists.
-    deleted_at: datetime | None = _ts(nullable=True)
+    deleted_at: datetime | None = ts_field(nullable=True)
     #: Round-robin position over the channel's devices.
     rr_cursor: int = Field(default=0)
-    created_at: datetime = _ts()
-    updated_at: datetime = _ts()
+    created_at: datetime = ts_field()
+    updated_at: datetime = ts_field()
 
 
 class Device(SQLModel, table=True):
@@ -85,11 +55,11 @@ class Device(SQLModel, table=True):
     external_id: str = Field(max_length=200)
     name: str = Field(default="", max_length=200)
     #: 0-based SIM slots seen or configured.
-    sim_slots: list[int] = _json(list)
+    sim_slots: list[int] = json_field(list)
     #: SMS parts a minute; None = the hub default.
     rate_limit_per_min: int | None = Field(default=None)
-    last_seen_at: datetime | None = _ts(nullable=True)
-    created_at: datetime = _ts()
+    last_seen_at: datetime | None = ts_field(nullable=True)
+    created_at: datetime = ts_field()
 
 
 class Contact(SQLModel, table=True):
@@ -101,11 +71,11 @@ class Contact(SQLModel, table=True):
     phone: str = Field(unique=True, max_length=32)
     name: str = Field(default="", max_length=200)
     opted_out: bool = Field(default=False)
-    opted_out_at: datetime | None = _ts(nullable=True)
-    tags: list[str] = _json(list)
-    fields: dict[str, Any] = _json(dict)
-    created_at: datetime = _ts()
-    updated_at: datetime = _ts()
+    opted_out_at: datetime | None = ts_field(nullable=True)
+    tags: list[str] = json_field(list)
+    fields: dict[str, Any] = json_field(dict)
+    created_at: datetime = ts_field()
+    updated_at: datetime = ts_field()
 
 
 class Message(SQLModel, table=True):
@@ -139,9 +109,9 @@ class Message(SQLModel, table=True):
     error: str | None = Field(default=None)
     attempts: int = Field(default=0)
     #: When the hub handed it to the provider (rate limiting counts these).
-    handed_at: datetime | None = _ts(nullable=True)
-    created_at: datetime = _ts()
-    updated_at: datetime = _ts()
+    handed_at: datetime | None = ts_field(nullable=True)
+    created_at: datetime = ts_field()
+    updated_at: datetime = ts_field()
 
 
 class MessageStatusChange(SQLModel, table=True):
@@ -155,7 +125,7 @@ class MessageStatusChange(SQLModel, table=True):
     provider_status: str | None = Field(default=None, max_length=64)
     detail: str | None = Field(default=None)
     event_id: str | None = Field(default=None, max_length=40)
-    at: datetime = _ts()
+    at: datetime = ts_field()
 
 
 class Event(SQLModel, table=True):
@@ -170,8 +140,8 @@ class Event(SQLModel, table=True):
     dedupe_key: str = Field(max_length=200)
     message_id: str | None = Field(default=None, max_length=40, index=True)
     #: The outbound payload (DESIGN.md event shape) built at ingest.
-    payload: dict[str, Any] = _json(dict)
-    created_at: datetime = _ts()
+    payload: dict[str, Any] = json_field(dict)
+    created_at: datetime = ts_field()
 
 
 class Job(SQLModel, table=True):
@@ -182,20 +152,20 @@ class Job(SQLModel, table=True):
 
     id: str = Field(primary_key=True, max_length=40)
     name: str = Field(max_length=64)
-    args: dict[str, Any] = _json(dict)
+    args: dict[str, Any] = json_field(dict)
     #: pending / running / dead
     status: str = Field(default="pending", max_length=16)
-    run_at: datetime = _ts()
+    run_at: datetime = ts_field()
     attempts: int = Field(default=0)
     max_attempts: int = Field(default=10)
-    lease_until: datetime | None = _ts(nullable=True)
+    lease_until: datetime | None = ts_field(nullable=True)
     locked_by: str | None = Field(default=None, max_length=64)
     last_error: str | None = Field(default=None)
     #: Unique key so a logical job is queued once (e.g. "send:msg_…").
     key: str | None = Field(default=None, unique=True, max_length=200)
     #: When the arq backend pushed it to Redis (None = not yet; the sweeper re-pushes).
-    enqueued_at: datetime | None = _ts(nullable=True)
-    created_at: datetime = _ts()
+    enqueued_at: datetime | None = ts_field(nullable=True)
+    created_at: datetime = ts_field()
 
 
 class ApiKey(SQLModel, table=True):
@@ -207,9 +177,9 @@ class ApiKey(SQLModel, table=True):
     name: str = Field(max_length=200)
     prefix: str = Field(max_length=16)
     key_hash: str = Field(unique=True, max_length=64)
-    created_at: datetime = _ts()
-    last_used_at: datetime | None = _ts(nullable=True)
-    revoked_at: datetime | None = _ts(nullable=True)
+    created_at: datetime = ts_field()
+    last_used_at: datetime | None = ts_field(nullable=True)
+    revoked_at: datetime | None = ts_field(nullable=True)
 
 
 metadata = SQLModel.metadata
@@ -223,7 +193,7 @@ class Flow(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=40)
     name: str = Field(max_length=200)
     #: The working copy the editor saves (DESIGN.md flow JSON); may have errors.
-    draft: dict[str, Any] = _json(dict)
+    draft: dict[str, Any] = json_field(dict)
     #: The version new runs use; None until first published.
     published_version: int | None = Field(default=None)
     #: Highest version number created so far.
@@ -232,9 +202,9 @@ class Flow(SQLModel, table=True):
     enabled: bool = Field(default=True)
     #: Secret token of the flow's trigger.http URL, encrypted.
     http_token_enc: str | None = Field(default=None)
-    created_at: datetime = _ts()
-    updated_at: datetime = _ts()
-    deleted_at: datetime | None = _ts(nullable=True)
+    created_at: datetime = ts_field()
+    updated_at: datetime = ts_field()
+    deleted_at: datetime | None = ts_field(nullable=True)
 
 
 class FlowVersion(SQLModel, table=True):
@@ -246,9 +216,9 @@ class FlowVersion(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     flow_id: str = Field(foreign_key="flows.id", index=True, max_length=40)
     version: int
-    definition: dict[str, Any] = _json(dict)
+    definition: dict[str, Any] = json_field(dict)
     note: str = Field(default="", max_length=500)
-    created_at: datetime = _ts()
+    created_at: datetime = ts_field()
 
 
 class FlowRun(SQLModel, table=True):
@@ -270,12 +240,12 @@ class FlowRun(SQLModel, table=True):
     contact_phone: str | None = Field(default=None, index=True)
     wait_phone: str | None = Field(default=None)
     wait_channel_id: str | None = Field(default=None)
-    wait_until: datetime | None = _ts(nullable=True, index=True)
+    wait_until: datetime | None = ts_field(nullable=True, index=True)
     #: The engine's whole Run record (flows.runs.Run.to_dict()).
-    doc: dict[str, Any] = _json(dict)
-    created_at: datetime = _ts()
-    updated_at: datetime = _ts()
-    finished_at: datetime | None = _ts(nullable=True)
+    doc: dict[str, Any] = json_field(dict)
+    created_at: datetime = ts_field()
+    updated_at: datetime = ts_field()
+    finished_at: datetime | None = ts_field(nullable=True)
 
 
 class FlowStep(SQLModel, table=True):
@@ -287,9 +257,9 @@ class FlowStep(SQLModel, table=True):
     seq: int = Field(primary_key=True)
     node_id: str = Field()
     status: str = Field(max_length=16)
-    doc: dict[str, Any] = _json(dict)
-    started_at: datetime = _ts()
-    finished_at: datetime | None = _ts(nullable=True)
+    doc: dict[str, Any] = json_field(dict)
+    started_at: datetime = ts_field()
+    finished_at: datetime | None = ts_field(nullable=True)
 
 
 class User(SQLModel, table=True):
@@ -301,8 +271,8 @@ class User(SQLModel, table=True):
     #: Lower-cased; the sign-in name.
     email: str = Field(unique=True, max_length=254)
     password_hash: str = Field(max_length=200)
-    created_at: datetime = _ts()
-    last_login_at: datetime | None = _ts(nullable=True)
+    created_at: datetime = ts_field()
+    last_login_at: datetime | None = ts_field(nullable=True)
 
 
 class UserSession(SQLModel, table=True):
@@ -317,9 +287,6 @@ class UserSession(SQLModel, table=True):
     csrf_token: str = Field(max_length=64)
     user_agent: str = Field(default="", max_length=300)
     ip: str = Field(default="", max_length=64)
-    created_at: datetime = _ts()
-    last_seen_at: datetime = _ts()
-    expires_at: datetime = _ts(index=True)
-
-
-import hub.delivery.models  # noqa: E402, F401  (Alembic sees the delivery tables)
+    created_at: datetime = ts_field()
+    last_seen_at: datetime = ts_field()
+    expires_at: datetime = ts_field(index=True)

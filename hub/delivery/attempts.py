@@ -21,13 +21,13 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from hub.columns import utcnow
 from hub.context import Hub
 from hub.delivery import presets
 from hub.delivery.endpoints import current_secrets, extra_headers
 from hub.delivery.models import Delivery, DeliveryAttempt, Endpoint
 from hub.delivery.outbound import USER_AGENT, RequestOutcome, clean_text, perform
 from hub.delivery.signing import sign_headers
-from hub.models import utcnow
 from hub.services.events import emit, iso
 
 log = logging.getLogger("smshub.delivery")
@@ -186,35 +186,11 @@ async def _record(
         "last_error": error,
         "updated_at": now,
     }
-    number = (
-        await session.execute(
-            sa.update(Delivery)
-            .where(
-                col(Delivery.id) == plan.delivery_id,
-                col(Delivery.generation) == plan.generation,
-                col(Delivery.status) == "pending",
-            )
-            .values(
-                **common,
-                generation_attempts=col(Delivery.generation_attempts) + 1,
-                status=status,
-                next_attempt_at=now + timedelta(seconds=delay) if delay is not None else None,
-                finished_at=now if status != "pending" else None,
-            )
-            .returning(col(Delivery.attempts))
-        )
-    ).scalar_one_or_none()
+    number = await _advance(session, plan, common, status, delay, now)
     if number is None:
         # Cancelled or replaced while on the wire: keep the attempt, change nothing else.
         delay = None
-        number = (
-            await session.execute(
-                sa.update(Delivery)
-                .where(col(Delivery.id) == plan.delivery_id)
-                .values(**common)
-                .returning(col(Delivery.attempts))
-            )
-        ).scalar_one_or_none()
+        number = await _count_only(session, plan, common)
         if number is None:
             return None, False
     await session.execute(
@@ -232,6 +208,48 @@ async def _record(
         )
     )
     return delay, not endpoint_enabled
+
+
+async def _advance(
+    session: AsyncSession,
+    plan: Plan,
+    common: dict[str, Any],
+    status: str,
+    delay: float | None,
+    now: datetime,
+) -> int | None:
+    """Move the delivery to its next state if it is still this plan's pending generation;
+    its attempt count after, or None when it was not."""
+    stmt = (
+        sa.update(Delivery)
+        .where(
+            col(Delivery.id) == plan.delivery_id,
+            col(Delivery.generation) == plan.generation,
+            col(Delivery.status) == "pending",
+        )
+        .values(
+            **common,
+            generation_attempts=col(Delivery.generation_attempts) + 1,
+            status=status,
+            next_attempt_at=now + timedelta(seconds=delay) if delay is not None else None,
+            finished_at=now if status != "pending" else None,
+        )
+        .returning(col(Delivery.attempts))
+    )
+    number: int | None = (await session.execute(stmt)).scalar_one_or_none()
+    return number
+
+
+async def _count_only(session: AsyncSession, plan: Plan, common: dict[str, Any]) -> int | None:
+    """Count the attempt on a delivery that moved on; its attempt count, None if gone."""
+    stmt = (
+        sa.update(Delivery)
+        .where(col(Delivery.id) == plan.delivery_id)
+        .values(**common)
+        .returning(col(Delivery.attempts))
+    )
+    number: int | None = (await session.execute(stmt)).scalar_one_or_none()
+    return number
 
 
 def _next_state(

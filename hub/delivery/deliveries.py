@@ -25,6 +25,7 @@ from hub.delivery.samples import sample_event
 from hub.errors import Conflict, NotFound
 from hub.ids import new_id
 from hub.models import Event, utcnow
+from hub.paging import keyset_page
 from hub.queue.base import enqueue
 from hub.services.events import EVENT_TYPES
 
@@ -54,23 +55,21 @@ async def list_deliveries(
     ):
         if value:
             stmt = stmt.where(col(column) == value)
-    if cursor:
-        stmt = stmt.where(col(Delivery.id) < cursor)
-    stmt = stmt.order_by(col(Delivery.id).desc()).limit(limit + 1)
-    async with hub.db.read() as session:
-        rows = list((await session.execute(stmt)).scalars())
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, (rows[-1].id if more and rows else None)
+    return await keyset_page(hub.db, stmt, key=col(Delivery.id), limit=limit, cursor=cursor)
 
 
 async def get_delivery(hub: Hub, delivery_id: str) -> tuple[Delivery, list[DeliveryAttempt]]:
     """A delivery and its attempts, oldest first."""
     async with hub.db.read() as session:
-        row = await session.get(Delivery, delivery_id) if plausible_id(delivery_id) else None
-        if row is None:
-            raise NotFound(f"no delivery {delivery_id[:64]!r}", code="delivery_not_found")
-        return row, await attempts_of(session, delivery_id)
+        return await _delivery_row(session, delivery_id), await attempts_of(session, delivery_id)
+
+
+async def _delivery_row(session: AsyncSession, delivery_id: str) -> Delivery:
+    """A delivery or 404."""
+    row = await session.get(Delivery, delivery_id) if plausible_id(delivery_id) else None
+    if row is None:
+        raise NotFound(f"no delivery {delivery_id[:64]!r}", code="delivery_not_found")
+    return row
 
 
 async def attempts_of(session: AsyncSession, delivery_id: str) -> list[DeliveryAttempt]:
@@ -83,16 +82,33 @@ async def attempts_of(session: AsyncSession, delivery_id: str) -> list[DeliveryA
     return list(rows.scalars())
 
 
-def _requeue_values(now: datetime) -> dict[str, Any]:
-    return {
-        "status": "pending",
-        "generation": Delivery.generation + 1,
-        "generation_attempts": 0,
-        "max_attempts": 1,
-        "next_attempt_at": now,
-        "finished_at": None,
-        "updated_at": now,
-    }
+async def _requeue(session: AsyncSession, *where: Any) -> int:
+    """Move the deliveries matching ``where`` to a new pending generation with one attempt
+    to make, and queue that attempt; how many moved."""
+    now = utcnow()
+    stmt = (
+        sa.update(Delivery)
+        .where(*where)
+        .values(
+            status="pending",
+            generation=Delivery.generation + 1,
+            generation_attempts=0,
+            max_attempts=1,
+            next_attempt_at=now,
+            finished_at=None,
+            updated_at=now,
+        )
+        .returning(col(Delivery.id), col(Delivery.generation))
+    )
+    moved = list((await session.execute(stmt)).all())
+    for delivery_id, generation in moved:
+        await enqueue(
+            session,
+            DELIVER_JOB,
+            {"delivery_id": delivery_id, "generation": generation},
+            key=job_key(delivery_id, generation),
+        )
+    return len(moved)
 
 
 def _check_sendable(endpoint: Endpoint) -> None:
@@ -107,26 +123,12 @@ def _check_sendable(endpoint: Endpoint) -> None:
 async def retry_delivery(hub: Hub, delivery_id: str) -> Delivery:
     """Send a finished delivery once more (a pending one is left as it is)."""
     async with hub.db.write() as session:
-        row = await session.get(Delivery, delivery_id) if plausible_id(delivery_id) else None
-        if row is None:
-            raise NotFound(f"no delivery {delivery_id[:64]!r}", code="delivery_not_found")
+        row = await _delivery_row(session, delivery_id)
         if row.status == "cancelled":
             raise Conflict("the delivery was cancelled with its endpoint", code="cancelled")
         _check_sendable(await get_endpoint_row(session, row.endpoint_id))
-        stmt = (
-            sa.update(Delivery)
-            .where(col(Delivery.id) == delivery_id, col(Delivery.status).in_(FINAL))
-            .values(**_requeue_values(utcnow()))
-            .returning(col(Delivery.generation))
-        )
-        generation = (await session.execute(stmt)).scalar_one_or_none()
-        if generation is not None:
-            await enqueue(
-                session,
-                DELIVER_JOB,
-                {"delivery_id": delivery_id, "generation": generation},
-                key=job_key(delivery_id, generation),
-            )
+        # A pending delivery matches nothing here: it keeps its queued attempt.
+        await _requeue(session, col(Delivery.id) == delivery_id, col(Delivery.status).in_(FINAL))
     hub.queue.notify()
     async with hub.db.read() as session:
         fresh = await session.get(Delivery, delivery_id)
@@ -138,27 +140,15 @@ async def replay_failed(hub: Hub, endpoint_id: str, since: datetime) -> int:
     """Send every failed delivery of an endpoint created since ``since`` once more."""
     async with hub.db.write() as session:
         _check_sendable(await get_endpoint_row(session, endpoint_id))
-        stmt = (
-            sa.update(Delivery)
-            .where(
-                col(Delivery.endpoint_id) == endpoint_id,
-                col(Delivery.status) == "failed",
-                col(Delivery.created_at) >= since,
-                col(Delivery.test).is_(False),
-            )
-            .values(**_requeue_values(utcnow()))
-            .returning(col(Delivery.id), col(Delivery.generation))
+        replayed = await _requeue(
+            session,
+            col(Delivery.endpoint_id) == endpoint_id,
+            col(Delivery.status) == "failed",
+            col(Delivery.created_at) >= since,
+            col(Delivery.test).is_(False),
         )
-        replayed = list((await session.execute(stmt)).all())
-        for delivery_id, generation in replayed:
-            await enqueue(
-                session,
-                DELIVER_JOB,
-                {"delivery_id": delivery_id, "generation": generation},
-                key=job_key(delivery_id, generation),
-            )
     hub.queue.notify()
-    return len(replayed)
+    return replayed
 
 
 async def send_test(hub: Hub, endpoint_id: str, event_type: str | None) -> Delivery:

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from hub.columns import utcnow
 from hub.context import Hub
 from hub.delivery import presets
 from hub.delivery.models import Delivery, Endpoint
@@ -25,7 +26,7 @@ from hub.delivery.ssrf import BlockedDestination, check_url
 from hub.errors import NotFound, Unprocessable
 from hub.http_client import DestinationRefused
 from hub.ids import new_id
-from hub.models import utcnow
+from hub.paging import keyset_page
 from hub.services.events import EVENT_TYPES
 
 #: Seconds the DNS check at creation may take (an unresolvable host is checked at send time).
@@ -135,14 +136,7 @@ async def list_endpoints(
 ) -> tuple[list[Endpoint], str | None]:
     """Live endpoints, newest first."""
     stmt = sa.select(Endpoint).where(col(Endpoint.deleted_at).is_(None))
-    if cursor:
-        stmt = stmt.where(col(Endpoint.id) < cursor)
-    stmt = stmt.order_by(col(Endpoint.id).desc()).limit(limit + 1)
-    async with hub.db.read() as session:
-        rows = list((await session.execute(stmt)).scalars())
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, (rows[-1].id if more and rows else None)
+    return await keyset_page(hub.db, stmt, key=col(Endpoint.id), limit=limit, cursor=cursor)
 
 
 def current_secrets(hub: Hub, row: Endpoint) -> list[str]:
@@ -240,15 +234,19 @@ async def update_endpoint(hub: Hub, endpoint_id: str, changes: dict[str, Any]) -
     return row
 
 
-async def delete_endpoint(hub: Hub, endpoint_id: str, *, kind: str | None = None) -> bool:
-    """Delete (keeping history) and cancel its pending deliveries; False if already deleted."""
+async def delete_endpoint(
+    hub: Hub, endpoint_id: str, *, kind: str | None = None, gone_ok: bool = True
+) -> bool:
+    """Delete (keeping history) and cancel its pending deliveries; False if already deleted
+    (a 404 instead unless ``gone_ok``)."""
     async with hub.db.write() as session:
         row = await session.get(Endpoint, endpoint_id) if plausible_id(endpoint_id) else None
-        if row is None or (kind is not None and row.kind != kind):
+        gone = row is not None and row.deleted_at is not None
+        if row is None or (kind is not None and row.kind != kind) or (gone and not gone_ok):
             raise NotFound(
                 f"no {kind or 'endpoint'} {endpoint_id[:64]!r}", code="endpoint_not_found"
             )
-        if row.deleted_at is not None:
+        if gone:
             return False
         now = utcnow()
         row.deleted_at = now

@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from hub.models import _json, _ts
+from hub.columns import json_field, ts_field
 
 
 class Endpoint(SQLModel, table=True):
@@ -20,7 +20,7 @@ class Endpoint(SQLModel, table=True):
     url: str = Field(max_length=2000)
     description: str = Field(default="", max_length=500)
     #: Subscribed event types; ["*"] is every type.
-    event_types: list[str] = _json(list)
+    event_types: list[str] = json_field(list)
     #: generic / zapier / make / n8n (hub.delivery.presets).
     preset: str = Field(default="generic", max_length=16)
     #: "api" (created under /endpoints) or "hook" (a REST Hook subscription under /hooks).
@@ -30,19 +30,19 @@ class Endpoint(SQLModel, table=True):
     secret_enc: str
     #: The secret before the last rotation; it signs too until ``previous_secret_until``.
     previous_secret_enc: str | None = Field(default=None)
-    previous_secret_until: datetime | None = _ts(nullable=True)
+    previous_secret_until: datetime | None = ts_field(nullable=True)
     #: Extra request headers (e.g. n8n header auth), encrypted JSON.
     headers_enc: str | None = Field(default=None)
     #: Requests per second this endpoint accepts; None = no limit beyond concurrency.
     rate_limit_per_s: int | None = Field(default=None)
     #: Start of the current run of failures (None after a success); 5 days of it disables.
-    failing_since: datetime | None = _ts(nullable=True)
-    disabled_at: datetime | None = _ts(nullable=True)
+    failing_since: datetime | None = ts_field(nullable=True)
+    disabled_at: datetime | None = ts_field(nullable=True)
     disabled_reason: str | None = Field(default=None, max_length=500)
     #: Deleted endpoints keep their delivery history; they answer 404 and get nothing.
-    deleted_at: datetime | None = _ts(nullable=True)
-    created_at: datetime = _ts()
-    updated_at: datetime = _ts()
+    deleted_at: datetime | None = ts_field(nullable=True)
+    created_at: datetime = ts_field()
+    updated_at: datetime = ts_field()
 
 
 class Delivery(SQLModel, table=True):
@@ -71,15 +71,15 @@ class Delivery(SQLModel, table=True):
     max_attempts: int = Field(default=1)
     #: Attempts over all generations.
     attempts: int = Field(default=0)
-    next_attempt_at: datetime | None = _ts(nullable=True)
+    next_attempt_at: datetime | None = ts_field(nullable=True)
     last_status_code: int | None = Field(default=None)
     last_error: str | None = Field(default=None)
     #: The body of a test delivery (sample events are not stored as events); else None.
     payload: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON))
     test: bool = Field(default=False)
-    created_at: datetime = _ts()
-    updated_at: datetime = _ts()
-    finished_at: datetime | None = _ts(nullable=True)
+    created_at: datetime = ts_field()
+    updated_at: datetime = ts_field()
+    finished_at: datetime | None = ts_field(nullable=True)
 
 
 class DeliveryAttempt(SQLModel, table=True):
@@ -94,7 +94,7 @@ class DeliveryAttempt(SQLModel, table=True):
     generation: int = Field(default=0)
     #: schedule / retry / replay / test — what started it.
     trigger: str = Field(default="schedule", max_length=16)
-    at: datetime = _ts()
+    at: datetime = ts_field()
     duration_ms: int = Field(default=0)
     status_code: int | None = Field(default=None)
     #: The first 64 KiB of the response body at most (decoded as UTF-8, bad bytes replaced).

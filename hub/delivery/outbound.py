@@ -14,12 +14,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from hub.columns import utcnow
 from hub.context import Hub
 from hub.delivery import presets
 from hub.delivery.signing import SECRET_PREFIX, sign_headers
 from hub.delivery.ssrf import BlockedDestination, Policy, check_url
 from hub.http_client import DestinationRefused
-from hub.models import utcnow
 
 #: Response bytes kept (on the attempt, or handed to the flow).
 MAX_RESPONSE_BYTES = 64 * 1024

@@ -2,30 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import sqlalchemy as sa
-from sqlmodel import SQLModel, col
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from hub.context import Hub
 from hub.errors import NotFound
 from hub.models import Contact, Device, Message, MessageStatusChange
+from hub.paging import keyset_page
 
-M = TypeVar("M", bound=SQLModel)
+T = TypeVar("T")
 
 
-async def _page(
-    hub: Hub, id_col: Any, stmt: Any, limit: int, cursor: str | None
-) -> tuple[list[M], str | None]:
-    """Newest first by id (ids sort by creation time); one extra row tells if there is more."""
-    if cursor:
-        stmt = stmt.where(id_col < cursor)
-    stmt = stmt.order_by(id_col.desc()).limit(limit + 1)
+async def read_one(hub: Hub, load: Callable[[AsyncSession, str], Awaitable[T]], key: str) -> T:
+    """``load(session, key)`` (a row getter that raises NotFound) in a read session."""
     async with hub.db.read() as session:
-        rows = list((await session.execute(stmt)).scalars())
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, (str(rows[-1].id) if more and rows else None)
+        return await load(session, key)
 
 
 async def list_messages(
@@ -52,7 +47,7 @@ async def list_messages(
         else:
             sub = sa.select(col(Contact.id)).where(col(Contact.phone) == contact.replace(" ", ""))
             stmt = stmt.where(col(Message.contact_id).in_(sub.scalar_subquery()))
-    return await _page(hub, col(Message.id), stmt, limit, cursor)
+    return await keyset_page(hub.db, stmt, key=col(Message.id), limit=limit, cursor=cursor)
 
 
 async def get_message(hub: Hub, message_id: str) -> tuple[Message, list[MessageStatusChange]]:
@@ -88,7 +83,7 @@ async def list_contacts(
         stmt = stmt.where(sa.or_(col(Contact.phone).like(like), col(Contact.name).ilike(like)))
     if opted_out is not None:
         stmt = stmt.where(col(Contact.opted_out).is_(opted_out))
-    return await _page(hub, col(Contact.id), stmt, limit, cursor)
+    return await keyset_page(hub.db, stmt, key=col(Contact.id), limit=limit, cursor=cursor)
 
 
 async def get_contact(hub: Hub, contact_id: str) -> Contact:
