@@ -31,7 +31,7 @@ async def simulator_channels(hub: Hub) -> list[Any]:
     return [c for c in await list_channels(hub) if c.connector == "simulator" and c.enabled]
 
 
-async def simulate_inbound(app: Any, hub: Hub, *, channel_id: str, sender: str, text: str) -> str:
+async def simulate_inbound(hub: Hub, *, channel_id: str, sender: str, text: str) -> str:
     """Post a signed ``sms.received`` to the channel's webhook; returns the sender's E.164."""
     channel = await hub.channels.get(channel_id) if channel_id else None
     if channel is None or channel.connector.name != "simulator":

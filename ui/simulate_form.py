@@ -29,7 +29,6 @@ async def simulate_from_form(
     hub = hub_of(request)
     try:
         phone = await simulate_inbound(
-            request.app,
             hub,
             channel_id=channel_id,
             sender=form.get("from", ""),
