@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from sqlmodel import SQLModel
+
+from hub.columns import as_utc
 
 T = TypeVar("T")
+Shape = TypeVar("Shape", bound=BaseModel)
 
 
 def has_nul(value: Any) -> bool:
@@ -33,6 +37,32 @@ class In(BaseModel):
         if has_nul(data):
             raise ValueError("text must not contain NUL (\\x00) characters")
         return data
+
+
+class Patch(In):
+    """Base of PATCH bodies: the fields the client sent are the changes, the rest stays."""
+
+    def changes(self) -> dict[str, Any]:
+        """The fields given in the request, by name (an explicit null included)."""
+        return self.model_dump(exclude_unset=True)
+
+
+def _utc(value: datetime) -> datetime:
+    # Converted on the way in: an offset that pushes a time past year 1 or 9999 is a 422
+    # here rather than an OverflowError when a query binds it.
+    try:
+        return as_utc(value)
+    except OverflowError as exc:
+        raise ValueError("the time is out of range once converted to UTC") from exc
+
+
+#: A time in a request body, as aware UTC (a time without an offset is taken as UTC).
+UtcTime = Annotated[datetime, AfterValidator(_utc)]
+
+
+def view(shape: type[Shape], row: SQLModel, **fields: Any) -> Shape:
+    """The API shape of a table row: its columns that ``shape`` has, ``fields`` on top."""
+    return shape.model_validate({**row.model_dump(), **fields})
 
 
 class ErrorBody(BaseModel):
@@ -115,7 +145,7 @@ class ChannelIn(In):
     enabled: bool = True
 
 
-class ChannelPatch(In):
+class ChannelPatch(Patch):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     config: dict[str, Any] | None = None
     webhook_secret: str | None = Field(default=None, min_length=8, max_length=500)
@@ -170,14 +200,14 @@ class ContactOut(BaseModel):
     updated_at: datetime
 
 
-class DevicePatch(In):
+class DevicePatch(Patch):
     name: str | None = Field(default=None, max_length=200)
     rate_limit_per_min: int | None = Field(
         default=None, ge=1, le=600, description="SMS parts a minute; null = the hub default."
     )
 
 
-class ContactPatch(In):
+class ContactPatch(Patch):
     name: str | None = Field(default=None, max_length=200)
     tags: list[str] | None = Field(default=None, max_length=100)
     fields: dict[str, str] | None = None

@@ -29,11 +29,31 @@ FUZZ = settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 
+#: Integers where storage breaks: the 32-bit (PostgreSQL integer) and 64-bit (SQLite)
+#: limits and just past them, negatives, and far past both.
+EDGE_INTEGERS = (
+    0,
+    -1,
+    2**31 - 1,
+    2**31,
+    -(2**31) - 1,
+    2**63 - 1,
+    2**63,
+    -(2**63) - 1,
+    10**20,
+    -(10**20),
+)
+#: Any integer, the edges above often (plain st.integers() seldom strays past 2^63).
+integers = st.sampled_from(EDGE_INTEGERS) | st.integers()
+
+#: Times whose offset pushes them past year 1 or 9999 once converted to UTC.
+EDGE_TIMES = ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00")
+
 #: Any JSON value, nested a little.
 json_values = st.recursive(
     st.none()
     | st.booleans()
-    | st.integers()
+    | integers
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=30),
     lambda inner: (

@@ -1,13 +1,15 @@
-"""Handler dependencies: the hub, and authentication by API key or browser session."""
+"""What every API handler shares: the hub, authentication by API key or browser session,
+the base controller, and the bounds of query and path parameters."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from litestar import Request
+from litestar import Controller, Request
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.handlers import BaseRouteHandler
+from litestar.params import QueryParameter
 
 from hub.context import Hub
 from hub.errors import BadRequest, Unauthorized
@@ -71,3 +73,17 @@ def reject_nul(request: Request[Any, Any, Any]) -> None:
     raw = request.scope.get("query_string", b"")
     if b"%00" in raw or b"\x00" in raw or "\x00" in request.url.path or "%00" in request.url.path:
         raise BadRequest("the URL contains a NUL character", code="bad_request")
+
+
+class ApiController(Controller):
+    """Base of the ``/api/v1`` controllers: every route needs an API key or a session."""
+
+    guards = [require_api_key]
+
+
+#: The largest number an integer path or query parameter may carry: the range of the
+#: 32-bit INTEGER columns it is compared with (PostgreSQL refuses more; SQLite past 2^63).
+INT32_MAX = 2**31 - 1
+
+#: ``?limit=`` of every list.
+Limit = Annotated[int, QueryParameter(ge=1, le=200, description="Items per page.")]

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC
 from typing import Annotated, Any
 
-from litestar import Controller, Response, delete, get, patch, post
+from litestar import Response, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import Body, FromPath, JSONBody, QueryParameter
 
-from hub.api.deps import require_api_key
+from hub.api.deps import ApiController, Limit
 from hub.context import Hub
 from hub.delivery import deliveries as delivery_service
 from hub.delivery import endpoints as endpoint_service
@@ -28,12 +27,12 @@ from hub.delivery.schemas import (
     RotateIn,
     TestIn,
 )
-from hub.schemas import Page
+from hub.schemas import Page, view
+from hub.services.queries import read_one
 
 #: What our ids (``ep_…``, ``dlv_…``, ``evt_…``) and event types are made of.
 ID_PATTERN = r"^[A-Za-z0-9_.\-]{1,64}$"
 
-Limit = Annotated[int, QueryParameter(ge=1, le=200, description="Items per page.")]
 Cursor = Annotated[
     str | None,
     QueryParameter(
@@ -45,53 +44,23 @@ Id = Annotated[str | None, QueryParameter(max_length=40, pattern=ID_PATTERN)]
 
 def endpoint_out(hub: Hub, row: Endpoint, *, with_secret: bool) -> EndpointOut:
     """API view of an endpoint: header values masked, the secret only when asked."""
-    previous_until = row.previous_secret_until if row.previous_secret_enc else None
-    return EndpointOut(
-        id=row.id,
-        url=row.url,
-        description=row.description,
-        event_types=row.event_types,
-        preset=row.preset,
-        kind=row.kind,
-        enabled=row.enabled,
+    return view(
+        EndpointOut,
+        row,
         headers=dict.fromkeys(endpoint_service.extra_headers(hub, row), endpoint_service.MASK),
-        rate_limit_per_s=row.rate_limit_per_s,
         secret=hub.box.decrypt(row.secret_enc) if with_secret else None,
-        previous_secret_expires_at=previous_until,
-        failing_since=row.failing_since,
-        disabled_at=row.disabled_at,
-        disabled_reason=row.disabled_reason,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
+        previous_secret_expires_at=row.previous_secret_until if row.previous_secret_enc else None,
     )
 
 
 def delivery_out(row: Delivery, attempts: list[DeliveryAttempt] | None = None) -> DeliveryOut:
     """API view of a delivery (with its attempts on its own page)."""
-    return DeliveryOut(
-        id=row.id,
-        endpoint_id=row.endpoint_id,
-        event_id=row.event_id,
-        event_type=row.event_type,
-        status=row.status,
-        attempt_count=row.attempts,
-        generation=row.generation,
-        next_attempt_at=row.next_attempt_at,
-        last_status_code=row.last_status_code,
-        last_error=row.last_error,
-        test=row.test,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        finished_at=row.finished_at,
-        attempts=[AttemptOut.model_validate(a.model_dump()) for a in attempts]
-        if attempts is not None
-        else None,
-    )
+    shown = [view(AttemptOut, a) for a in attempts] if attempts is not None else None
+    return view(DeliveryOut, row, attempt_count=row.attempts, attempts=shown)
 
 
-class EndpointController(Controller):
+class EndpointController(ApiController):
     path = "/endpoints"
-    guards = [require_api_key]
     tags = ["webhooks"]
 
     @post("/", status_code=201, summary="Create a webhook endpoint")
@@ -113,25 +82,20 @@ class EndpointController(Controller):
     async def get_endpoint(
         self, hub: NamedDependency[Hub], endpoint_id: FromPath[str]
     ) -> EndpointOut:
-        async with hub.db.read() as session:
-            row = await endpoint_service.get_endpoint_row(session, endpoint_id)
+        row = await read_one(hub, endpoint_service.get_endpoint_row, endpoint_id)
         return endpoint_out(hub, row, with_secret=True)
 
     @patch("/{endpoint_id:str}", summary="Change an endpoint (enable again after a disable)")
     async def update(
         self, hub: NamedDependency[Hub], endpoint_id: FromPath[str], data: JSONBody[EndpointPatch]
     ) -> EndpointOut:
-        row = await endpoint_service.update_endpoint(
-            hub, endpoint_id, data.model_dump(exclude_unset=True)
-        )
+        row = await endpoint_service.update_endpoint(hub, endpoint_id, data.changes())
         return endpoint_out(hub, row, with_secret=False)
 
     @delete("/{endpoint_id:str}", status_code=204, summary="Delete an endpoint (history kept)")
     async def remove(self, hub: NamedDependency[Hub], endpoint_id: FromPath[str]) -> None:
-        """Queued deliveries to it are cancelled."""
-        async with hub.db.read() as session:
-            await endpoint_service.get_endpoint_row(session, endpoint_id)
-        await endpoint_service.delete_endpoint(hub, endpoint_id)
+        """Queued deliveries to it are cancelled; an endpoint deleted already is a 404."""
+        await endpoint_service.delete_endpoint(hub, endpoint_id, gone_ok=False)
 
     @post("/{endpoint_id:str}/test", status_code=200, summary="Send a sample event now")
     async def test(
@@ -163,14 +127,12 @@ class EndpointController(Controller):
         self, hub: NamedDependency[Hub], endpoint_id: FromPath[str], data: JSONBody[ReplayIn]
     ) -> ReplayOut:
         """Every failed delivery created since ``since`` gets one new attempt."""
-        since = data.since if data.since.tzinfo else data.since.replace(tzinfo=UTC)
-        count = await delivery_service.replay_failed(hub, endpoint_id, since)
+        count = await delivery_service.replay_failed(hub, endpoint_id, data.since)
         return ReplayOut(replayed=count)
 
 
-class DeliveryController(Controller):
+class DeliveryController(ApiController):
     path = "/deliveries"
-    guards = [require_api_key]
     tags = ["webhooks"]
 
     @get("/", summary="List deliveries, newest first (status=failed: the dead letters)")
@@ -209,9 +171,8 @@ class DeliveryController(Controller):
         return delivery_out(await delivery_service.retry_delivery(hub, delivery_id))
 
 
-class HookController(Controller):
+class HookController(ApiController):
     path = "/hooks"
-    guards = [require_api_key]
     tags = ["webhooks"]
 
     @post("/", status_code=201, summary="Subscribe a REST Hook (Zapier, Make, n8n)")

@@ -48,15 +48,24 @@ def _validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response
     ):
         return error_response(400, "malformed_body", "request body is missing or not JSON")
     if extra:
+        items = [item for item in extra if isinstance(item, dict)]
         details = [
             {"field": str(item.get("key", "")), "message": str(item.get("message", ""))}
-            for item in extra
-            if isinstance(item, dict)
+            for item in items
         ]
-        return error_response(
-            422, "validation_error", "request body does not match the schema", details
-        )
+        return error_response(422, "validation_error", _what_is_wrong(items), details)
     return error_response(400, "malformed_body", f"request body cannot be read: {exc.detail}")
+
+
+def _what_is_wrong(items: list[dict[str, Any]]) -> str:
+    """The message of a 422: the parameters that failed, by place and name, or the body."""
+    params = []
+    for item in items:
+        # Litestar tags parameter errors with their place (a ParamType); body errors have none.
+        place = getattr(item.get("source"), "value", item.get("source"))
+        if place in ("query", "path", "header", "cookie"):
+            params.append(f"{place} parameter {item.get('key')!r}: {item.get('message')}")
+    return "; ".join(params) if params else "request body does not match the schema"
 
 
 def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:

@@ -6,22 +6,31 @@ import json
 from datetime import datetime
 from typing import Annotated, Any
 
-from litestar import Controller, Request, Response, delete, get, post, put
+from litestar import Request, Response, delete, get, post, put
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 from litestar.types import ControllerRouterHandler
 from pydantic import BaseModel, Field
 
 from flows import Run, Step, node_types_catalog, validate_flow
-from hub.api.deps import require_api_key
+from hub.api.deps import INT32_MAX, ApiController, Limit, require_api_key
 from hub.context import Hub
 from hub.delivery.outbound import flow_signing_secret as signing_secret_of
 from hub.errors import BadRequest
 from hub.models import Flow, FlowRun, FlowVersion
-from hub.schemas import In, Page
+from hub.schemas import In, Page, view
 from hub.services import flow_dispatch as dispatch_service
 from hub.services import flows as flow_service
 from hub.services import runs as run_service
+
+#: A published version's number, in a path or a query.
+VersionPath = Annotated[
+    int, PathParameter(ge=1, le=INT32_MAX, description="A published version (1, 2, …).")
+]
+VersionQuery = Annotated[
+    int | None,
+    QueryParameter(ge=1, le=INT32_MAX, description="A published version (default: the draft)."),
+]
 
 
 class FlowOut(BaseModel):
@@ -88,47 +97,24 @@ class HookOut(BaseModel):
     status: str
 
 
-def flow_out(hub: Hub, view: flow_service.FlowView) -> FlowOut:
+def flow_out(hub: Hub, flow_view: flow_service.FlowView) -> FlowOut:
     """API view of a flow."""
-    flow = view.flow
-    return FlowOut(
-        id=flow.id,
-        name=flow.name,
-        draft=flow.draft,
-        problems=[p.to_dict() for p in view.problems],
-        published_version=flow.published_version,
-        latest_version=flow.latest_version,
-        enabled=flow.enabled,
-        http_trigger_url=flow_service.http_trigger_url(hub, flow),
-        created_at=flow.created_at,
-        updated_at=flow.updated_at,
+    return view(
+        FlowOut,
+        flow_view.flow,
+        problems=[p.to_dict() for p in flow_view.problems],
+        http_trigger_url=flow_service.http_trigger_url(hub, flow_view.flow),
     )
 
 
 def version_out(row: FlowVersion, *, full: bool) -> VersionOut:
     """API view of a version."""
-    return VersionOut(
-        flow_id=row.flow_id,
-        version=row.version,
-        note=row.note,
-        created_at=row.created_at,
-        definition=row.definition if full else None,
-    )
+    return view(VersionOut, row, definition=row.definition if full else None)
 
 
 def run_summary(row: FlowRun) -> RunSummary:
     """List view of a run."""
-    return RunSummary(
-        id=row.id,
-        flow_id=row.flow_id,
-        flow_version=row.flow_version,
-        status=row.status,
-        contact_phone=row.contact_phone,
-        error=row.doc.get("error"),
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        finished_at=row.finished_at,
-    )
+    return view(RunSummary, row, error=row.doc.get("error"))
 
 
 def run_out(run: Run, steps: list[Step]) -> RunOut:
@@ -137,12 +123,11 @@ def run_out(run: Run, steps: list[Step]) -> RunOut:
 
 
 def _summary(flow: Flow) -> FlowSummary:
-    return FlowSummary.model_validate(flow.model_dump())
+    return view(FlowSummary, flow)
 
 
-class FlowController(Controller):
+class FlowController(ApiController):
     path = "/flows"
-    guards = [require_api_key]
     tags = ["flows"]
 
     @post(
@@ -211,7 +196,7 @@ class FlowController(Controller):
 
     @get("/{flow_id:str}/versions/{version:int}", summary="One version's definition")
     async def version(
-        self, hub: NamedDependency[Hub], flow_id: FromPath[str], version: FromPath[int]
+        self, hub: NamedDependency[Hub], flow_id: FromPath[str], version: VersionPath
     ) -> VersionOut:
         return version_out(await flow_service.get_version(hub, flow_id, version), full=True)
 
@@ -220,22 +205,21 @@ class FlowController(Controller):
         self,
         hub: NamedDependency[Hub],
         flow_id: FromPath[str],
-        version: Annotated[int | None, QueryParameter(ge=1)] = None,
+        version: VersionQuery = None,
     ) -> Response[str]:
         text = await flow_service.export_document(hub, flow_id, version)
         return Response(text, media_type="application/json")
 
 
-class RunController(Controller):
+class RunController(ApiController):
     path = "/runs"
-    guards = [require_api_key]
     tags = ["runs"]
 
     @get("/", summary="Runs, newest first")
     async def list_runs(
         self,
         hub: NamedDependency[Hub],
-        limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
+        limit: Limit = 50,
         cursor: Annotated[str | None, QueryParameter(max_length=64)] = None,
         flow_id: Annotated[str | None, QueryParameter(max_length=40)] = None,
         status: Annotated[

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, Response, delete, get, patch, post
+from litestar import Response, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from connectors import get_connector
-from hub.api.deps import require_api_key
+from hub.api.deps import ApiController, Limit
 from hub.context import Hub
-from hub.models import Channel, Contact, Device, Message
+from hub.models import Channel, Message
 from hub.schemas import (
     ChannelIn,
     ChannelOut,
@@ -26,13 +26,13 @@ from hub.schemas import (
     SendOut,
     StatusChangeOut,
     WebhookUrls,
+    view,
 )
 from hub.services import channels as channel_service
 from hub.services import contacts as contact_service
 from hub.services import queries
 from hub.services.sending import SendCommand, submit_send
 
-Limit = Annotated[int, QueryParameter(ge=1, le=200, description="Items per page.")]
 Cursor = Annotated[
     str | None, QueryParameter(description="`next_cursor` of the previous page.", max_length=40)
 ]
@@ -40,46 +40,27 @@ Cursor = Annotated[
 
 def message_out(row: Message, history: list[Any] | None = None) -> MessageOut:
     """API view of a message."""
-    return MessageOut.model_validate(
-        {
-            **row.model_dump(exclude={"from_number", "to_number"}),
-            "from": row.from_number,
-            "to": row.to_number,
-            "history": [StatusChangeOut.model_validate(h.model_dump()) for h in history]
-            if history is not None
-            else None,
-        }
-    )
+    changes = [view(StatusChangeOut, h) for h in history] if history is not None else None
+    return view(MessageOut, row, **{"from": row.from_number, "to": row.to_number}, history=changes)
 
 
-def channel_out(hub: NamedDependency[Hub], row: Channel, *, with_secret: bool) -> ChannelOut:
+def channel_out(hub: Hub, row: Channel, *, with_secret: bool) -> ChannelOut:
     """API view of a channel; secret config fields masked."""
     connector = get_connector(row.connector)
+    stored = hub.box.decrypt_json(row.secrets_enc) if row.secrets_enc else {}
     shown = dict(row.config)
     for name in connector.config_model.secret_fields():
-        if row.secrets_enc and name in hub.box.decrypt_json(row.secrets_enc):
+        if name in stored:
             shown[name] = "********"
     secret = (
         hub.box.decrypt(row.webhook_secret_enc) if with_secret and row.webhook_secret_enc else None
     )
-    return ChannelOut(
-        id=row.id,
-        connector=row.connector,
-        name=row.name,
-        config=shown,
-        auth_mode=row.auth_mode,
-        phone_number=row.phone_number,
-        enabled=row.enabled,
-        webhook_urls=WebhookUrls(**channel_service.webhook_urls(hub, row)),
-        webhook_secret=secret,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
+    urls = WebhookUrls(**channel_service.webhook_urls(hub, row))
+    return view(ChannelOut, row, config=shown, webhook_urls=urls, webhook_secret=secret)
 
 
-class SendController(Controller):
+class SendController(ApiController):
     path = "/send"
-    guards = [require_api_key]
     tags = ["messages"]
 
     @post("/", status_code=202, summary="Send an SMS")
@@ -101,9 +82,8 @@ class SendController(Controller):
         )
 
 
-class MessageController(Controller):
+class MessageController(ApiController):
     path = "/messages"
-    guards = [require_api_key]
     tags = ["messages"]
 
     @get("/", summary="List messages, newest first")
@@ -136,9 +116,8 @@ class MessageController(Controller):
         return message_out(row, history)
 
 
-class ChannelController(Controller):
+class ChannelController(ApiController):
     path = "/channels"
-    guards = [require_api_key]
     tags = ["channels"]
 
     @post("/", status_code=201, summary="Create a channel")
@@ -155,17 +134,14 @@ class ChannelController(Controller):
 
     @get("/{channel_id:str}", summary="One channel, with its webhook secret")
     async def get_channel(self, hub: NamedDependency[Hub], channel_id: FromPath[str]) -> ChannelOut:
-        async with hub.db.read() as session:
-            row = await channel_service.get_channel_row(session, channel_id)
+        row = await queries.read_one(hub, channel_service.get_channel_row, channel_id)
         return channel_out(hub, row, with_secret=True)
 
     @patch("/{channel_id:str}", summary="Change a channel")
     async def update(
         self, hub: NamedDependency[Hub], channel_id: FromPath[str], data: JSONBody[ChannelPatch]
     ) -> ChannelOut:
-        row = await channel_service.update_channel(
-            hub, channel_id, data.model_dump(exclude_unset=True)
-        )
+        row = await channel_service.update_channel(hub, channel_id, data.changes())
         return channel_out(hub, row, with_secret=False)
 
     @delete("/{channel_id:str}", status_code=204, summary="Delete a channel (history is kept)")
@@ -173,9 +149,8 @@ class ChannelController(Controller):
         await channel_service.delete_channel(hub, channel_id)
 
 
-class DeviceController(Controller):
+class DeviceController(ApiController):
     path = "/devices"
-    guards = [require_api_key]
     tags = ["channels"]
 
     @get("/", summary="List devices (phones) with their SIM slots")
@@ -184,22 +159,17 @@ class DeviceController(Controller):
         hub: NamedDependency[Hub],
         channel_id: Annotated[str | None, QueryParameter(max_length=40)] = None,
     ) -> list[DeviceOut]:
-        rows: list[Device] = await queries.list_devices(hub, channel_id)
-        return [DeviceOut.model_validate(r.model_dump()) for r in rows]
+        return [view(DeviceOut, r) for r in await queries.list_devices(hub, channel_id)]
 
     @patch("/{device_id:str}", summary="Name a device or set its send rate limit")
     async def update_device(
         self, hub: NamedDependency[Hub], device_id: FromPath[str], data: JSONBody[DevicePatch]
     ) -> DeviceOut:
-        row = await contact_service.update_device(
-            hub, device_id, data.model_dump(exclude_unset=True)
-        )
-        return DeviceOut.model_validate(row.model_dump())
+        return view(DeviceOut, await contact_service.update_device(hub, device_id, data.changes()))
 
 
-class ContactController(Controller):
+class ContactController(ApiController):
     path = "/contacts"
-    guards = [require_api_key]
     tags = ["contacts"]
 
     @get("/", summary="List contacts, newest first")
@@ -216,23 +186,19 @@ class ContactController(Controller):
         rows, next_cursor = await queries.list_contacts(
             hub, limit=limit, cursor=cursor, q=q, opted_out=opted_out
         )
-        return Page[ContactOut](
-            items=[ContactOut.model_validate(r.model_dump()) for r in rows], next_cursor=next_cursor
-        )
+        return Page[ContactOut](items=[view(ContactOut, r) for r in rows], next_cursor=next_cursor)
 
     @get("/{contact_id:str}", summary="One contact")
     async def get_contact(self, hub: NamedDependency[Hub], contact_id: FromPath[str]) -> ContactOut:
-        row: Contact = await queries.get_contact(hub, contact_id)
-        return ContactOut.model_validate(row.model_dump())
+        return view(ContactOut, await queries.get_contact(hub, contact_id))
 
     @patch("/{contact_id:str}", summary="Change a contact (name, tags, fields, opt-out)")
     async def update_contact(
         self, hub: NamedDependency[Hub], contact_id: FromPath[str], data: JSONBody[ContactPatch]
     ) -> ContactOut:
-        row = await contact_service.update_contact(
-            hub, contact_id, data.model_dump(exclude_unset=True)
+        return view(
+            ContactOut, await contact_service.update_contact(hub, contact_id, data.changes())
         )
-        return ContactOut.model_validate(row.model_dump())
 
 
 route_handlers = [

@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from hub.delivery.presets import Preset
-from hub.schemas import In
+from hub.schemas import In, Patch, UtcTime
 
 #: Longest URL accepted.
 MAX_URL_CHARS = 2000
@@ -50,7 +50,7 @@ class EndpointIn(In):
     )
 
 
-class EndpointPatch(In):
+class EndpointPatch(Patch):
     url: str | None = Field(default=None, min_length=1, max_length=MAX_URL_CHARS)
     event_types: list[str] | None = Field(default=None, min_length=1, max_length=20)
     description: Text | None = Field(default=None, max_length=500)
@@ -101,7 +101,7 @@ class TestIn(In):
 
 
 class ReplayIn(In):
-    since: datetime = Field(description="Re-send every failed delivery created at or after this.")
+    since: UtcTime = Field(description="Re-send every failed delivery created at or after this.")
 
 
 class ReplayOut(BaseModel):

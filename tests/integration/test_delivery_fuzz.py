@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from hub.context import Hub
 from hub.services.apikeys import create_api_key
-from tests.fuzzing import FUZZ, Rig, assert_clean, hub_rig, json_values
+from tests.fuzzing import EDGE_TIMES, FUZZ, Rig, assert_clean, hub_rig, integers, json_values
 
 
 class NoDNS(AbstractResolver):
@@ -133,7 +133,9 @@ def test_hook_subscriptions_never_500(rig: Rig, payload: Any) -> None:
     | st.fixed_dictionaries(
         {},
         optional={
-            "since": st.sampled_from(["2026-01-01T00:00:00Z", "2026-01-01", "nope", ""])
+            "since": st.sampled_from(
+                ["2026-01-01T00:00:00Z", "2026-01-01", "nope", "", *EDGE_TIMES]
+            )
             | json_values,
             "overlap_s": json_values,
             "event_type": event_types | json_values,
@@ -158,7 +160,7 @@ def test_endpoint_actions_never_500(rig: Rig, action: str, payload: Any, known: 
         st.sampled_from(
             ["limit", "cursor", "status", "endpoint_id", "event_id", "event_type", "preset"]
         ),
-        st.text(max_size=20) | st.integers().map(str),
+        st.text(max_size=20) | integers.map(str),
         max_size=4,
     ),
     item=st.none() | st.text(max_size=40),

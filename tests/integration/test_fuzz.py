@@ -19,7 +19,7 @@ from connectors.simulator import sign_request
 from hub.context import Hub
 from hub.services.apikeys import create_api_key
 from hub.services.channels import create_channel
-from tests.fuzzing import FUZZ, Rig, assert_clean, hub_rig, json_values
+from tests.fuzzing import FUZZ, Rig, assert_clean, hub_rig, integers, json_values
 
 SIM_SECRET = "fuzz-simulator-secret"
 
@@ -39,7 +39,10 @@ async def _setup(hub: Hub, client: httpx.AsyncClient) -> dict[str, Any]:
             hub, connector=name, name=name, config=config, webhook_secret=SIM_SECRET
         )
         channels[name] = row.id
-    return {"headers": {"Authorization": f"Bearer {key}"}, "channels": channels}
+    headers = {"Authorization": f"Bearer {key}"}
+    flow = {"name": "fuzz", "nodes": [], "edges": []}
+    made = await client.post("/api/v1/flows?draft=true", json=flow, headers=headers)
+    return {"headers": headers, "channels": channels, "flow": made.json()["id"]}
 
 
 @pytest.fixture
@@ -167,7 +170,7 @@ def test_channels_never_500(rig: Rig, method: str, payload: Any) -> None:
         st.sampled_from(
             ["limit", "cursor", "direction", "contact", "channel_id", "status", "q", "opted_out"]
         ),
-        st.text(max_size=20) | st.integers().map(str),
+        st.text(max_size=20) | integers.map(str),
         max_size=4,
     ),
     item=st.none() | st.text(max_size=40),
@@ -175,6 +178,27 @@ def test_channels_never_500(rig: Rig, method: str, payload: Any) -> None:
 def test_reads_never_500(rig: Rig, path: str, params: dict[str, str], item: str | None) -> None:
     url = path if item is None else f"{path}/{quote(item, safe='') or 'x'}"
     assert_clean(rig.call("GET", url, params=params, headers=rig.things["headers"]))
+
+
+@FUZZ
+@given(
+    # Every integer path or query parameter of the API.
+    route=st.sampled_from(
+        [
+            "/api/v1/flows/{flow}/versions/{n}",
+            "/api/v1/flows/{flow}/export?version={n}",
+            "/api/v1/runs?limit={n}",
+            "/api/v1/messages?limit={n}",
+            "/api/v1/contacts?limit={n}",
+            "/api/v1/endpoints?limit={n}",
+            "/api/v1/deliveries?limit={n}",
+        ]
+    ),
+    number=integers.map(str) | st.text(max_size=12),
+)
+def test_integer_parameters_never_500(rig: Rig, route: str, number: str) -> None:
+    url = route.format(flow=rig.things["flow"], n=quote(number, safe="") or "1")
+    assert_clean(rig.call("GET", url, headers=rig.things["headers"]))
 
 
 @FUZZ

@@ -1,9 +1,14 @@
-"""NUL characters (PostgreSQL text cannot hold them) never cause a 500 or lose a message."""
+"""Odd input never causes a 500 or loses a message: NUL characters (PostgreSQL text cannot
+hold them), numbers past what the integer columns hold, times past year 1 or 9999."""
 
 from __future__ import annotations
 
-import httpx
+from datetime import UTC, datetime
 
+import httpx
+import pytest
+
+from connectors.simulator import event_body, sign_request
 from hub.context import Hub
 from hub.models import Message
 from tests.conftest import ChannelFactory, drain
@@ -81,3 +86,95 @@ async def test_flow_hook_with_a_huge_phone_is_not_a_500(
     await drain(hub)
     runs = (await client.get("/api/v1/runs", headers=api_headers)).json()["items"]
     assert runs[0]["status"] == "failed"  # not a number: the step fails, the run says why
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/versions/99999999999999999999",  # past 2^63: SQLite cannot bind it (was a 500)
+        "/export?version=99999999999999999999",  # the same as a query parameter (was a 500)
+        "/versions/2147483648",  # past 2^31: PostgreSQL's integer refuses it (was a 500)
+        "/export?version=2147483648",
+        "/versions/0",  # versions start at 1
+        "/export?version=-1",
+    ],
+)
+async def test_out_of_range_version_is_a_422_naming_it(
+    client: httpx.AsyncClient, api_headers: dict[str, str], path: str
+) -> None:
+    flow = {"name": "n", "nodes": [], "edges": []}
+    created = await client.post("/api/v1/flows?draft=true", json=flow, headers=api_headers)
+    resp = await client.get(f"/api/v1/flows/{created.json()['id']}{path}", headers=api_headers)
+    assert resp.status_code == 422, resp.text
+    error = resp.json()["error"]
+    assert error["code"] == "validation_error"
+    assert "parameter 'version'" in error["message"]
+    assert [d["field"] for d in error["details"]] == ["version"]
+
+
+async def test_the_largest_version_is_looked_up(
+    client: httpx.AsyncClient, api_headers: dict[str, str]
+) -> None:
+    flow = {"name": "n", "nodes": [], "edges": []}
+    created = await client.post("/api/v1/flows?draft=true", json=flow, headers=api_headers)
+    resp = await client.get(
+        f"/api/v1/flows/{created.json()['id']}/versions/2147483647", headers=api_headers
+    )
+    assert resp.status_code == 404
+    assert resp.json()["error"]["code"] == "version_not_found"
+
+
+@pytest.mark.parametrize("since", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+async def test_replay_since_out_of_range_in_utc_is_a_422(
+    client: httpx.AsyncClient, api_headers: dict[str, str], since: str
+) -> None:
+    endpoint = {"url": "http://127.0.0.1:9/hook", "event_types": ["*"]}
+    created = await client.post("/api/v1/endpoints", json=endpoint, headers=api_headers)
+    resp = await client.post(
+        f"/api/v1/endpoints/{created.json()['id']}/replay",
+        json={"since": since},
+        headers=api_headers,
+    )
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["error"]["details"][0]["field"] == "since"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="GET /api/v1/runs binds the cursor unchecked (services list_runs); fixed when "
+    "list_runs pages with hub.paging.keyset_page(parse=parse_time)",
+)
+async def test_runs_cursor_out_of_range_in_utc_is_a_422(
+    client: httpx.AsyncClient, api_headers: dict[str, str]
+) -> None:
+    resp = await client.get(
+        "/api/v1/runs", params={"cursor": "0001-01-01T00:00:00+01:00"}, headers=api_headers
+    )
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["error"]["code"] == "bad_cursor"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a gateway's sim_slot is stored unbounded (connectors' opt_int has no maximum): "
+    "past the integer column it is a 500",
+)
+async def test_inbound_sms_with_a_huge_sim_slot_is_not_a_500(
+    client: httpx.AsyncClient, make_channel: ChannelFactory
+) -> None:
+    channel = await make_channel("simulator", webhook_secret="slot-secret-123", config={})
+    body = event_body(
+        "sms.received",
+        event_id="sim-huge-slot",
+        from_number="+15550001234",
+        to_number="+15550100000",
+        text="hi",
+        device_id="phone",
+        sim_slot=10**20,
+    )
+    headers = {
+        "content-type": "application/json",
+        **sign_request("slot-secret-123", body, datetime.now(UTC)),
+    }
+    resp = await client.post(f"/webhooks/{channel.id}", content=body, headers=headers)
+    assert resp.status_code < 500, resp.text
