@@ -23,6 +23,26 @@ from flows.ports import ChannelRef, DeviceRef
 from hub.context import ChannelRuntime
 from hub.models import Channel, Device, Message
 
+__all__ = [
+    "EVENT_TYPES",
+    "ChannelRef",
+    "DeviceRef",
+    "EndpointDisabledData",
+    "FlowRunData",
+    "GatewayReportData",
+    "SmsReceivedData",
+    "SmsStatusData",
+    "channel_ref",
+    "device_ref",
+    "endpoint_disabled",
+    "envelope",
+    "flow_run",
+    "gateway_report",
+    "iso",
+    "sms_received",
+    "sms_status",
+]
+
 #: The event types a subscriber can ask for.
 EVENT_TYPES = (
     "sms.received",

@@ -28,7 +28,8 @@ from hub.delivery.endpoints import current_secrets, extra_headers
 from hub.delivery.models import Delivery, DeliveryAttempt, Endpoint
 from hub.delivery.outbound import USER_AGENT, RequestOutcome, clean_text, perform
 from hub.delivery.signing import sign_headers
-from hub.services.events import emit, iso
+from hub.event_data import endpoint_disabled, iso
+from hub.services.events import emit
 
 log = logging.getLogger("smshub.delivery")
 
@@ -318,13 +319,13 @@ async def disable(session: AsyncSession, endpoint_id: str, now: datetime, reason
         type="endpoint.disabled",
         channel_id="hub",
         dedupe_key=f"endpoint.disabled:{endpoint.id}:{iso(now)}",
-        data={
-            "endpoint_id": endpoint.id,
-            "url": endpoint.url,
-            "description": endpoint.description,
-            "reason": reason,
-            "failing_since": iso(endpoint.failing_since) if endpoint.failing_since else None,
-            "disabled_at": iso(now),
-        },
+        data=endpoint_disabled(
+            endpoint_id=endpoint.id,
+            url=endpoint.url,
+            description=endpoint.description,
+            reason=reason,
+            failing_since=endpoint.failing_since,
+            disabled_at=now,
+        ),
     )
     return True

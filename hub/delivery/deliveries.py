@@ -23,11 +23,11 @@ from hub.delivery.jobs import DELIVER_JOB, job_key
 from hub.delivery.models import Delivery, DeliveryAttempt, Endpoint
 from hub.delivery.samples import sample_event
 from hub.errors import Conflict, NotFound
+from hub.event_data import EVENT_TYPES
 from hub.ids import new_id
 from hub.models import Event, utcnow
 from hub.paging import keyset_page
 from hub.queue.base import enqueue
-from hub.services.events import EVENT_TYPES
 
 #: Statuses a delivery can be retried from.
 FINAL = ("failed", "succeeded")

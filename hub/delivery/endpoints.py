@@ -24,10 +24,10 @@ from hub.delivery.outbound import policy_of
 from hub.delivery.signing import is_valid_secret, new_secret
 from hub.delivery.ssrf import BlockedDestination, check_url
 from hub.errors import NotFound, Unprocessable
+from hub.event_data import EVENT_TYPES
 from hub.http_client import DestinationRefused
 from hub.ids import new_id
 from hub.paging import keyset_page
-from hub.services.events import EVENT_TYPES
 
 #: Seconds the DNS check at creation may take (an unresolvable host is checked at send time).
 DNS_CHECK_TIMEOUT_S = 5.0

@@ -14,11 +14,11 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from hub.context import Hub
+from hub.dbutil import dialect_insert
 from hub.delivery.attempts import (
     Plan,
     make_plan,
@@ -106,8 +106,7 @@ async def fan_out(hub: Hub, session: AsyncSession, payloads: list[dict[str, Any]
 async def insert_many_ignore(session: AsyncSession, values: list[dict[str, Any]]) -> list[str]:
     """Insert deliveries, skipping (endpoint, event) pairs that exist; the ids written."""
     table = Delivery.__table__  # type: ignore[attr-defined]
-    dialect = session.bind.dialect.name if session.bind else "sqlite"
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = dialect_insert(session)
     stmt = (
         insert(table)
         .values(values)

@@ -1,67 +1,108 @@
 """Realistic sample events: what ``/endpoints/{id}/test`` sends and what ``/hooks/sample``
-shows when the hub has not seen an event of that type yet (Zapier needs one to map fields)."""
+shows when the hub has not seen an event of that type yet (Zapier needs one to map fields).
+
+They are built by the same functions as real events (``hub/event_data.py``), so a sample
+has exactly the fields a real event of its type has."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from hub.event_data import (
+    ChannelRef,
+    DeviceRef,
+    endpoint_disabled,
+    envelope,
+    flow_run,
+    sms_received,
+    sms_status,
+)
 from hub.ids import new_id
-from hub.services.events import envelope, iso
+from hub.models import Message
 
-_MESSAGE = {
-    "message_id": "msg_sample000000000000000000",
-    "channel_id": "ch_sample00000000000000000000",
-    "device_id": "dev_sample0000000000000000000",
-    "sim_slot": 0,
-    "segments": 1,
-    "encoding": "GSM-7",
-    "contact_id": "ct_sample00000000000000000000",
+_CHANNEL: ChannelRef = {
+    "id": "ch_sample00000000000000000000",
+    "name": "Shop phone",
+    "connector": "smsgate",
 }
+_DEVICE: DeviceRef = {
+    "id": "dev_sample0000000000000000000",
+    "gateway_id": "sample-gateway-device-id",
+    "name": "Counter phone",
+}
+_CONTACT = "ct_sample00000000000000000000"
+_THEM, _US = "+15550001234", "+15559876543"
+
+
+def _outbound(status: str, at: datetime) -> Message:
+    return Message(
+        id="msg_sample000000000000000000",
+        direction="outbound",
+        channel_id=_CHANNEL["id"],
+        device_id=_DEVICE["id"],
+        sim_slot=0,
+        contact_id=_CONTACT,
+        from_number=_US,
+        to_number=_THEM,
+        body="Welcome! Reply STOP to opt out.",
+        segments=1,
+        encoding="GSM-7",
+        status=status,
+        provider_message_id="sample-provider-id",
+        error="NO_SIGNAL" if status == "failed" else None,
+        created_at=at,
+        updated_at=at,
+    )
 
 
 def sample_data(event_type: str, at: datetime) -> dict[str, Any]:
-    """The ``data`` of a made-up event of ``event_type``."""
-    when = iso(at)
+    """The ``data`` of a made-up event of ``event_type`` (empty for an unknown type)."""
     if event_type == "sms.received":
-        return {
-            **_MESSAGE,
-            "from": "+15550001234",
-            "to": "+15559876543",
-            "body": "JOIN news",
-            "received_at": when,
-        }
+        return dict(
+            sms_received(
+                message_id="msg_sample000000000000000000",
+                sender=_THEM,
+                recipient=_US,
+                body="JOIN news",
+                sim_slot=0,
+                segments=1,
+                encoding="GSM-7",
+                received_at=at,
+                contact_id=_CONTACT,
+                channel=_CHANNEL,
+                device=_DEVICE,
+            )
+        )
     if event_type in ("sms.sent", "sms.delivered", "sms.failed"):
         status = event_type.removeprefix("sms.")
-        return {
-            **_MESSAGE,
-            "direction": "outbound",
-            "status": status,
-            "from": "+15559876543",
-            "to": "+15550001234",
-            "body": "Welcome! Reply STOP to opt out.",
-            "provider_message_id": "sample-provider-id",
-            "error": "NO_SIGNAL" if status == "failed" else None,
-        }
+        message = _outbound(status, at)
+        return dict(sms_status(message, provider_status=status, channel=_CHANNEL, device=_DEVICE))
     if event_type in ("flow.run.completed", "flow.run.failed"):
         failed = event_type.endswith("failed")
-        return {
-            "run_id": "run_sample0000000000000000000",
-            "flow_id": "flow_sample000000000000000000",
-            "flow_version": 1,
-            "status": "failed" if failed else "completed",
-            "error": "HTTP 500" if failed else None,
-            "contact": "+15550001234",
-            "finished_at": when,
-        }
+        return dict(
+            flow_run(
+                run_id="run_sample0000000000000000000",
+                flow_id="flw_sample000000000000000000",
+                flow_version=1,
+                status="failed" if failed else "completed",
+                error="zap: HTTP 500" if failed else None,
+                contact={"phone": _THEM, "opted_out": False, "tags": [], "fields": {}},
+                vars={},
+                finished_at=at,
+            )
+        )
     if event_type == "endpoint.disabled":
-        return {
-            "endpoint_id": "ep_sample00000000000000000000",
-            "url": "https://example.com/webhooks/sms",
-            "reason": "failing for 5 days",
-            "failing_since": when,
-            "disabled_at": when,
-        }
+        return dict(
+            endpoint_disabled(
+                endpoint_id="ep_sample00000000000000000000",
+                url="https://example.com/webhooks/sms",
+                description="CRM",
+                reason="every delivery failed for 5.0 days",
+                failing_since=at - timedelta(days=5),
+                disabled_at=at,
+            )
+        )
     return {}
 
 

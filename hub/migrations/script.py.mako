@@ -11,6 +11,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
+import hub.columns
 import hub.models
 ${imports if imports else ""}
 

@@ -20,20 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.context import Hub
 from hub.dbutil import insert_ignore
-from hub.event_data import EVENT_TYPES, envelope, iso  # TRANSITIONAL re-export
+from hub.event_data import envelope
 from hub.ids import new_id
 from hub.models import Event, utcnow
 from hub.queue.base import enqueue
-
-__all__ = [
-    "DISPATCH_EVENT",
-    "EVENT_TYPES",
-    "dispatch_event",
-    "dispatch_inline",
-    "emit",
-    "envelope",
-    "iso",
-]
 
 log = logging.getLogger("smshub.events")
 

@@ -16,7 +16,6 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -24,6 +23,7 @@ from connectors.base import InboundEvent
 from connectors.segments import segment_info
 from flows.ports import DeviceRef
 from hub.context import ChannelRuntime, Hub, IngestResult
+from hub.dbutil import dialect_insert
 from hub.event_data import channel_ref, envelope, sms_received
 from hub.ids import new_id
 from hub.metrics import EVENTS
@@ -110,19 +110,24 @@ async def ingest_events(
 
 #: Longest provider ids and words the tables keep (a gateway's odd value is cut, not fatal).
 _FIELD_LIMITS = {"provider_message_id": 200, "device_id": 200, "provider_status": 64}
+#: Plausible ranges of a gateway's numbers; a value outside is dropped (the SMS is kept).
+_INT_RANGES = {"sim_slot": range(0, 256), "segments": range(1, 256)}
 
 
 def _sanitized(event: InboundEvent) -> InboundEvent:
-    """A gateway's text fit for any database: NUL replaced by U+FFFD (PostgreSQL text
-    cannot hold it), ids and status words cut to their column sizes."""
+    """A gateway's event fit for any database: NUL replaced by U+FFFD (PostgreSQL text
+    cannot hold it), ids and status words cut to their column sizes, a nonsense SIM slot
+    or part count (past any integer column) forgotten rather than the SMS refused."""
     changes: dict[str, Any] = {}
     for f in dataclasses.fields(event):
         value = getattr(event, f.name)
-        if not isinstance(value, str):
-            continue
-        clean = value.replace("\x00", "\ufffd")[: _FIELD_LIMITS.get(f.name, len(value))]
-        if clean != value:
-            changes[f.name] = clean
+        if isinstance(value, str):
+            clean = value.replace("\x00", "\ufffd")[: _FIELD_LIMITS.get(f.name, len(value))]
+            if clean != value:
+                changes[f.name] = clean
+        elif isinstance(value, int) and f.name in _INT_RANGES and value not in _INT_RANGES[f.name]:
+            log.warning("ignoring %s=%s from a gateway (out of range)", f.name, value)
+            changes[f.name] = None
     return dataclasses.replace(event, **changes) if changes else event
 
 
@@ -223,11 +228,6 @@ def _prepare(
     return received, reports
 
 
-def _insert(session: AsyncSession) -> Any:
-    dialect = session.bind.dialect.name if session.bind else "sqlite"
-    return postgresql.insert if dialect == "postgresql" else sqlite.insert
-
-
 async def _upsert_contacts(
     session: AsyncSession, phones: set[str], now: datetime
 ) -> dict[str, tuple[str, bool]]:
@@ -235,7 +235,7 @@ async def _upsert_contacts(
     if not phones:
         return {}
     table = Contact.__table__  # type: ignore[attr-defined]
-    insert = _insert(session)(table)
+    insert = dialect_insert(session)(table)
     stmt = insert.on_conflict_do_update(
         index_elements=["phone"], set_={"updated_at": insert.excluded.updated_at}
     ).returning(table.c.id, table.c.phone, table.c.opted_out)
@@ -270,7 +270,7 @@ async def _upsert_devices(
     if not slots:
         return {}
     table = Device.__table__  # type: ignore[attr-defined]
-    insert = _insert(session)(table)
+    insert = dialect_insert(session)(table)
     stmt = insert.on_conflict_do_update(
         index_elements=["channel_id", "external_id"],
         set_={"last_seen_at": insert.excluded.last_seen_at},
@@ -326,7 +326,7 @@ async def _insert_received(
     rows = [_event_row(item, contacts, devices, now) for item in received]
     events = Event.__table__  # type: ignore[attr-defined]
     stmt = (
-        _insert(session)(events)
+        dialect_insert(session)(events)
         .on_conflict_do_nothing(index_elements=["channel_id", "dedupe_key"])
         .returning(events.c.id)
     )

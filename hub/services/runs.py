@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col
@@ -12,6 +11,7 @@ from flows import ReplayError, Run, Step
 from hub.context import Hub
 from hub.errors import Conflict, NotFound, Unprocessable
 from hub.models import FlowRun
+from hub.paging import keyset_page, parse_time
 from hub.services.flow_dispatch import announce
 
 
@@ -32,21 +32,16 @@ async def list_runs(
         stmt = stmt.where(col(FlowRun.status) == status)
     if contact:
         stmt = stmt.where(col(FlowRun.contact_phone) == contact.replace(" ", ""))
-    if cursor:
-        stmt = stmt.where(col(FlowRun.created_at) < _cursor_time(cursor))
-    stmt = stmt.order_by(col(FlowRun.created_at).desc(), col(FlowRun.id).desc()).limit(limit + 1)
-    async with hub.db.read() as session:
-        rows = list((await session.execute(stmt)).scalars())
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, (rows[-1].created_at.isoformat() if more and rows else None)
-
-
-def _cursor_time(cursor: str) -> Any:
-    try:
-        return datetime.fromisoformat(cursor)
-    except ValueError as exc:
-        raise Unprocessable("cursor is not a value this API gave out", code="bad_cursor") from exc
+    return await keyset_page(
+        hub.db,
+        stmt,
+        key=col(FlowRun.created_at),
+        limit=limit,
+        cursor=cursor,
+        parse=parse_time,
+        encode=datetime.isoformat,
+        then_by=[col(FlowRun.id)],
+    )
 
 
 async def get_run(hub: Hub, run_id: str) -> tuple[Run, list[Step]]:

@@ -267,6 +267,9 @@ async def test_test_run_of_an_http_triggered_flow(hub: Hub, web: Web) -> None:
         ("/flows/{flow}/test-run", b'{"document": {"name": "x", "nodes": []}, "mode": "x"}', 200),
         ("/flows/test-runs/nope/reply", b'{"text": "hi"}', 422),  # expired or unknown
         ("/flows/test-runs/nope/advance", b'{"seconds": "soon"}', 422),
+        # Past any float: checked before it is converted (was an OverflowError, a 500).
+        ("/flows/test-runs/nope/advance", b'{"seconds": 1' + b"0" * 400 + b"}", 422),
+        ("/flows/test-runs/nope/advance", b'{"seconds": -5}', 422),
         ("/flows/flw_nope/test-run", b"{}", 404),
     ],
 )

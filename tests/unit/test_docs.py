@@ -6,10 +6,12 @@ import json
 import re
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, get_type_hints
 
 from hub import event_data
+from hub.delivery.samples import sample_event
 
 ROOT = Path(__file__).parents[2]
 
@@ -78,3 +80,11 @@ def test_every_event_field_has_a_line_in_the_reference() -> None:
         assert set(get_type_hints(shape)) <= documented, shape.__name__
     for name, ref in NESTED.items():
         assert {f"{name}.{field}" for field in get_type_hints(ref)} <= documented
+
+
+def test_sample_events_have_the_exact_shape_of_real_ones() -> None:
+    """What /endpoints/{id}/test and /hooks/sample send is built like a real event."""
+    at = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+    for type_, shape in EVENT_DATA.items():
+        data = sample_event(type_, at)["data"]
+        assert set(data) == set(get_type_hints(shape)), type_

@@ -181,6 +181,11 @@ def _advance(sid: str, payload: dict[str, Any]) -> Awaitable[Any] | Response[Any
     raw = payload.get("seconds")
     if raw is not None and (isinstance(raw, bool) or not isinstance(raw, int | float)):
         return json_error(422, "validation_error", "seconds must be a number", "seconds")
+    # Compared before float(): a huge integer cannot be converted (NaN fails this too).
+    if raw is not None and not 0 <= raw <= testrun.MAX_ADVANCE_S:
+        return json_error(
+            422, "validation_error", "seconds must be between 0 and 30 days", "seconds"
+        )
     return testrun.advance(sid, float(raw) if raw is not None else None)
 
 

@@ -22,8 +22,8 @@ from hub.delivery.models import Delivery, Endpoint
 from hub.delivery.presets import PRESETS
 from hub.delivery.schemas import EndpointIn, EndpointPatch
 from hub.errors import ApiError
+from hub.event_data import EVENT_TYPES
 from hub.models import Event, utcnow
-from hub.services.events import EVENT_TYPES
 from ui.auth import hub_of, require_user
 from ui.pages import FormErrors, read_form, read_form_lists, render, see_other
 
