@@ -27,6 +27,7 @@ from hub.services.channels import ChannelCache
 from hub.services.flow_runtime import FlowsRuntime
 from hub.services.ingest import IngestWriter
 from hub.settings import Settings, get_settings
+from hub.store import open_store
 from hub.wiring import default_wiring
 
 log = logging.getLogger("smshub")
@@ -40,11 +41,16 @@ def build_hub(settings: Settings, *, wiring: Wiring | None = None) -> Hub:
     key = settings.secret_key or load_or_create_secret_key(settings.var_dir)
     hub = Hub(
         settings=settings,
-        db=Database(settings.effective_database_url),
+        db=Database(
+            settings.effective_database_url, sqlite_synchronous=settings.sqlite_synchronous
+        ),
         box=SecretBox(key),
         http=AiohttpClient(),
     )
     hub.wiring = wiring or default_wiring()
+    hub.store = open_store(
+        settings.effective_database_url, sqlite_synchronous=settings.sqlite_synchronous
+    )
     hub.channels = ChannelCache(hub)
     hub.ingest = IngestWriter(hub)
     hub.flows = FlowsRuntime(hub)
@@ -73,11 +79,12 @@ def create_app(
         try:
             yield
         finally:
-            if run_queue:
-                await runtime.queue.stop()
-            await runtime.http.close()
             if hub is None:
-                await runtime.db.dispose()
+                await runtime.close()
+            else:  # the caller owns the hub and closes it
+                if run_queue:
+                    await runtime.queue.stop()
+                await runtime.http.close()
 
     return Litestar(
         route_handlers=[

@@ -34,8 +34,7 @@ async def _with_hub(settings: Settings, action: Callable[[Any], Awaitable[int]])
     try:
         return await action(hub)
     finally:
-        await hub.http.close()
-        await hub.db.dispose()
+        await hub.close()
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:

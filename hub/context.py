@@ -26,6 +26,7 @@ from hub.throttle import LoginThrottle
 
 if TYPE_CHECKING:  # the package hub.delivery imports this module
     from hub.delivery.gate import EndpointGate
+    from hub.queue.base import Lease
 
 #: A job: the hub plus the job row's arguments (ids, never objects). Must be idempotent.
 JobFunc = Callable[..., Awaitable[None]]
@@ -102,11 +103,35 @@ class JobQueue(Protocol):
     def notify(self) -> None:
         """Tell the engine new rows were committed (wake workers / push to Redis)."""
 
+    def lease(self) -> Lease | None:
+        """A lease for due jobs this process's own workers take at once (None: they are
+        left to polling, or to another process)."""
+
     async def start(self) -> None:
         """Start processing (workers, sweepers)."""
 
     async def stop(self) -> None:
         """Stop processing; running jobs finish or are left to their lease."""
+
+
+class Store(Protocol):
+    """The hot path's storage (``hub.store``): units of work, group-committed."""
+
+    @property
+    def dialect(self) -> str:
+        """ "sqlite" or "postgresql"."""
+
+    async def write(self, unit: Any) -> Any:
+        """Run a unit in the next write batch; its value once the batch is durable."""
+
+    async def read(self, unit: Any) -> Any:
+        """Run a read-only unit."""
+
+    def on_commit(self, listener: Callable[[list[Any]], None]) -> None:
+        """Call ``listener`` with the notes of every committed batch."""
+
+    async def close(self) -> None:
+        """Finish what is queued, then let go of the database."""
 
 
 class FlowEngine(Protocol):
@@ -135,6 +160,7 @@ class Hub:
     """
 
     wiring: Wiring
+    store: Store
     queue: JobQueue
     channels: ChannelLookup
     ingest: IngestPort
@@ -155,3 +181,10 @@ class Hub:
         self.login_throttle = LoginThrottle(settings.login_attempts_per_min)
         #: Set once any account is known to exist (accounts are never deleted from the UI).
         self.users_exist = False
+
+    async def close(self) -> None:
+        """Stop the queue, then let go of HTTP pools, the store and the database."""
+        await self.queue.stop()
+        await self.http.close()
+        await self.store.close()
+        await self.db.dispose()

@@ -1,8 +1,10 @@
 """Database engine and transactions.
 
-SQLite (the embedded default) gets WAL mode, a busy timeout, and one dedicated writer
-connection whose transactions start with ``BEGIN IMMEDIATE``: writers queue in-process
-instead of failing with "database is locked" halfway through. PostgreSQL uses one pool.
+SQLite (the embedded default) gets WAL mode, a busy timeout, ``synchronous=FULL`` unless
+configured otherwise, and one dedicated writer connection whose transactions start with
+``BEGIN IMMEDIATE``: writers queue in-process instead of failing with "database is
+locked" halfway through. PostgreSQL uses one pool. This is the ORM's side, for the
+schema and the cold paths; the hot path writes through ``hub.store``.
 """
 
 from __future__ import annotations
@@ -24,18 +26,23 @@ from sqlalchemy.ext.asyncio import (
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite would defer it).
-    dbapi_conn.isolation_level = None
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.close()
+def _sqlite_pragmas(synchronous: str) -> Any:
+    def on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite would defer it).
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute(f"PRAGMA synchronous={synchronous}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    return on_connect
 
 
-def _make_engine(url: str, *, immediate: bool, pool_size: int | None) -> AsyncEngine:
+def _make_engine(
+    url: str, *, immediate: bool, pool_size: int | None, synchronous: str = "FULL"
+) -> AsyncEngine:
     kwargs: dict[str, Any] = {}
     if pool_size is not None:
         kwargs["pool_size"] = pool_size
@@ -43,7 +50,7 @@ def _make_engine(url: str, *, immediate: bool, pool_size: int | None) -> AsyncEn
     engine = create_async_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         begin_sql = "BEGIN IMMEDIATE" if immediate else "BEGIN"
-        sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas(synchronous))
 
         def _begin(conn: sa.Connection) -> None:
             conn.exec_driver_sql(begin_sql)
@@ -55,13 +62,14 @@ def _make_engine(url: str, *, immediate: bool, pool_size: int | None) -> AsyncEn
 class Database:
     """The hub's engines and session factories."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, sqlite_synchronous: str = "FULL") -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
             _ensure_sqlite_dir(url)
-            self.engine = _make_engine(url, immediate=False, pool_size=8)
-            self.write_engine = _make_engine(url, immediate=True, pool_size=1)
+            sync = sqlite_synchronous
+            self.engine = _make_engine(url, immediate=False, pool_size=8, synchronous=sync)
+            self.write_engine = _make_engine(url, immediate=True, pool_size=1, synchronous=sync)
         else:
             self.engine = _make_engine(url, immediate=False, pool_size=20)
             self.write_engine = self.engine

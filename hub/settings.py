@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -20,6 +21,9 @@ class Settings(BaseSettings):
     """Where the embedded database and the generated secret key live."""
     database_url: str = ""
     """SQLAlchemy async URL; empty means SQLite at ``<var_dir>/smshub.db``."""
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    """SQLite fsync policy: FULL (default) fsyncs every commit, so an acknowledged webhook
+    survives a power cut; NORMAL survives a crash of the process only."""
     redis_url: str = ""
     """Redis URL for the arq queue; empty means the inline (database) queue."""
     secret_key: str = ""

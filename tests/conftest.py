@@ -159,9 +159,7 @@ async def hub(
     """A hub on a clean database; jobs run only when the test drains the queue."""
     runtime = build_hub(make_settings(tmp_path, database_url, **settings_overrides))
     yield runtime
-    await runtime.queue.stop()
-    await runtime.http.close()
-    await runtime.db.dispose()
+    await runtime.close()
 
 
 @pytest.fixture

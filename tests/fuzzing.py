@@ -103,8 +103,7 @@ def hub_rig(
         yield rig
     finally:
         runner.run(client.aclose())
-        runner.run(hub.http.close())
-        runner.run(hub.db.dispose())
+        runner.run(hub.close())
         runner.close()
 
 

@@ -23,7 +23,9 @@ from arq.worker import func
 
 from hub.context import Hub
 from hub.models import Job, utcnow
+from hub.queue.base import JOB_NOTE
 from hub.queue.runner import JobRunner, PeriodicClock
+from hub.store import Note
 
 log = logging.getLogger("smshub.queue")
 
@@ -60,10 +62,19 @@ class ArqQueue:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        hub.store.on_commit(self._committed)
 
     def notify(self) -> None:
         """Rows were committed: push them soon."""
         self._wake.set()
+
+    def lease(self) -> None:
+        """Jobs always go through Redis here: none is taken in memory."""
+        return None
+
+    def _committed(self, notes: list[Note]) -> None:
+        if any(n.kind == JOB_NOTE for n in notes):
+            self._wake.set()
 
     async def start(self) -> None:
         """Connect to Redis and start pushing."""

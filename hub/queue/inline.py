@@ -1,14 +1,31 @@
-"""The embedded queue engine: jobs in the database, run by asyncio tasks with leases."""
+"""The embedded queue engine: jobs in the database, run by asyncio tasks with leases.
+
+A due job written by this process while its workers run is written already leased to
+them (:func:`hub.queue.base.enqueue_job` with :meth:`InlineQueue.lease`) and handed over
+in memory once its transaction commits — no poll, no claim round trip. Everything else
+(delayed jobs, retries, jobs of another process, jobs a crash left behind) is found by
+polling and claimed with a lease. The table stays the outbox and the recovery path.
+
+With SQLite, the process whose workers hold the database's lock file is the only one
+running jobs: on start it takes back at once every job a previous, dead process had
+leased, instead of waiting out the leases (a second process finds the lock taken and
+keeps to the leases, as with PostgreSQL).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import fcntl
 import logging
+import os
 from typing import Any
 
 from hub.context import Hub
+from hub.queue.base import JOB_NOTE, JobNote, JobRow, Lease
 from hub.queue.runner import JobRunner, PeriodicClock, backoff_s
+from hub.store import Note
 
 log = logging.getLogger("smshub.queue")
 
@@ -26,19 +43,36 @@ class InlineQueue:
         self._wake = asyncio.Event()
         self._main: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[None]] = set()
+        #: Jobs leased to this process, waiting for a free worker.
+        self._ready: collections.deque[JobRow] = collections.deque()
         self._stopping = False
+        self._accepting = False
+        self._lock: int | None = None
+        hub.store.on_commit(self._committed)
 
     def notify(self) -> None:
         """Wake the poller: rows were committed."""
         self._wake.set()
 
+    def lease(self) -> Lease | None:
+        """Where new due jobs go: straight to this process's workers while they run."""
+        if not self._accepting:
+            return None
+        return Lease(self.runner.worker_id, self.runner.lease_until())
+
     async def start(self) -> None:
-        """Start the poller task."""
+        """Start the poller task (and take over a dead predecessor's jobs)."""
         self._stopping = False
+        if self.concurrency > 0 and self._take_lock():
+            released = await self.runner.release_dead_leases()
+            if released:
+                log.info("resuming %d jobs a previous process had leased", released)
+        self._accepting = self.concurrency > 0
         self._main = asyncio.create_task(self.main(), name="smshub-inline-queue")
 
     async def stop(self) -> None:
         """Stop polling and wait briefly for running jobs."""
+        self._accepting = False
         self._stopping = True
         self._wake.set()
         if self._main is not None:
@@ -46,12 +80,18 @@ class InlineQueue:
             self._main = None
         if self._running:
             await asyncio.wait(self._running, timeout=5)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.runner.flushed(), 5)
+        if self._lock is not None:
+            os.close(self._lock)  # releases the flock
+            self._lock = None
 
     async def main(self, *, burst: bool = False) -> None:
         """Poll, claim and run jobs until stopped (or, with ``burst``, until idle)."""
         while not self._stopping:
             claimed = await self._poll_iteration()
-            if burst and not claimed and not self._running and not await self.runner.has_due():
+            if burst and not claimed and self._idle() and not await self.runner.has_due():
+                await self.runner.flushed()
                 return
             if claimed == 0:
                 await self._sleep()
@@ -60,18 +100,62 @@ class InlineQueue:
         """Run until no job is due or running (tests)."""
         await asyncio.wait_for(self.main(burst=True), timeout)
 
+    def _take_lock(self) -> bool:
+        """True when this process is now the only one running jobs on an SQLite file."""
+        path = getattr(self.hub.store, "path", None)
+        if self.hub.store.dialect != "sqlite" or not path:
+            return False
+        if self._lock is None:
+            fd = os.open(f"{path}.workers.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                log.info("another process runs jobs on %s; leases guard them", path)
+                return False
+            self._lock = fd  # held while this queue runs
+        return True
+
+    def _idle(self) -> bool:
+        return not self._running and not self._ready
+
     async def _sleep(self) -> None:
         """Wait for a wake-up, a finished job or the poll interval."""
         self._wake.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), self.hub.settings.job_poll_s)
 
+    def _committed(self, notes: list[Note]) -> None:
+        """After a commit: take the jobs leased to us; wake the poller for the others."""
+        wake = False
+        for item in notes:
+            if item.kind != JOB_NOTE:
+                continue
+            job: JobNote = item.value
+            if job.row is not None and self._accepting:
+                self._ready.append(job.row)
+            else:
+                wake = True
+        self._start_ready()
+        if wake:
+            self._wake.set()
+
+    def _start_ready(self) -> None:
+        while self._ready and len(self._running) < self.concurrency:
+            self._spawn(self._ready.popleft())
+
+    def _spawn(self, row: JobRow) -> None:
+        task = asyncio.create_task(self.runner.run(row))
+        self._running.add(task)
+        task.add_done_callback(self._finished)
+
     async def _poll_iteration(self) -> int:
         """Queue due periodic jobs, then claim as many due jobs as there are free slots."""
         if self.concurrency <= 0:
             return 0  # HTTP only: another process runs the jobs
         await self.periodic.tick()
-        free = self.concurrency - len(self._running)
+        self._start_ready()
+        free = self.concurrency - len(self._running) - len(self._ready)
         if free <= 0:
             return 0
         try:
@@ -83,14 +167,10 @@ class InlineQueue:
             log.exception("claiming jobs failed")
             return 0
         for row in jobs:
-            task = asyncio.create_task(self._run(row))
-            self._running.add(task)
-            task.add_done_callback(self._finished)
+            self._spawn(row)
         return len(jobs)
 
-    async def _run(self, row: Any) -> None:
-        await self.runner.run(row)
-
-    def _finished(self, task: asyncio.Task[None]) -> None:
+    def _finished(self, task: asyncio.Task[Any]) -> None:
         self._running.discard(task)
+        self._start_ready()
         self._wake.set()

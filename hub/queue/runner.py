@@ -2,32 +2,35 @@
 
 A job row is claimed by one worker at a time (status ``running`` with a lease); when the
 lease expires (a crashed worker) another may claim it again, which is why job functions
-must be idempotent. The outcome is written back: done (row deleted), retry later, or dead.
+must be idempotent. The outcome is written back through the store (``hub.store``): done
+(the row is deleted — finished jobs are collected and deleted together, one unit for all
+that finished meanwhile), retry later, or dead. A job that finished but whose delete had
+not committed when the process died simply runs once more.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import random
 import time
 import traceback
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
-
-import sqlalchemy as sa
 
 from hub.context import Hub
 from hub.metrics import JOB_SECONDS, JOBS
-from hub.models import Job, utcnow
-from hub.queue.base import Retry, enqueue
+from hub.models import utcnow
+from hub.queue.base import JobRow, Retry, enqueue_job
+from hub.store import Unit, as_json, execute, fetch_all, fetch_value, placeholders
 
 log = logging.getLogger("smshub.queue")
 
 #: Longest wait between retries of a failing job.
 MAX_BACKOFF_S = 300.0
-
-_JOBS = Job.__table__  # type: ignore[attr-defined]
+#: Finished jobs deleted by one statement at most.
+DELETE_CHUNK = 500
 
 
 def backoff_s(attempt: int) -> float:
@@ -36,16 +39,21 @@ def backoff_s(attempt: int) -> float:
     return base * random.uniform(0.8, 1.2)
 
 
-def claimable(now: Any) -> Any:
-    """Rows a worker may take: pending and due, or running with an expired lease."""
-    return sa.or_(
-        sa.and_(_JOBS.c.status == "pending", _JOBS.c.run_at <= now),
-        sa.and_(_JOBS.c.status == "running", _JOBS.c.lease_until < now),
-    )
+#: Rows a worker may take: pending and due, or running with an expired lease that is not
+#: its own (a job leased to this worker is in its memory and will run).
+_CLAIMABLE = (
+    "((status = 'pending' AND run_at <= ?) OR "
+    "(status = 'running' AND lease_until < ? AND (locked_by IS NULL OR locked_by <> ?)))"
+)
 
 
 class UnknownJob(LookupError):
     """A job row names a job the wiring does not list."""
+
+
+def _job_row(found: tuple[Any, ...]) -> JobRow:
+    job_id, name, args, attempts, max_attempts = found
+    return JobRow(job_id, name, as_json(args), int(attempts), int(max_attempts))
 
 
 class JobRunner:
@@ -54,47 +62,48 @@ class JobRunner:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
         self.worker_id = f"{os.uname().nodename}:{os.getpid()}:{id(self):x}"
+        self._finished: list[str] = []
+        self._flushing: asyncio.Task[None] | None = None
 
-    async def claim(self, limit: int, *, job_id: str | None = None) -> list[Any]:
+    def lease_until(self) -> datetime:
+        """The end of a lease taken now."""
+        return utcnow() + timedelta(seconds=self.hub.settings.job_lease_s)
+
+    async def claim(self, limit: int, *, job_id: str | None = None) -> list[JobRow]:
         """Take up to ``limit`` claimable rows (or exactly ``job_id`` if it is claimable)."""
+        return list(await self.hub.store.write(self._claim(limit, job_id)))
+
+    def _claim(self, limit: int, job_id: str | None) -> Unit[list[JobRow]]:
         now = utcnow()
-        lease = now + timedelta(seconds=self.hub.settings.job_lease_s)
-        pick = sa.select(_JOBS.c.id).where(claimable(now))
+        where, params = _CLAIMABLE, [now, now, self.worker_id]
         if job_id is not None:
-            pick = pick.where(_JOBS.c.id == job_id)
-        pick = pick.order_by(_JOBS.c.run_at).limit(limit)
-        if self.hub.db.dialect == "postgresql":
-            pick = pick.with_for_update(skip_locked=True)
-        stmt = (
-            sa.update(_JOBS)
-            .where(_JOBS.c.id.in_(pick.scalar_subquery()))
-            .values(
-                status="running",
-                attempts=_JOBS.c.attempts + 1,
-                lease_until=lease,
-                locked_by=self.worker_id,
-            )
-            .returning(
-                _JOBS.c.id, _JOBS.c.name, _JOBS.c.args, _JOBS.c.attempts, _JOBS.c.max_attempts
-            )
+            where, params = f"{where} AND id = ?", [*params, job_id]
+        pick = f"SELECT id FROM jobs WHERE {where} ORDER BY run_at LIMIT ?"
+        if self.hub.store.dialect == "postgresql":
+            pick += " FOR UPDATE SKIP LOCKED"
+        rows = yield from fetch_all(
+            "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_until = ?, "
+            f"locked_by = ? WHERE id IN ({pick}) "
+            "RETURNING id, name, args, attempts, max_attempts",
+            (self.lease_until(), self.worker_id, *params, limit),
         )
-        async with self.hub.db.write() as session:
-            result = await session.execute(stmt)
-            return list(result.all())
+        return [_job_row(r) for r in rows]
 
     async def has_due(self, *, include_expired: bool = False) -> bool:
         """Whether a job is due (pending and due, or running; with ``include_expired``,
-        only running jobs whose lease has expired count)."""
+        only running jobs whose lease has expired — and are not this worker's — count)."""
         now = utcnow()
-        due = sa.and_(_JOBS.c.status == "pending", _JOBS.c.run_at <= now)
-        running = _JOBS.c.status == "running"
+        params: tuple[Any, ...]
         if include_expired:
-            running = sa.and_(running, _JOBS.c.lease_until < now)
-        async with self.hub.db.read() as session:
-            stmt = sa.select(_JOBS.c.id).where(sa.or_(due, running)).limit(1)
-            return (await session.execute(stmt)).first() is not None
+            where, params = _CLAIMABLE, (now, now, self.worker_id)
+        else:
+            where, params = "(status = 'pending' AND run_at <= ?) OR status = 'running'", (now,)
+        found = await self.hub.store.read(
+            fetch_value(f"SELECT id FROM jobs WHERE {where} LIMIT 1", params)
+        )
+        return found is not None
 
-    async def run(self, row: Any) -> None:
+    async def run(self, row: JobRow) -> None:
         """Run one claimed job and record the outcome."""
         started = time.perf_counter()
         try:
@@ -112,7 +121,7 @@ class JobRunner:
                 await self._reschedule(row, backoff_s(row.attempts), error, count_attempt=True)
         else:
             JOBS.labels(row.name, "done").inc()
-            await self._complete(row)
+            self._complete(row)
         finally:
             JOB_SECONDS.labels(row.name).observe(time.perf_counter() - started)
 
@@ -125,39 +134,66 @@ class JobRunner:
             raise UnknownJob(f"no job named {name!r} in this process's wiring")
         await func(self.hub, **args)
 
-    async def _complete(self, row: Any) -> None:
-        async with self.hub.db.write() as session:
-            await session.execute(
-                sa.delete(_JOBS).where(_JOBS.c.id == row.id, _JOBS.c.locked_by == self.worker_id)
+    def _complete(self, row: JobRow) -> None:
+        """Delete the row soon, together with every other job that finished meanwhile."""
+        self._finished.append(row.id)
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.create_task(self._flush(), name="smshub-finished-jobs")
+
+    async def _flush(self) -> None:
+        while self._finished:
+            done, self._finished = self._finished, []
+            try:
+                await self.hub.store.write(self._delete(done))
+            except Exception:  # they run once more after a restart; idempotent by contract
+                log.exception("deleting %d finished jobs failed", len(done))
+
+    def _delete(self, ids: list[str]) -> Unit[None]:
+        for start in range(0, len(ids), DELETE_CHUNK):
+            chunk = ids[start : start + DELETE_CHUNK]
+            yield from execute(
+                f"DELETE FROM jobs WHERE locked_by = ? AND id IN ({placeholders(len(chunk))})",
+                (self.worker_id, *chunk),
             )
 
-    async def _reschedule(self, row: Any, delay: float, error: str, *, count_attempt: bool) -> None:
-        values: dict[str, Any] = {
-            "status": "pending",
-            "run_at": utcnow() + timedelta(seconds=delay),
-            "lease_until": None,
-            "locked_by": None,
-            "last_error": error[:2000],
-            # A new run time is a new arq job: the pusher sends it again.
-            "enqueued_at": None,
-        }
-        if not count_attempt:
-            values["attempts"] = _JOBS.c.attempts - 1
-        async with self.hub.db.write() as session:
-            await session.execute(
-                sa.update(_JOBS)
-                .where(_JOBS.c.id == row.id, _JOBS.c.locked_by == self.worker_id)
-                .values(**values)
-            )
+    async def flushed(self) -> None:
+        """Wait until every finished job's row is deleted (tests, shutdown)."""
+        while self._flushing is not None and not self._flushing.done():
+            await asyncio.shield(self._flushing)
 
-    async def _bury(self, row: Any, error: str) -> None:
+    async def _reschedule(
+        self, row: JobRow, delay: float, error: str, *, count_attempt: bool
+    ) -> None:
+        # A new run time is a new arq job: enqueued_at is cleared so the pusher sends it.
+        attempts = "attempts" if count_attempt else "attempts - 1"
+        await self.hub.store.write(
+            execute(
+                "UPDATE jobs SET status = 'pending', run_at = ?, lease_until = NULL, "
+                f"locked_by = NULL, last_error = ?, enqueued_at = NULL, attempts = {attempts} "
+                "WHERE id = ? AND locked_by = ?",
+                (utcnow() + timedelta(seconds=delay), error[:2000], row.id, self.worker_id),
+            )
+        )
+
+    async def _bury(self, row: JobRow, error: str) -> None:
         log.error("job %s %s is dead after %s attempts: %s", row.name, row.id, row.attempts, error)
-        async with self.hub.db.write() as session:
-            await session.execute(
-                sa.update(_JOBS)
-                .where(_JOBS.c.id == row.id)
-                .values(status="dead", lease_until=None, last_error=error[:2000])
+        await self.hub.store.write(
+            execute(
+                "UPDATE jobs SET status = 'dead', lease_until = NULL, last_error = ? WHERE id = ?",
+                (error[:2000], row.id),
             )
+        )
+
+    async def release_dead_leases(self) -> int:
+        """Make every running job claimable now (only when no other worker can be alive:
+        the embedded default's one process, after a restart); how many there were."""
+        found = await self.hub.store.write(
+            execute(
+                "UPDATE jobs SET status = 'pending', lease_until = NULL, locked_by = NULL "
+                "WHERE status = 'running'"
+            )
+        )
+        return int(found.rowcount)
 
 
 class PeriodicClock:
@@ -175,12 +211,15 @@ class PeriodicClock:
         if not due:
             return False
         try:
-            async with self.hub.db.write() as session:
-                for name in due:
-                    await enqueue(session, name, {}, key=f"periodic:{name}")
+            await self.hub.store.write(self._enqueue(due))
         except Exception:
             log.exception("queueing periodic jobs failed")
             return False
         for name in due:
             self._due[name] = now + periodic[name]
         return True
+
+    @staticmethod
+    def _enqueue(names: list[str]) -> Unit[None]:
+        for name in names:
+            yield from enqueue_job(name, {}, key=f"periodic:{name}")

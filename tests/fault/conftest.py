@@ -25,5 +25,4 @@ def servers() -> Iterator[list[Server]]:
 async def setup_hub(tmp_path: Path, database_url: str) -> AsyncIterator[Hub]:
     hub = build_hub(make_settings(tmp_path, database_url))
     yield hub
-    await hub.http.close()
-    await hub.db.dispose()
+    await hub.close()

@@ -34,8 +34,7 @@ def _rows(model: type, tmp_path: Path) -> list[object]:
             async with hub.db.read() as session:
                 return list((await session.execute(sa.select(model))).scalars())
         finally:
-            await hub.http.close()
-            await hub.db.dispose()
+            await hub.close()
 
     return asyncio.run(read())
 
@@ -101,8 +100,7 @@ def test_first_start_creates_simulator_and_publishes_join(env: Path) -> None:
             await bootstrap(hub)
             await bootstrap(hub)  # a restart adds nothing
         finally:
-            await hub.http.close()
-            await hub.db.dispose()
+            await hub.close()
 
     asyncio.run(start_twice())
     [flow] = _rows(Flow, env)

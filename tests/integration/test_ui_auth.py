@@ -343,7 +343,6 @@ def test_cli_user_create(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
             assert list(emails) == ["ops@example.com"]
             return old is not None, new is not None
         finally:
-            await hub.http.close()
-            await hub.db.dispose()
+            await hub.close()
 
     assert asyncio.run(check()) == (False, True)

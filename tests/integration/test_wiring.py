@@ -58,9 +58,7 @@ async def wired_hub(tmp_path: Path, database_url: str) -> AsyncIterator[Hub]:
     hub = build_hub(make_settings(tmp_path, database_url), wiring=wiring)
     CALLS.clear()
     yield hub
-    await hub.queue.stop()
-    await hub.http.close()
-    await hub.db.dispose()
+    await hub.close()
 
 
 async def test_a_listed_job_runs_and_an_unlisted_one_does_not(wired_hub: Hub) -> None:
