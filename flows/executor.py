@@ -9,10 +9,15 @@ What a run reads from its event is in :mod:`flows.events`.
 
 Calling :meth:`Executor.advance` again is always safe; so is calling it from two workers
 at once: saves are compare-and-swap on ``Run.revision``, the loser sees
-:class:`StaleRunError` and stops. A timer is requested after the wait is saved, and
-``advance`` on a waiting run requests it again (idempotent per token), so a crash between
-the two loses nothing. A reply handed over again (its dispatch job re-ran after a crash)
-is known by its event id and not taken twice; a timer whose wait is over changes nothing.
+:class:`StaleRunError`, drops what it had not saved and stops. A run is saved at its
+durable points only (before an effect, when it waits, when it ends: see
+:mod:`flows.stepping`), so a keyword run that posts to a hook and replies costs three
+store writes. A timer is requested after the wait is saved, and ``advance`` on a waiting
+run requests it again (idempotent per token), so a crash between the two loses nothing.
+A reply or timer is taken in memory and saved with what follows it; if the process dies
+first, the run is still waiting when the job runs again. A reply handed over again (its
+dispatch job re-ran after a crash) is known by its event id and not taken twice; a timer
+whose wait is over changes nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
+from flows.configs import ConfigCache
 from flows.events import bare_contact, contact_phone_of, event_id, inbound_of, reply_fields
 from flows.expressions import Renderer
 from flows.nodes._common import normalize_phone
@@ -35,7 +41,7 @@ from flows.ports import (
     StaleRunError,
     sms_data,
 )
-from flows.runbook import FlowNotFoundError, RunNotFoundError
+from flows.runbook import FlowNotFoundError, RunNotFoundError, Walk
 from flows.runs import Run, Step
 from flows.stepping import StepMachine
 
@@ -85,6 +91,7 @@ class Executor(StepMachine):
         self.step_limit = step_limit
         self._new_run_id = new_run_id or (lambda: f"run_{uuid.uuid4().hex}")
         self._flow_cache = {}
+        self._configs = ConfigCache()
 
     # -- entry points ------------------------------------------------------------------
 
@@ -103,7 +110,9 @@ class Executor(StepMachine):
         """Create a run of ``flow_id`` pinned to ``version`` and (by default) advance it.
 
         Pass a deterministic ``run_id`` (e.g. from the event id) to make dispatch
-        idempotent: starting the same run twice returns the existing one."""
+        idempotent: starting the same run twice continues and returns the existing one.
+        With ``advance`` the run is stored at its first durable point, with every step up
+        to it (one ``create_run``); without, it is stored at once with its first step."""
         flow = await self._flow(flow_id, version)
         node = self._trigger_node(flow, trigger_node_id)
         now = self.clock.now()
@@ -121,30 +130,30 @@ class Executor(StepMachine):
             inbound=inbound_of(trigger),
             replay_of=replay_of,
         )
-        first = self._new_step(run, node, attempt=1)
+        walk = Walk(run, stored=False)
+        self._stage(walk, [self._new_step(run, node, attempt=1)])
         try:
-            await self.store.create_run(run, [first])
+            if not advance:
+                await self._flush(walk)
+                return run
+            return await self._drive(walk)
         except RunExistsError:
-            existing = await self._load(run.id)
-            return await self.advance(existing.id) if advance else existing
-        return await self.advance(run.id) if advance else run
+            # Another worker (or an earlier try of this dispatch) has the run: what this
+            # walk did was pure (it stops before any effect), so drop it and go on there.
+            return await self.advance(run.id) if advance else await self._load(run.id)
+        except StaleRunError:
+            return await self._load(run.id)
 
     async def advance(self, run_id: str) -> Run:
         """Execute steps until the run waits or ends; safe to call at any time, repeatedly."""
-        run = await self._load(run_id)
-        while True:
-            if run.status == "waiting":
-                # Just entered the wait, or called again after a crash that may have come
-                # between saving the wait and requesting its timer: (re)arm, idempotently.
-                await self._arm(run)
-                return run
-            if run.status != "running":
-                return run
-            try:
-                run = await self._step(run)
-            except StaleRunError:
-                # Another worker is moving this run; it will carry on from here.
-                return await self._load(run_id)
+        return await self._carry_on(Walk(await self._load(run_id)))
+
+    async def _carry_on(self, walk: Walk) -> Run:
+        try:
+            return await self._drive(walk)
+        except StaleRunError:
+            # Another worker is moving this run; it will carry on from here.
+            return await self._load(walk.run.id)
 
     async def deliver_reply(self, run_id: str, event: Mapping[str, Any]) -> bool:
         """Hand an inbound SMS to a run waiting for a reply; False if it is not waiting
@@ -156,7 +165,7 @@ class Executor(StepMachine):
                 # A redelivery of a reply this run already took (the dispatch job ran
                 # again after a crash): make sure the run carries on, take nothing.
                 if run.status == "running":
-                    await self.advance(run_id)
+                    await self._carry_on(Walk(run))
                 return True
             wait = run.wait
             if run.status != "waiting" or wait is None or wait.kind != "reply":
@@ -166,7 +175,8 @@ class Executor(StepMachine):
             phone = normalize_phone(str(sender or ""))
             if wait.contact_phone and phone != normalize_phone(wait.contact_phone):
                 return False
-            step = await self._get_step(run, wait.step_seq)
+            walk = Walk(run)
+            step = await self._step_of(walk, wait.step_seq)
             output = {
                 **(step.output or {}),
                 **reply_fields(data),
@@ -176,11 +186,13 @@ class Executor(StepMachine):
             run.inbound = inbound_of(event) or run.inbound
             if seen_id is not None:
                 run.seen_events = [*run.seen_events, seen_id][-_SEEN_EVENTS:]
+            await self._leave_wait(walk, step, wait.reply_port, output)
             try:
-                await self._leave_wait(run, step, wait.reply_port, output)
+                await self._drive(walk)
             except StaleRunError:
-                continue
-            await self.advance(run_id)
+                if not walk.saves:
+                    continue  # someone moved the run before the reply was saved: look again
+                # Saved, and then another worker moved the run on: it carries on.
             return True
         return False
 
@@ -193,19 +205,21 @@ class Executor(StepMachine):
             if run.status != "waiting" or wait is None or wait.token != token:
                 # Stale. If the run is mid-flight (this timer job ran again after a crash
                 # that followed its save), finishing the walk is all that is left to do.
-                return await self.advance(run_id) if run.status == "running" else run
+                return await self._carry_on(Walk(run)) if run.status == "running" else run
+            walk = Walk(run)
+            if wait.kind == "retry":
+                await self._end_backoff(walk, wait)
+            else:
+                step = await self._step_of(walk, wait.step_seq)
+                output = dict(step.output or {})
+                if wait.kind == "reply":
+                    output["timed_out"] = True
+                await self._leave_wait(walk, step, wait.timeout_port, output)
             try:
-                if wait.kind == "retry":
-                    await self._end_backoff(run, wait)
-                else:
-                    step = await self._get_step(run, wait.step_seq)
-                    output = dict(step.output or {})
-                    if wait.kind == "reply":
-                        output["timed_out"] = True
-                    await self._leave_wait(run, step, wait.timeout_port, output)
+                return await self._drive(walk)
             except StaleRunError:
-                continue
-            return await self.advance(run_id)
+                if walk.saves:
+                    return await self._load(run_id)  # another worker carries on
         return await self._load(run_id)
 
     async def cancel(self, run_id: str, reason: str = "cancelled") -> Run:

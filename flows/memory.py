@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from flows.nodes._common import normalize_phone
 from flows.ports import (
@@ -36,6 +36,7 @@ __all__ = [
     "InMemoryRunStore",
     "InMemoryScheduler",
     "SentSms",
+    "copy_record",
 ]
 
 #: Where fake clocks start: a fixed, timezone-aware instant, so test output is stable.
@@ -66,54 +67,59 @@ class FakeClock:
 
 
 class InMemoryRunStore:
-    """RunStore in dicts; copies on the way in and out, as a database would."""
+    """RunStore in dicts; copies on the way in and out, as a database would.
+
+    The copies are deep (nothing a caller holds is shared with the store) but made for
+    what records hold (dicts, lists and immutable scalars) rather than by
+    :func:`copy.deepcopy`. Waiting runs are indexed by phone, so
+    :meth:`find_waiting_run` does not scan every run; write runs through the port only.
+    """
 
     def __init__(self) -> None:
         self.runs: dict[str, Run] = {}
         self.steps: dict[str, dict[int, Step]] = {}
+        #: normalized phone -> ids of runs whose stored wait is a reply wait for it.
+        self._waiting: dict[str, set[str]] = {}
 
     async def create_run(self, run: Run, steps: Sequence[Step]) -> None:
         """Insert a new run and its first steps."""
         if run.id in self.runs:
             raise RunExistsError(run.id)
-        self.runs[run.id] = copy.deepcopy(run)
-        self.steps[run.id] = {step.seq: copy.deepcopy(step) for step in steps}
+        self._put(copy_record(run))
+        self.steps[run.id] = {step.seq: copy_record(step) for step in steps}
 
     async def get_run(self, run_id: str) -> Run | None:
         """A copy of the stored run."""
         run = self.runs.get(run_id)
-        return copy.deepcopy(run) if run is not None else None
+        return copy_record(run) if run is not None else None
 
     async def save_run(self, run: Run, steps: Sequence[Step] = ()) -> None:
         """Compare-and-swap on revision, then store run and steps together."""
         stored = self.runs.get(run.id)
         if stored is None or stored.revision != run.revision:
             raise StaleRunError(run.id)
-        saved = copy.deepcopy(run)
+        saved = copy_record(run)
         saved.revision += 1
-        self.runs[run.id] = saved
+        self._put(saved)
         for step in steps:
-            self.steps[run.id][step.seq] = copy.deepcopy(step)
+            self.steps[run.id][step.seq] = copy_record(step)
 
     async def get_step(self, run_id: str, seq: int) -> Step | None:
         """A copy of one step."""
         step = self.steps.get(run_id, {}).get(seq)
-        return copy.deepcopy(step) if step is not None else None
+        return copy_record(step) if step is not None else None
 
     async def list_steps(self, run_id: str) -> list[Step]:
         """Copies of all steps, in order."""
-        return [copy.deepcopy(s) for _, s in sorted(self.steps.get(run_id, {}).items())]
+        return [copy_record(s) for _, s in sorted(self.steps.get(run_id, {}).items())]
 
     async def find_waiting_run(self, contact_phone: str, channel_id: str | None) -> Run | None:
         """The latest run waiting for this contact's reply on this channel (or any)."""
         phone = normalize_phone(contact_phone)
         found = [
             run
-            for run in self.runs.values()
-            if run.status == "waiting"
-            and run.wait is not None
-            and run.wait.kind == "reply"
-            and normalize_phone(run.wait.contact_phone or "") == phone
+            for run_id in self._waiting.get(phone, ())
+            if (run := self.runs[run_id]).wait is not None
             and (
                 run.wait.channel_id is None
                 or channel_id is None
@@ -122,7 +128,45 @@ class InMemoryRunStore:
         ]
         if not found:
             return None
-        return copy.deepcopy(max(found, key=lambda r: (r.created_at, r.id)))
+        return copy_record(max(found, key=lambda r: (r.created_at, r.id)))
+
+    def _put(self, run: Run) -> None:
+        old = self.runs.get(run.id)
+        if old is not None and (phone := _reply_wait_phone(old)) is not None:
+            self._waiting[phone].discard(run.id)
+        self.runs[run.id] = run
+        if (phone := _reply_wait_phone(run)) is not None:
+            self._waiting.setdefault(phone, set()).add(run.id)
+
+
+def _reply_wait_phone(run: Run) -> str | None:
+    """The normalized phone a stored run waits for a reply from, if it does."""
+    wait = run.wait
+    if run.status != "waiting" or wait is None or wait.kind != "reply":
+        return None
+    return normalize_phone(wait.contact_phone or "")
+
+
+_RecordT = TypeVar("_RecordT", Run, Step)
+_ATOMS = frozenset({str, int, float, bool, type(None), datetime})
+
+
+def copy_record(record: _RecordT) -> _RecordT:
+    """A deep copy of a run or step, several times cheaper than :func:`copy.deepcopy`."""
+    clone = object.__new__(type(record))
+    clone.__dict__.update({name: _copy(value) for name, value in record.__dict__.items()})
+    return clone
+
+
+def _copy(value: Any) -> Any:
+    kind = type(value)
+    if kind in _ATOMS:
+        return value
+    if kind is dict:
+        return {key: _copy(item) for key, item in value.items()}
+    if kind is list:
+        return [_copy(item) for item in value]
+    return copy.deepcopy(value)  # a Wait, a tuple, anything unusual
 
 
 class InMemoryFlowSource:
@@ -229,6 +273,8 @@ class FakeEffects:
         self._http_script: list[tuple[str | None, _Scripted]] = []
         self._sms_failures: list[EffectError] = []
         self._messages = 0
+        #: normalized number -> when each SMS queued to it was taken (the loop breaker's view).
+        self._queued_at: dict[str, list[datetime]] = {}
 
     # -- simulation controls ---------------------------------------------------------------
 
@@ -284,7 +330,10 @@ class FakeEffects:
             raise self._sms_failures.pop(0)
         outcome = self._decide(command)
         self._by_key[command.idempotency_key] = outcome
-        self.sms.append(SentSms(command=command, outcome=outcome, at=self.clock.now()))
+        now = self.clock.now()
+        self.sms.append(SentSms(command=command, outcome=outcome, at=now))
+        if outcome.status == "queued":
+            self._queued_at.setdefault(normalize_phone(command.to), []).append(now)
         note = f" [suppressed: {outcome.reason}]" if outcome.status == "suppressed" else ""
         sim = f" sim {command.sim_slot}" if command.sim_slot is not None else ""
         self.log.append(f"flow -> {command.to}{sim}: {command.text}{note}")
@@ -323,13 +372,7 @@ class FakeEffects:
         if self.contact(command.to).opted_out:
             return SmsOutcome(status="suppressed", reason="opted_out", to=to, channel_id=channel)
         since = self.clock.now() - timedelta(seconds=self.loop_window_s)
-        recent = [
-            s
-            for s in self.sms
-            if s.outcome.status == "queued"
-            and s.at > since
-            and normalize_phone(s.command.to) == normalize_phone(command.to)
-        ]
+        recent = [at for at in self._queued_at.get(to, ()) if at > since]
         if len(recent) >= self.loop_limit:
             return SmsOutcome(status="suppressed", reason="loop_breaker", to=to, channel_id=channel)
         self._messages += 1

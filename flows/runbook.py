@@ -1,14 +1,22 @@
 """The run book: loading and saving runs, writing their next steps, reading their flow.
 
-The lowest layer of the :class:`~flows.executor.Executor`. Every change to a run is
-saved by :meth:`RunBook._save`: one ``RunStore.save_run`` of the run and its changed
-steps, atomic and compare-and-swap on ``Run.revision`` (the :class:`~flows.ports.RunStore`
-contract); the in-memory revision moves on only once the store took the save. Steps are only ever
-written together with their run (``create_run``, ``_save``), so no step is stored without
-the run state that leads to it. The per-run step limit is enforced here.
+The lowest layer of the :class:`~flows.executor.Executor`. A run is moved in memory as a
+:class:`Walk`: the run record, its current step, and the steps changed since the run was
+last saved (``pending``). :meth:`RunBook._stage` records a change in the walk only;
+:meth:`RunBook._flush` is a *durable point*: one ``RunStore.save_run`` of the run and
+every pending step, atomic and compare-and-swap on ``Run.revision`` (the
+:class:`~flows.ports.RunStore` contract) — or, for a new run the store has never seen,
+one ``create_run`` of the run and all its steps so far. The in-memory revision moves on
+only once the store took the save. Steps are only ever written together with their run,
+so no step is stored without the run state that leads to it, and what a walk holds
+unsaved is always recomputed, identically, from the last save (see
+:mod:`flows.stepping` for when the durable points come). The per-run step limit is
+enforced here.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
@@ -17,7 +25,7 @@ from flows.ports import Clock, FlowSource, RunStore
 from flows.registry import get_spec
 from flows.runs import Run, Step, idempotency_key
 
-__all__ = ["FlowNotFoundError", "RunBook", "RunNotFoundError"]
+__all__ = ["FlowNotFoundError", "RunBook", "RunNotFoundError", "Walk"]
 
 #: Parsed flow versions kept in memory (versions never change, so caching is safe).
 _FLOW_CACHE = 256
@@ -29,6 +37,23 @@ class RunNotFoundError(LookupError):
 
 class FlowNotFoundError(LookupError):
     """The flow source has no such flow version."""
+
+
+@dataclass(eq=False)
+class Walk:
+    """A run being moved in memory, and what of it the store does not have yet."""
+
+    run: Run
+    #: False for a new run the store has never seen: its first flush creates it.
+    stored: bool = True
+    #: Steps changed since the last save, by ``seq``; saved with the run at the next flush.
+    pending: dict[int, Step] = field(default_factory=dict)
+    #: Whether the run changed since the last save (with or without pending steps).
+    dirty: bool = False
+    #: The steps of the run this walk holds, by ``seq`` (no store read for them).
+    known: dict[int, Step] = field(default_factory=dict)
+    #: How many times this walk saved the run (0: nothing it did is stored yet).
+    saves: int = 0
 
 
 class RunBook:
@@ -88,11 +113,43 @@ class RunBook:
         run.wait = None
         run.finished_at = self.clock.now()
 
-    async def _fail_run(self, run: Run, error: str, steps: list[Step] | None = None) -> None:
-        self._mark_failed(run, error)
-        await self._save(run, steps or [])
+    def _fail_run(self, walk: Walk, error: str, steps: list[Step] | None = None) -> None:
+        self._mark_failed(walk.run, error)
+        self._stage(walk, steps or [])
 
     # -- the store ---------------------------------------------------------------------
+
+    def _stage(self, walk: Walk, steps: list[Step]) -> None:
+        """Record a change of the run (and of ``steps``) for the next flush."""
+        walk.dirty = True
+        for step in steps:
+            walk.pending[step.seq] = step
+            walk.known[step.seq] = step
+
+    async def _flush(self, walk: Walk) -> None:
+        """A durable point: save the run with every pending step (create a new run)."""
+        if not walk.dirty:
+            return
+        run = walk.run
+        run.updated_at = self.clock.now()
+        steps = list(walk.pending.values())
+        if walk.stored:
+            await self.store.save_run(run, steps)
+            run.revision += 1
+        else:
+            await self.store.create_run(run, steps)
+            walk.stored = True
+        walk.pending.clear()
+        walk.dirty = False
+        walk.saves += 1
+
+    async def _step_of(self, walk: Walk, seq: int | None) -> Step:
+        """A step of the walk's run: from the walk if it holds it, else from the store."""
+        step = walk.known.get(seq) if seq is not None else None
+        if step is None:
+            step = await self._get_step(walk.run, seq)
+            walk.known[step.seq] = step
+        return step
 
     async def _save(self, run: Run, steps: list[Step]) -> None:
         run.updated_at = self.clock.now()
@@ -126,11 +183,12 @@ class RunBook:
             self._flow_cache[key] = flow
         return flow
 
-    async def _flow_or_fail(self, run: Run) -> Flow | None:
+    async def _flow_or_fail(self, walk: Walk) -> Flow | None:
+        run = walk.run
         try:
             return await self._flow(run.flow_id, run.flow_version)
         except (FlowNotFoundError, ValidationError) as exc:
-            await self._fail_run(run, f"flow version cannot be loaded: {exc}")
+            self._fail_run(walk, f"flow version cannot be loaded: {exc}")
             return None
 
     def _trigger_node(self, flow: Flow, node_id: str | None) -> Node:

@@ -4,11 +4,18 @@ A :class:`Run` is the whole state of one execution, small enough for one table r
 few JSON columns; a :class:`Step` is one attempt of one node, an append-only history row
 (only the run's current step is ever updated). ``to_dict``/``from_dict`` give JSON-ready
 dicts (datetimes as ISO 8601) for stores that keep records as documents.
+
+``to_dict`` copies no more than it must, because a store serializes the dict right away:
+it builds new containers for what the engine changes in place (``Run.vars``,
+``outputs``, ``visits``, ``seen_events``) and shares the values the engine only ever
+replaces, never changes (the trigger, contact and inbound route, a step's input and
+output, and every value inside those containers). Treat the dict as read-only, or copy
+what you change.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -70,9 +77,16 @@ class Wait:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
-        data = asdict(self)
-        data["until"] = self.until.isoformat()
-        return data
+        return {
+            "kind": self.kind,
+            "token": self.token,
+            "until": self.until.isoformat(),
+            "step_seq": self.step_seq,
+            "contact_phone": self.contact_phone,
+            "channel_id": self.channel_id,
+            "timeout_port": self.timeout_port,
+            "reply_port": self.reply_port,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Wait:
@@ -124,13 +138,30 @@ class Run:
         return self.status in TERMINAL_STATUSES
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict."""
-        data = asdict(self)
-        for name in ("created_at", "updated_at", "finished_at"):
-            value = getattr(self, name)
-            data[name] = value.isoformat() if value is not None else None
-        data["wait"] = self.wait.to_dict() if self.wait is not None else None
-        return data
+        """JSON-ready dict (see the module docstring for what it shares with the run)."""
+        return {
+            "id": self.id,
+            "flow_id": self.flow_id,
+            "flow_version": self.flow_version,
+            "status": self.status,
+            "trigger": self.trigger,
+            "trigger_node_id": self.trigger_node_id,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+            "contact": self.contact,
+            "inbound": self.inbound,
+            "vars": dict(self.vars),
+            "outputs": dict(self.outputs),
+            "visits": dict(self.visits),
+            "step_count": self.step_count,
+            "current_seq": self.current_seq,
+            "wait": self.wait.to_dict() if self.wait is not None else None,
+            "error": self.error,
+            "finished_at": _iso(self.finished_at),
+            "replay_of": self.replay_of,
+            "seen_events": list(self.seen_events),
+            "revision": self.revision,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Run:
@@ -169,11 +200,24 @@ class Step:
     finished_at: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict."""
-        data = asdict(self)
-        data["started_at"] = self.started_at.isoformat()
-        data["finished_at"] = self.finished_at.isoformat() if self.finished_at else None
-        return data
+        """JSON-ready dict (shares ``input`` and ``output``, which the engine never changes
+        in place)."""
+        return {
+            "run_id": self.run_id,
+            "seq": self.seq,
+            "node_id": self.node_id,
+            "node_type": self.node_type,
+            "attempt": self.attempt,
+            "visit": self.visit,
+            "idempotency_key": self.idempotency_key,
+            "status": self.status,
+            "started_at": self.started_at.isoformat(),
+            "input": self.input,
+            "output": self.output,
+            "port": self.port,
+            "error": self.error,
+            "finished_at": _iso(self.finished_at),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Step:
@@ -181,6 +225,10 @@ class Step:
         started = _dt(data["started_at"])
         assert started is not None
         return cls(**{**data, "started_at": started, "finished_at": _dt(data.get("finished_at"))})
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
 
 
 def _dt(value: Any) -> datetime | None:

@@ -1,23 +1,47 @@
-"""Stepping: moves a run's current step to its next saved state.
+"""Stepping: moves a run from step to step, and says what a crash anywhere leaves.
 
 State lives in the :class:`~flows.runs.Run` record plus an append-only list of
 :class:`~flows.runs.Step` records, saved through the :class:`~flows.ports.RunStore`.
+A run is moved in memory (a :class:`~flows.runbook.Walk`); what changed is saved at
+*durable points* only, each one atomic ``save_run`` (compare-and-swap on
+``Run.revision``) of the run and every step changed since the last one — for a new run,
+one ``create_run`` of the run and all its steps so far. The durable points:
 
-How a step goes (every arrow is one atomic ``save_run``):
+a. **Before anything leaves the run**: before an effectful node's handler runs (``sms.*``,
+   ``http.request``, ``contact.update``; the save holds the run up to that step and the
+   step's rendered ``input``, its intent) and before a newer reply wait cancels an
+   older run (:meth:`StepMachine._supersede`).
+b. **When the run waits** (reply, delay, retry backoff): the wait is saved before its
+   timer is requested (:meth:`StepMachine._arm`, which ``Executor.advance`` calls on
+   every waiting run, so a timer lost to a crash is requested again).
+c. **When the run ends** (completed, failed, cancelled).
 
-1. The step is created as ``running`` in the same save that finished the previous step.
-2. Its config templates are rendered; for nodes with effects the rendered ``input`` is
-   saved before the handler runs (the history shows what was in flight, and a resumed
-   step reuses exactly that input).
-3. The handler runs. Its effects carry the step's idempotency key.
-4. The outcome is saved together with the next step: ``succeeded`` + next step ``running``;
-   or ``waiting`` (reply / delay) with the run's :class:`~flows.runs.Wait`; or ``failed`` +
-   a retry (immediately, or after a backoff timer), the ``error`` edge, or a failed run.
+Everything between two durable points is pure — triggers, ``logic.*``, ``data.set``,
+``flow.stop``, the outcome of an effect, leaving a wait — and is only staged. So:
 
-A crash anywhere leaves the run either before a save (the step runs again, with the same
-key, so the send pipeline dedupes its effects) or after it (the next step runs). A wait's
-timer is requested only after the wait is saved (:meth:`StepMachine._arm`, which
-``Executor.advance`` calls on every waiting run). This is the middle layer of the
+* an effect's outcome is saved no later than the next durable point: it is stored before
+  the next effect, wait or end of the run, together with what follows from it;
+* a crash anywhere loses at most the staged steps since the last save. The run resumes
+  from that save (``advance``, the recovery sweep, or the same job run again): pure steps
+  run again and, being deterministic over the saved state, go the same way; an effect
+  whose intent was saved but whose outcome was not runs again from the saved ``input``
+  with the same idempotency key, so the send pipeline answers with the first outcome
+  (never a second SMS) and an HTTP request carries the same webhook id (at least once,
+  as before); a reply or timer whose leaving of the wait was not saved finds the run
+  still waiting when its job runs again;
+* a new run is not stored before its first durable point; a crash before it loses
+  nothing but pure work, and dispatching the event again (deterministic run id) starts
+  it afresh. If the id turns out to exist (``RunExistsError``), another worker has the
+  run: the walk is dropped and the stored run continued;
+* two workers on one run cannot both save: the loser of a compare-and-swap
+  (:class:`~flows.ports.StaleRunError`) drops its staged work and stops.
+
+How one step goes: it is created ``running`` (staged) when the previous one finished;
+its config is rendered (:mod:`flows.configs`; a resumed effect reuses its saved input);
+the handler runs, its effects carrying the step's idempotency key; the outcome is staged
+with the next step — ``succeeded`` + the next step ``running``, or ``waiting`` with the
+run's :class:`~flows.runs.Wait`, or ``failed`` + a retry (immediately, or after a backoff
+wait), the ``error`` edge, or a failed run. This is the middle layer of the
 :class:`~flows.executor.Executor`, over :class:`~flows.runbook.RunBook`.
 """
 
@@ -28,14 +52,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from pydantic import ValidationError
-
+from flows.configs import ConfigCache, ConfigError, validate_config
 from flows.events import reply_to
-from flows.expressions import Renderer, TemplateError, template_context
+from flows.expressions import Renderer, template_context
 from flows.model import ERROR_PORT, Flow, Node, RetryPolicy
 from flows.ports import EffectError, Effects, Scheduler
 from flows.registry import NodeConfig, NodeContext, NodeError, NodeResult, NodeSpec, get_spec
-from flows.runbook import RunBook
+from flows.runbook import RunBook, Walk
 from flows.runs import Run, Step, Wait
 
 __all__ = ["StepMachine"]
@@ -50,10 +73,6 @@ class _Failure:
     output: dict[str, Any] | None = None
 
 
-class _ConfigError(Exception):
-    """The node's config did not render or validate (never retried)."""
-
-
 class StepMachine(RunBook, abc.ABC):
     """Runs one step (render, handler, outcome) and ends waits; saves through the run book.
 
@@ -62,76 +81,94 @@ class StepMachine(RunBook, abc.ABC):
     effects: Effects
     scheduler: Scheduler
     renderer: Renderer
+    _configs: ConfigCache
 
     @abc.abstractmethod
     async def cancel(self, run_id: str, reason: str = "cancelled") -> Run:
         """Stop a run that has not ended (a newer wait supersedes an older run with it)."""
 
+    # -- the walk ----------------------------------------------------------------------
+
+    async def _drive(self, walk: Walk) -> Run:
+        """Step until the run waits or ends, saving at the durable points on the way;
+        then (re)request the timer of a wait. Raises StaleRunError if another worker
+        saved the run first, RunExistsError if a new run's id is already stored."""
+        run = walk.run
+        while run.status == "running":
+            await self._step(walk)
+        await self._flush(walk)  # the wait (before its timer) or the end
+        if run.status == "waiting":
+            # Just entered the wait, or called again after a crash that may have come
+            # between saving the wait and requesting its timer: (re)arm, idempotently.
+            await self._arm(run)
+        return run
+
     # -- one step ----------------------------------------------------------------------
 
-    async def _step(self, run: Run) -> Run:
-        """Run the current step to its next saved state."""
-        step = await self._get_step(run, run.current_seq)
-        flow = await self._flow_or_fail(run)
+    async def _step(self, walk: Walk) -> None:
+        """Run the current step to its outcome (staged; saved before any effect)."""
+        run = walk.run
+        step = await self._step_of(walk, run.current_seq)
+        flow = await self._flow_or_fail(walk)
         if flow is None:
-            return run
+            return
         node = flow.node(step.node_id)
         spec = get_spec(node.type) if node else None
         if node is None or spec is None:
-            await self._fail_run(run, f"node {step.node_id!r} cannot run (missing or unknown type)")
-            return run
+            self._fail_run(walk, f"node {step.node_id!r} cannot run (missing or unknown type)")
+            return
         if step.status in ("succeeded", "failed"):
             # Unreachable with an atomic store (the next step is saved with the result);
             # tolerated so a store that split the save still makes progress.
-            return await self._after_finished(run, flow, node, step)
+            self._after_finished(walk, flow, node, step)
+            return
         if step.status != "running":
-            await self._fail_run(run, f"inconsistent run: step {step.seq} is {step.status}")
-            return run
+            self._fail_run(walk, f"inconsistent run: step {step.seq} is {step.status}")
+            return
         try:
             config, rendered = self._config(spec, node, run, step)
-        except _ConfigError as exc:
-            return await self._failed(run, flow, node, step, _Failure(str(exc), False))
-        if spec.effectful and step.input is None:
+        except ConfigError as exc:
+            self._failed(walk, flow, node, step, _Failure(str(exc), False))
+            return
+        if spec.effectful and (step.input is None or walk.dirty):
+            # Durable point (a): the run up to here and the step's intent, then the effect.
             step.input = rendered
-            await self._save(run, [step])
+            self._stage(walk, [step])
+            await self._flush(walk)
         step.input = rendered
+        await self._run_handler(walk, flow, node, spec, step, config)
+
+    async def _run_handler(
+        self,
+        walk: Walk,
+        flow: Flow,
+        node: Node,
+        spec: NodeSpec[Any],
+        step: Step,
+        config: NodeConfig,
+    ) -> None:
         try:
-            result = await spec.handler(config, self._context(run, step))
+            result = await spec.handler(config, self._context(walk.run, step))
         except (NodeError, EffectError) as exc:
             output = exc.output if isinstance(exc, NodeError) else None
-            return await self._failed(
-                run, flow, node, step, _Failure(str(exc), exc.retryable, output)
-            )
+            self._failed(walk, flow, node, step, _Failure(str(exc), exc.retryable, output))
+            return
         if result.wait is not None:
-            return await self._wait(run, step, result)
-        return await self._succeeded(run, flow, step, result)
+            await self._wait(walk, step, result)
+        else:
+            self._succeeded(walk, flow, step, result)
 
     def _config(
         self, spec: NodeSpec[Any], node: Node, run: Run, step: Step
     ) -> tuple[NodeConfig, dict[str, Any]]:
         """The node's config with templates rendered (or the input saved before a crash)."""
-        model = spec.config_model
-        try:
-            if step.input is not None:
-                return model.model_validate(step.input), step.input
-            data = model.model_validate(node.config).model_dump(mode="json")
-            context = self._template_context(run)
-            with self.renderer.budget():
-                for name, kind in model.template_fields().items():
-                    if data.get(name) is not None:
-                        try:
-                            data[name] = self.renderer.render_value(
-                                data[name], context, native=kind == "value"
-                            )
-                        except TemplateError as exc:
-                            raise _ConfigError(f"config.{name}: {exc}") from exc
-            return model.model_validate(data), data
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "config"
-            raise _ConfigError(f"config.{where}: {first['msg']}") from exc
+        if step.input is not None:
+            return validate_config(spec.config_model, step.input), step.input
+        static = self._configs.get(run.flow_id, run.flow_version, node, spec)
+        return static.render(spec.config_model, self.renderer, lambda: self._template_context(run))
 
-    async def _succeeded(self, run: Run, flow: Flow, step: Step, result: NodeResult) -> Run:
+    def _succeeded(self, walk: Walk, flow: Flow, step: Step, result: NodeResult) -> None:
+        run = walk.run
         now = self.clock.now()
         step.status = "succeeded"
         step.output = result.output
@@ -145,17 +182,18 @@ class StepMachine(RunBook, abc.ABC):
             run.finished_at = now
         else:
             changed += self._follow(run, flow, step.node_id, result.port)
-        await self._save(run, changed)
-        return run
+        self._stage(walk, changed)
 
-    async def _wait(self, run: Run, step: Step, result: NodeResult) -> Run:
+    async def _wait(self, walk: Walk, step: Step, result: NodeResult) -> None:
+        run = walk.run
         request = result.wait
         assert request is not None
+        if request.kind == "reply" and request.contact_phone:
+            await self._flush(walk)  # durable point (a): before touching another run
+            await self._supersede(run, request.contact_phone, request.channel_id)
         step.status = "waiting"
         step.output = result.output
         self._absorb(run, step, result)
-        if request.kind == "reply" and request.contact_phone:
-            await self._supersede(run, request.contact_phone, request.channel_id)
         run.status = "waiting"
         run.wait = Wait(
             kind=request.kind,
@@ -167,41 +205,41 @@ class StepMachine(RunBook, abc.ABC):
             timeout_port=request.timeout_port,
             reply_port=request.reply_port,
         )
-        await self._save(run, [step])
-        return run  # advance() arms the timer
+        self._stage(walk, [step])  # _drive saves it, then arms the timer
 
-    async def _failed(self, run: Run, flow: Flow, node: Node, step: Step, failure: _Failure) -> Run:
+    def _failed(self, walk: Walk, flow: Flow, node: Node, step: Step, failure: _Failure) -> None:
         """Record a failed attempt; then retry, take the error edge, or fail the run."""
+        run = walk.run
         now = self.clock.now()
         step.status = "failed"
         step.error = failure.message
         step.output = failure.output or {"error": failure.message}
         step.finished_at = now
         policy = node.retry or _NO_RETRY
-        if failure.retryable and step.attempt < policy.attempts:
-            delay = policy.delay_before(step.attempt)
-            if delay > 0:
-                run.status = "waiting"
-                run.wait = Wait(
-                    kind="retry",
-                    token=f"retry:{step.seq}",
-                    until=now + timedelta(seconds=delay),
-                    step_seq=step.seq,
-                )
-                await self._save(run, [step])
-                return run  # advance() arms the timer
-            changed = [step, *self._retry_step(run, node, step)]
-            await self._save(run, changed)
-            return run
-        return await self._after_finished(run, flow, node, step)
+        if not failure.retryable or step.attempt >= policy.attempts:
+            self._after_finished(walk, flow, node, step)
+            return
+        delay = policy.delay_before(step.attempt)
+        if delay > 0:
+            run.status = "waiting"
+            run.wait = Wait(
+                kind="retry",
+                token=f"retry:{step.seq}",
+                until=now + timedelta(seconds=delay),
+                step_seq=step.seq,
+            )
+            self._stage(walk, [step])  # _drive saves it, then arms the timer
+        else:
+            self._stage(walk, [step, *self._retry_step(run, node, step)])
 
-    async def _after_finished(self, run: Run, flow: Flow, node: Node, step: Step) -> Run:
+    def _after_finished(self, walk: Walk, flow: Flow, node: Node, step: Step) -> None:
         """Continue after a finished step: by its port, the error edge, or end the run."""
+        run = walk.run
         changed = [step]
         if step.status == "failed":
             if flow.next_node(node.id, ERROR_PORT) is None:
-                await self._fail_run(run, f"{node.id}: {step.error}", changed)
-                return run
+                self._fail_run(walk, f"{node.id}: {step.error}", changed)
+                return
             step.port = ERROR_PORT
             run.outputs[node.id] = step.output
             changed += self._follow(run, flow, node.id, ERROR_PORT)
@@ -210,13 +248,14 @@ class StepMachine(RunBook, abc.ABC):
         else:
             run.status = "completed"
             run.finished_at = self.clock.now()
-        await self._save(run, changed)
-        return run
+        self._stage(walk, changed)
 
     # -- waits -------------------------------------------------------------------------
 
-    async def _leave_wait(self, run: Run, step: Step, port: str, output: dict[str, Any]) -> None:
-        """End a reply / delay wait: the step succeeds by ``port`` and the next one starts."""
+    async def _leave_wait(self, walk: Walk, step: Step, port: str, output: dict[str, Any]) -> None:
+        """End a reply / delay wait: the step succeeds by ``port`` and the next one starts
+        (staged: saved at the next durable point)."""
+        run = walk.run
         flow = await self._flow(run.flow_id, run.flow_version)
         step.status = "succeeded"
         step.port = port
@@ -225,17 +264,18 @@ class StepMachine(RunBook, abc.ABC):
         run.outputs[step.node_id] = output
         run.status = "running"
         run.wait = None
-        await self._save(run, [step, *self._follow(run, flow, step.node_id, port)])
+        self._stage(walk, [step, *self._follow(run, flow, step.node_id, port)])
 
-    async def _end_backoff(self, run: Run, wait: Wait) -> None:
-        """A retry backoff is over: start the next attempt."""
+    async def _end_backoff(self, walk: Walk, wait: Wait) -> None:
+        """A retry backoff is over: start the next attempt (staged)."""
+        run = walk.run
         flow = await self._flow(run.flow_id, run.flow_version)
-        failed = await self._get_step(run, wait.step_seq)
+        failed = await self._step_of(walk, wait.step_seq)
         node = flow.node(failed.node_id)
         assert node is not None
         run.status = "running"
         run.wait = None
-        await self._save(run, self._retry_step(run, node, failed))
+        self._stage(walk, self._retry_step(run, node, failed))
 
     async def _supersede(self, run: Run, phone: str, channel_id: str | None) -> None:
         """One waiting run per contact and channel: the newer wait cancels the older run."""
