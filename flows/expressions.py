@@ -7,7 +7,8 @@ Every string a user writes in a node's template fields is rendered here, by a
 ``{{ expression }}`` can keep its type (``render_native``); everything else renders to
 text. Templates are lenient about missing data: ``steps.missing.output.body`` renders as
 an empty string instead of failing the step. :func:`template_context` builds the names a
-template sees.
+template sees. A template that is one dotted lookup (``{{ trigger.data.body }}``) is
+answered without running Jinja, with the same result (:mod:`flows.template_lookup`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from flows.template_budget import (
     current_budget,
 )
 from flows.template_filters import jsonpath_filter
+from flows.template_lookup import ExpressionLookup, TextLookup, expression_names, template_names
 from flows.template_sandbox import SandboxEnvironment
 
 __all__ = [
@@ -65,13 +67,21 @@ class Renderer:
     """Compiles, caches and renders templates under a time and size budget."""
 
     def __init__(
-        self, *, max_output: int = DEFAULT_MAX_OUTPUT, max_time_s: float = DEFAULT_MAX_TIME_S
+        self,
+        *,
+        max_output: int = DEFAULT_MAX_OUTPUT,
+        max_time_s: float = DEFAULT_MAX_TIME_S,
+        fast_lookups: bool = True,
     ) -> None:
         self.max_output = max_output
         self.max_time_s = max_time_s
+        #: Answer one-lookup templates without Jinja (same results; off to compare).
+        self.fast_lookups = fast_lookups
         self._env = SandboxEnvironment()
-        self._templates: dict[str, jinja2.Template] = {}
+        self._templates: dict[str, jinja2.Template | TextLookup] = {}
         self._expressions: dict[str, Any] = {}
+        #: source -> its lone expression, or None if it renders as text.
+        self._natives: dict[str, str | None] = {}
 
     def budget(self) -> contextlib.AbstractContextManager[None]:
         """Share one budget between all renders inside the block (one node's config)."""
@@ -83,10 +93,10 @@ class Renderer:
             self._template(source)
         except TemplateError as exc:
             return str(exc)
-        native = _SINGLE_EXPRESSION.match(source)
-        if native and _is_single(native.group("expr")):
+        native = self._native(source)
+        if native is not None:
             try:
-                self._expression(native.group("expr"))
+                self._expression(native)
             except TemplateError as exc:
                 return str(exc)
         return None
@@ -101,7 +111,9 @@ class Renderer:
             try:
                 chunks: list[str] = []
                 size = 0
-                for chunk in template.generate(dict(context)):
+                # A lookup reads the context as it is; Jinja gets its own copy.
+                names = context if type(template) is TextLookup else dict(context)
+                for chunk in template.generate(names):
                     size += len(chunk)
                     budget.allow(size, "template output")
                     chunks.append(chunk)
@@ -120,14 +132,17 @@ class Renderer:
     def render_native(self, source: str, context: Mapping[str, Any]) -> Any:
         """Render ``source``; a lone ``{{ expression }}`` keeps its type (number, list,
         object), anything else renders to text."""
-        match = _SINGLE_EXPRESSION.match(source)
-        if not match or not _is_single(match.group("expr")):
+        native = self._native(source)
+        if native is None:
             return self.render(source, context)
-        expression = self._expression(match.group("expr"))
+        expression = self._expression(native)
         with self.budget():
             budget = current_budget()
             try:
-                value = expression(**dict(context))
+                if type(expression) is ExpressionLookup:
+                    value = expression.value(context)
+                else:
+                    value = expression(**dict(context))
             except TemplateError:
                 raise
             except RecursionError as exc:
@@ -144,7 +159,7 @@ class Renderer:
     def _render_value(self, value: Any, context: Mapping[str, Any], native: bool) -> Any:
         if isinstance(value, str):
             return self.render_native(value, context) if native else self.render(value, context)
-        if isinstance(value, Mapping):
+        if type(value) is dict or isinstance(value, Mapping):
             return {
                 self.render(str(k), context): self._render_value(v, context, native)
                 for k, v in value.items()
@@ -153,7 +168,18 @@ class Renderer:
             return [self._render_value(item, context, native) for item in value]
         return value
 
-    def _template(self, source: str) -> jinja2.Template:
+    def _native(self, source: str) -> str | None:
+        """The expression of a lone ``{{ expression }}``, or None."""
+        try:
+            return self._natives[source]
+        except KeyError:
+            pass
+        match = _SINGLE_EXPRESSION.match(source)
+        native = match.group("expr") if match and _is_single(match.group("expr")) else None
+        _remember(self._natives, source, native)
+        return native
+
+    def _template(self, source: str) -> jinja2.Template | TextLookup:
         template = self._templates.get(source)
         if template is None:
             if len(source) > MAX_TEMPLATE_LENGTH:
@@ -164,6 +190,9 @@ class Renderer:
                 raise TemplateError(f"line {exc.lineno}: {exc.message}") from exc
             except Exception as exc:
                 raise TemplateError(f"template does not compile: {_describe(exc)}") from exc
+            names = template_names(self._env, source) if self.fast_lookups else None
+            if names is not None:
+                template = TextLookup(self._env, names, template)
             _remember(self._templates, source, template)
         return template
 
@@ -176,6 +205,9 @@ class Renderer:
                 raise TemplateError(f"line {exc.lineno}: {exc.message}") from exc
             except Exception as exc:
                 raise TemplateError(f"expression does not compile: {_describe(exc)}") from exc
+            names = expression_names(self._env, source.strip()) if self.fast_lookups else None
+            if names is not None:
+                expression = ExpressionLookup(self._env, names, expression)
             _remember(self._expressions, source, expression)
         return expression
 

@@ -25,7 +25,7 @@ from flows.ports import (
     SmsOutcome,
     StaleRunError,
 )
-from flows.runs import Run, Step
+from flows.runs import Run, Step, Wait
 
 __all__ = [
     "DEFAULT_START",
@@ -154,19 +154,34 @@ _ATOMS = frozenset({str, int, float, bool, type(None), datetime})
 def copy_record(record: _RecordT) -> _RecordT:
     """A deep copy of a run or step, several times cheaper than :func:`copy.deepcopy`."""
     clone = object.__new__(type(record))
-    clone.__dict__.update({name: _copy(value) for name, value in record.__dict__.items()})
+    clone.__dict__ = _copy_dict(record.__dict__)
     return clone
 
 
-def _copy(value: Any) -> Any:
-    kind = type(value)
-    if kind in _ATOMS:
-        return value
-    if kind is dict:
-        return {key: _copy(item) for key, item in value.items()}
-    if kind is list:
-        return [_copy(item) for item in value]
-    return copy.deepcopy(value)  # a Wait, a tuple, anything unusual
+# Containers are copied with their C ``copy()`` (no rehashing), then only the values that
+# are not immutable scalars are replaced by copies of their own.
+def _copy_dict(value: dict[Any, Any]) -> dict[Any, Any]:
+    clone = value.copy()
+    for key, item in clone.items():
+        kind = type(item)
+        if kind in _ATOMS:
+            continue
+        clone[key] = _copy_dict(item) if kind is dict else _copy_other(item)
+    return clone
+
+
+def _copy_other(value: Any) -> Any:
+    if type(value) is list:
+        clone = value.copy()
+        for index, item in enumerate(clone):
+            kind = type(item)
+            if kind in _ATOMS:
+                continue
+            clone[index] = _copy_dict(item) if kind is dict else _copy_other(item)
+        return clone
+    if type(value) is Wait:
+        return copy.copy(value)  # its fields are immutable
+    return copy.deepcopy(value)  # a tuple, anything unusual
 
 
 class InMemoryFlowSource:
@@ -233,6 +248,10 @@ class HttpCall:
 
 
 HttpResponder = Callable[[HttpCommand], HttpOutcome]
+#: What the fake answers an unscripted request (immutable, so one instance does).
+_DEFAULT_HTTP = HttpOutcome(
+    status=200, body='{"status": "success"}', headers={"content-type": "application/json"}
+)
 
 
 @dataclass
@@ -394,9 +413,7 @@ class FakeEffects:
                     continue
                 script.times -= 1
             return script.outcome
-        return HttpOutcome(
-            status=200, body='{"status": "success"}', headers={"content-type": "application/json"}
-        )
+        return _DEFAULT_HTTP
 
     def _set_contact(self, phone: str, *, opted_out: bool) -> None:
         current = self.contact(phone)

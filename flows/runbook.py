@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pydantic import ValidationError
 
 from flows.model import Flow, Node, parse_flow
-from flows.ports import Clock, FlowSource, RunStore
+from flows.ports import Clock, FlowSource, ReplyTo, RunStore
 from flows.registry import get_spec
 from flows.runs import Run, Step, idempotency_key
 
@@ -54,6 +54,9 @@ class Walk:
     known: dict[int, Step] = field(default_factory=dict)
     #: How many times this walk saved the run (0: nothing it did is stored yet).
     saves: int = 0
+    #: ``(run.inbound, reply_to(run.inbound))`` of the last step (``inbound`` is only ever
+    #: replaced, never changed in place).
+    reply: tuple[object, ReplyTo | None] | None = None
 
 
 class RunBook:

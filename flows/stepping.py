@@ -109,8 +109,8 @@ class StepMachine(RunBook, abc.ABC):
         """Run the current step to its outcome (staged; saved before any effect)."""
         run = walk.run
         step = await self._step_of(walk, run.current_seq)
-        flow = await self._flow_or_fail(walk)
-        if flow is None:
+        flow = self._flow_cache.get((run.flow_id, run.flow_version))
+        if flow is None and (flow := await self._flow_or_fail(walk)) is None:
             return
         node = flow.node(step.node_id)
         spec = get_spec(node.type) if node else None
@@ -148,7 +148,7 @@ class StepMachine(RunBook, abc.ABC):
         config: NodeConfig,
     ) -> None:
         try:
-            result = await spec.handler(config, self._context(walk.run, step))
+            result = await spec.handler(config, self._context(walk, step))
         except (NodeError, EffectError) as exc:
             output = exc.output if isinstance(exc, NodeError) else None
             self._failed(walk, flow, node, step, _Failure(str(exc), exc.retryable, output))
@@ -310,7 +310,10 @@ class StepMachine(RunBook, abc.ABC):
             },
         )
 
-    def _context(self, run: Run, step: Step) -> NodeContext:
+    def _context(self, walk: Walk, step: Step) -> NodeContext:
+        run = walk.run
+        if walk.reply is None or walk.reply[0] is not run.inbound:
+            walk.reply = (run.inbound, reply_to(run.inbound))
         return NodeContext(
             run_id=run.id,
             flow_id=run.flow_id,
@@ -321,7 +324,7 @@ class StepMachine(RunBook, abc.ABC):
             trigger=run.trigger,
             vars=run.vars,
             contact=run.contact,
-            reply_to=reply_to(run.inbound),
+            reply_to=walk.reply[1],
             now=self.clock.now(),
             effects=self.effects,
         )

@@ -20,7 +20,7 @@ import contextvars
 import itertools
 import re
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,6 +103,13 @@ class Budget:
 
     def weigh(self, value: Any, what: str = "value") -> int:
         """Size of ``str(value)``, estimated without building it; refuses oversized values."""
+        if type(value) is str:  # the usual case, as _weight would count it
+            size = len(value) + 3
+            if size > self.max_work:
+                raise TemplateBudgetExceeded(
+                    f"{what} is too large (over {self.max_work} characters when printed)"
+                )
+            return size
         return _weight(value, self.max_work, what)
 
 
@@ -120,17 +127,36 @@ def current_budget() -> Budget:
     return budget
 
 
-@contextlib.contextmanager
-def budget_scope(max_output: int, max_time_s: float) -> Iterator[None]:
-    """Share one budget between all renders inside the block; a nested block joins it."""
+def budget_scope(max_output: int, max_time_s: float) -> contextlib.AbstractContextManager[None]:
+    """Share one budget between all renders inside the block; a nested block joins it.
+
+    Whether it joins one is decided when it is called: use it in a ``with`` at once."""
     if _active.get() is not None:
-        yield
-        return
-    token = _active.set(_new_budget(max_output, max_time_s))
-    try:
-        yield
-    finally:
-        _active.reset(token)
+        return _JOINED
+    return _Scope(max_output, max_time_s)
+
+
+_JOINED: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+
+
+class _Scope:
+    """The context manager of :func:`budget_scope` (a class: renders enter it often)."""
+
+    __slots__ = ("_token", "max_output", "max_time_s")
+
+    def __init__(self, max_output: int, max_time_s: float) -> None:
+        self.max_output = max_output
+        self.max_time_s = max_time_s
+        self._token: contextvars.Token[Budget | None] | None = None
+
+    def __enter__(self) -> None:
+        if _active.get() is None:
+            self._token = _active.set(_new_budget(self.max_output, self.max_time_s))
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._token is not None:
+            _active.reset(self._token)
+            self._token = None
 
 
 def _new_budget(max_output: int, max_time_s: float) -> Budget:

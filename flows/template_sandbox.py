@@ -40,7 +40,7 @@ from flows.template_budget import (
 )
 from flows.template_filters import REMOVED_GLOBALS, guarded_filters
 
-__all__ = ["SandboxEnvironment"]
+__all__ = ["SandboxEnvironment", "budget_out"]
 
 #: Largest integer an operator may produce, in bits (bigger multiplications get slow).
 _MAX_INT_BITS = 100_000
@@ -63,7 +63,7 @@ class SandboxEnvironment(ImmutableSandboxedEnvironment):
         )
         self.budget_iter = _budget_iter
         self.budget_concat = _budget_concat
-        self.budget_out = _budget_out
+        self.budget_out = budget_out
         for name in REMOVED_GLOBALS:
             self.globals.pop(name, None)
         self.filters = guarded_filters(self.filters)
@@ -180,7 +180,8 @@ def _budget_concat(*parts: Any) -> str:
     return text
 
 
-def _budget_out(value: Any) -> Any:
+def budget_out(value: Any) -> Any:
+    """The output hook: every value a template prints is weighed and counted."""
     budget = current_budget()
     budget.check_time()
     budget.spend(budget.weigh(value, "output value"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -845,41 +846,56 @@ async def crash_scenario(crash_at: int | None) -> tuple[FlowHarness, Faults]:
     return h, faults
 
 
+def crash_outcome(h: FlowHarness) -> tuple[Run | None, list[str]]:
+    """The one completed run a crash scenario must leave (None if it did not), and what is
+    wrong: not exactly one completed run, an SMS text issued under two keys."""
+    runs = h.runs()
+    if len(runs) != 1 or runs[0].status != "completed":
+        return None, [f"runs {[(r.status, r.error) for r in runs]}"]
+    keys_by_text: dict[str, set[str]] = defaultdict(set)
+    for command in h.effects.sms_calls:
+        keys_by_text[command.text].add(command.idempotency_key)
+    if any(len(keys) != 1 for keys in keys_by_text.values()):
+        return runs[0], [f"an SMS was issued under two keys {dict(keys_by_text)}"]
+    return runs[0], []
+
+
+async def crash_everywhere(
+    scenario: Callable[[int | None], Awaitable[tuple[FlowHarness, Faults]]],
+    check: Callable[[FlowHarness, Run, Faults], Awaitable[list[str]]],
+) -> list[str]:
+    """Run ``scenario`` crashing once at each of its fault points in turn; the problems
+    found (:func:`crash_outcome`, then ``check`` on the run it left), each with its point."""
+    _, clean = await scenario(None)
+    failures: list[str] = []
+    for crash_at in range(len(clean.points)):
+        h, faults = await scenario(crash_at)
+        where = f"crash {crash_at} ({clean.points[crash_at]})"
+        run, problems = crash_outcome(h)
+        if run is not None and not problems:
+            problems = await check(h, run, faults)
+        failures += [f"{where}: {problem}" for problem in problems]
+    return failures
+
+
 async def test_crash_at_any_point_resumes_and_each_effect_happens_once() -> None:
     _, clean = await crash_scenario(None)
     assert len(clean.points) > 20
-    failures: list[str] = []
-    for crash_at in range(len(clean.points)):
-        h, faults = await crash_scenario(crash_at)
-        where = f"crash {crash_at} ({clean.points[crash_at]})"
-        runs = h.runs()
-        if len(runs) != 1 or runs[0].status != "completed":
-            failures.append(f"{where}: runs {[(r.status, r.error) for r in runs]}")
-            continue
+
+    async def check(h: FlowHarness, run: Run, faults: Faults) -> list[str]:
+        problems: list[str] = []
         if texts(h) != ["hello", "question?", "thanks for yes"]:
-            failures.append(f"{where}: sent {texts(h)}")
-        keys_by_text: dict[str, set[str]] = defaultdict(set)
-        for command in h.effects.sms_calls:
-            keys_by_text[command.text].add(command.idempotency_key)
-        if any(len(keys) != 1 for keys in keys_by_text.values()):
-            failures.append(f"{where}: an SMS was issued under two keys {dict(keys_by_text)}")
+            problems.append(f"sent {texts(h)}")
         if len({c.command.idempotency_key for c in h.effects.http}) != 1:
-            failures.append(
-                f"{where}: http keys {[c.command.idempotency_key for c in h.effects.http]}"
-            )
-        steps = await h.steps(runs[0].id)
-        if [s.node_id for s in steps] != [
-            "start",
-            "hello",
-            "hook",
-            "tag",
-            "pause",
-            "ask",
-            "thanks",
-        ]:
-            failures.append(f"{where}: steps {[s.node_id for s in steps]}")
-        if faults.crash_at is not None and len(faults.points) <= crash_at:
-            failures.append(f"{where}: the crash point was never reached")
+            problems.append(f"http keys {[c.command.idempotency_key for c in h.effects.http]}")
+        steps = [s.node_id for s in await h.steps(run.id)]
+        if steps != ["start", "hello", "hook", "tag", "pause", "ask", "thanks"]:
+            problems.append(f"steps {steps}")
+        if faults.crash_at is not None and len(faults.points) <= faults.crash_at:
+            problems.append("the crash point was never reached")
+        return problems
+
+    failures = await crash_everywhere(crash_scenario, check)
     assert not failures, "\n".join(failures)
 
 
