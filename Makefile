@@ -32,8 +32,10 @@ pytest: $(STAMP)
 
 test: lint typecheck pytest
 
+# Not part of `make test` or CI: every scenario of bench/README.md, minutes long.
+# Flags through BENCH_ARGS, e.g. make bench BENCH_ARGS="--quick --no-write".
 bench: $(STAMP)
-	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
