@@ -14,14 +14,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from connectors.base import Connector, ConnectorConfig, InboundEvent
 from flows import Executor, RunStore, TriggerIndex
 from hub.crypto import SecretBox
 from hub.db import Database
 from hub.http_client import AiohttpClient
 from hub.settings import Settings
+from hub.store import Unit
 from hub.throttle import LoginThrottle
 
 if TYPE_CHECKING:  # the package hub.delivery imports this module
@@ -30,8 +29,9 @@ if TYPE_CHECKING:  # the package hub.delivery imports this module
 
 #: A job: the hub plus the job row's arguments (ids, never objects). Must be idempotent.
 JobFunc = Callable[..., Awaitable[None]]
-#: An event sink: a batch of public event payloads and the transaction to write in.
-EventSink = Callable[["Hub", AsyncSession, list[dict[str, Any]]], Awaitable[None]]
+#: An event sink: a unit (``hub.store``) that sees a batch of public event payloads in the
+#: unit that wrote them.
+EventSink = Callable[["Hub", list[dict[str, Any]]], Unit[None]]
 
 
 @dataclass(frozen=True)
@@ -148,8 +148,11 @@ class FlowEngine(Protocol):
     async def index(self) -> TriggerIndex:
         """The trigger index of every enabled flow's published version."""
 
-    def invalidate(self) -> None:
-        """Rebuild the index on next use (a flow was published, paused or deleted)."""
+    def cached_index(self) -> TriggerIndex:
+        """The trigger index as last built, without touching the database."""
+
+    async def refresh(self) -> None:
+        """Rebuild the index now (a flow was published, paused or deleted)."""
 
 
 class Hub:

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, TypedDict
+from typing import Any, Protocol, TypedDict
 
 # The engine reads these two exactly as published, so they are defined once, in its ports.
 from flows.ports import ChannelRef, DeviceRef
 from hub.context import ChannelRuntime
-from hub.models import Channel, Device, Message
+from hub.models import Channel, Device
 
 __all__ = [
     "EVENT_TYPES",
@@ -30,6 +30,7 @@ __all__ = [
     "EndpointDisabledData",
     "FlowRunData",
     "GatewayReportData",
+    "MessageLike",
     "SmsReceivedData",
     "SmsStatusData",
     "channel_ref",
@@ -144,6 +145,25 @@ GatewayReportData = TypedDict(
 published: subscribers get the message's status event instead)."""
 
 
+class MessageLike(Protocol):
+    """What an ``sms.*`` event reads of a message (a table row or the store's MessageRow)."""
+
+    id: str
+    direction: str
+    status: str
+    from_number: str | None
+    to_number: str | None
+    body: str
+    channel_id: str
+    device_id: str | None
+    sim_slot: int | None
+    segments: int
+    encoding: str
+    contact_id: str
+    provider_message_id: str | None
+    error: str | None
+
+
 def iso(at: datetime) -> str:
     """RFC 3339 UTC with milliseconds and a Z."""
     return at.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
@@ -202,7 +222,7 @@ def sms_received(
 
 
 def sms_status(
-    message: Message, *, provider_status: str | None, channel: ChannelRef, device: DeviceRef
+    message: MessageLike, *, provider_status: str | None, channel: ChannelRef, device: DeviceRef
 ) -> SmsStatusData:
     """``sms.sent`` / ``sms.delivered`` / ``sms.failed``: an outbound message's new status."""
     return {
@@ -277,7 +297,7 @@ def gateway_report(
     provider_message_id: str | None,
     provider_status: str | None,
     error: str | None,
-    message: Message | None,
+    message: MessageLike | None,
     from_number: str | None,
     to_number: str | None,
     sim_slot: int | None,

@@ -141,6 +141,11 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settin
         "bootstrap_simulator": False,
         "job_poll_s": 0.05,
         "allow_private_destinations": True,
+        # fsync on every commit proves nothing a test checks (a killed process loses
+        # nothing in WAL mode either way) and costs the suite minutes; the default stays
+        # FULL (tests/integration/test_store.py checks it) and the fault tests' child
+        # servers run with it.
+        "sqlite_synchronous": "NORMAL",
     }
     values.update(overrides)
     return Settings(**values)

@@ -29,7 +29,7 @@ from hub.delivery.models import Delivery, DeliveryAttempt, Endpoint
 from hub.delivery.outbound import USER_AGENT, RequestOutcome, clean_text, perform
 from hub.delivery.signing import sign_headers
 from hub.event_data import endpoint_disabled, iso
-from hub.services.events import emit
+from hub.services.events import emit_in_session
 
 log = logging.getLogger("smshub.delivery")
 
@@ -314,7 +314,7 @@ async def disable(session: AsyncSession, endpoint_id: str, now: datetime, reason
     endpoint.updated_at = now
     session.add(endpoint)
     log.warning("endpoint %s (%s) disabled: %s", endpoint.id, endpoint.url, reason)
-    await emit(
+    await emit_in_session(
         session,
         type="endpoint.disabled",
         channel_id="hub",

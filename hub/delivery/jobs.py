@@ -14,11 +14,9 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from hub.context import Hub
-from hub.dbutil import dialect_insert
 from hub.delivery.attempts import (
     Plan,
     make_plan,
@@ -31,7 +29,8 @@ from hub.delivery.gate import Ticket
 from hub.delivery.models import Delivery, Endpoint
 from hub.ids import new_id
 from hub.models import Event, utcnow
-from hub.queue.base import Retry, enqueue
+from hub.queue.base import Retry, enqueue_job
+from hub.store import Unit, as_json, fetch_all, insert_rows
 
 #: Job: the next attempt of one delivery.
 DELIVER_JOB = "deliver_webhook"
@@ -47,7 +46,24 @@ def subscribed(event_types: list[str], event_type: str) -> bool:
     return "*" in event_types or event_type in event_types
 
 
-async def fan_out(hub: Hub, session: AsyncSession, payloads: list[dict[str, Any]]) -> None:
+_DELIVERY_COLUMNS = (
+    "id",
+    "endpoint_id",
+    "event_id",
+    "event_type",
+    "status",
+    "generation",
+    "generation_attempts",
+    "max_attempts",
+    "attempts",
+    "next_attempt_at",
+    "test",
+    "created_at",
+    "updated_at",
+)
+
+
+def fan_out(hub: Hub, payloads: list[dict[str, Any]]) -> Unit[None]:
     """Sink: one delivery (and its job) per event and enabled endpoint subscribed to its type."""
     events = [
         (str(p.get("id") or ""), str(p.get("type") or ""))
@@ -56,64 +72,42 @@ async def fan_out(hub: Hub, session: AsyncSession, payloads: list[dict[str, Any]
     ]
     if not events:
         return
-    rows = await session.execute(
-        sa.select(Endpoint).where(
-            col(Endpoint.enabled).is_(True), col(Endpoint.deleted_at).is_(None)
-        )
+    endpoints = yield from fetch_all(
+        "SELECT id, event_types FROM endpoints WHERE enabled = ? AND deleted_at IS NULL", (True,)
     )
-    endpoints = list(rows.scalars())
     if not endpoints:
         return
     schedule = hub.settings.retry_schedule
     now = utcnow()
-    values: list[dict[str, Any]] = []
-    for (event_id, event_type), endpoint in ((e, ep) for e in events for ep in endpoints):
-        if subscribed(endpoint.event_types, event_type):
-            delay = scheduled_delay(schedule, 0)
-            values.append(
-                {
-                    "id": new_id("dlv"),
-                    "endpoint_id": endpoint.id,
-                    "event_id": event_id,
-                    "event_type": event_type,
-                    "status": "pending",
-                    "generation": 0,
-                    "generation_attempts": 0,
-                    "max_attempts": len(schedule),
-                    "attempts": 0,
-                    "next_attempt_at": now + timedelta(seconds=delay),
-                    "test": False,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            )
-    if not values:
-        return
+    delay = scheduled_delay(schedule, 0)
+    first = now + timedelta(seconds=delay)
+    attempts = len(schedule)
+    rows = [
+        (
+            *(new_id("dlv"), endpoint_id, event_id, event_type, "pending", 0, 0, attempts, 0),
+            *(first, False, now, now),
+        )
+        for event_id, event_type in events
+        for endpoint_id, event_types in endpoints
+        if subscribed(as_json(event_types), event_type)
+    ]
     # One multi-row INSERT … ON CONFLICT DO NOTHING: a re-dispatch inserts nothing.
-    inserted = set(await insert_many_ignore(session, values))
-    for row in values:
-        if row["id"] in inserted:
-            delay = (row["next_attempt_at"] - now).total_seconds()
-            await enqueue(
-                session,
-                DELIVER_JOB,
-                {"delivery_id": row["id"], "generation": 0},
-                delay_s=delay,
-                key=job_key(row["id"], 0),
-            )
-
-
-async def insert_many_ignore(session: AsyncSession, values: list[dict[str, Any]]) -> list[str]:
-    """Insert deliveries, skipping (endpoint, event) pairs that exist; the ids written."""
-    table = Delivery.__table__  # type: ignore[attr-defined]
-    insert = dialect_insert(session)
-    stmt = (
-        insert(table)
-        .values(values)
-        .on_conflict_do_nothing(index_elements=["endpoint_id", "event_id"])
-        .returning(table.c.id)
+    inserted = yield from insert_rows(
+        "deliveries",
+        _DELIVERY_COLUMNS,
+        rows,
+        conflict="ON CONFLICT (endpoint_id, event_id) DO NOTHING",
+        returning="id",
     )
-    return list((await session.execute(stmt)).scalars())
+    lease = hub.queue.lease() if delay <= 0 else None
+    for (delivery_id,) in inserted:
+        yield from enqueue_job(
+            DELIVER_JOB,
+            {"delivery_id": delivery_id, "generation": 0},
+            delay_s=delay,
+            key=job_key(delivery_id, 0),
+            lease=lease,
+        )
 
 
 async def deliver_webhook(hub: Hub, delivery_id: str, generation: int = 0) -> None:

@@ -13,6 +13,7 @@ from hub.dbutil import insert_ignore
 from hub.errors import NotFound, Unprocessable
 from hub.ids import new_id
 from hub.models import Contact, Device, utcnow
+from hub.store import Json, Unit, fetch_one, insert_rows
 
 
 async def get_or_create_contact(session: AsyncSession, phone: str) -> Contact:
@@ -86,3 +87,19 @@ async def update_device(hub: Hub, device_id: str, changes: dict[str, Any]) -> De
             device.rate_limit_per_min = changes["rate_limit_per_min"]
         session.add(device)
         return device
+
+
+def contact_for(phone: str) -> Unit[tuple[str, bool]]:
+    """Unit: (id, opted out) of the contact for a number, created on first sight."""
+    found = yield from fetch_one("SELECT id, opted_out FROM contacts WHERE phone = ?", (phone,))
+    if found is None:
+        now = utcnow()
+        yield from insert_rows(
+            "contacts",
+            ("id", "phone", "name", "opted_out", "tags", "fields", "created_at", "updated_at"),
+            [(new_id("ct"), phone, "", False, Json([]), Json({}), now, now)],
+            conflict="ON CONFLICT (phone) DO NOTHING",
+        )
+        found = yield from fetch_one("SELECT id, opted_out FROM contacts WHERE phone = ?", (phone,))
+        assert found is not None
+    return str(found[0]), bool(found[1])

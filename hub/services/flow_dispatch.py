@@ -15,21 +15,17 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
-
 from connectors.base import constant_time_equals
 from flows import ContactView, Run, dispatch_event, start_http_run
 from hub.context import Hub
 from hub.errors import ApiError, NotFound
 from hub.event_data import flow_run
-from hub.models import Contact, Event, Flow, FlowRun, utcnow
-from hub.queue.base import enqueue
+from hub.models import Flow, utcnow
+from hub.queue.base import enqueue_job
 from hub.services.events import emit
-from hub.services.flow_effects import contact_view
 from hub.services.flows import http_token
 from hub.services.keywords import classify, is_compliance_reply
+from hub.store import Unit, as_json, fetch_all, fetch_one, fetch_value, placeholders
 
 log = logging.getLogger("smshub.flows")
 
@@ -45,18 +41,18 @@ FLOW_CANCEL_WAITING = "flow_cancel_waiting"
 FLOW_SWEEP = "flow_sweep"
 
 
-async def flows_sink(hub: Hub, session: AsyncSession, payloads: list[dict[str, Any]]) -> None:
+def flows_sink(hub: Hub, payloads: list[dict[str, Any]]) -> Unit[None]:
     """Sink: queue flow work for the SMS events a flow could want (compliance keywords never
     reach flows; an event no trigger matches and no run waits for costs no job)."""
-    index = await hub.flows.index()
-    waiting = await _phones_waited_on(
-        session,
+    index = hub.flows.cached_index()
+    waiting = yield from _phones_waited_on(
         {
             str(p["data"]["from"])
             for p in payloads
             if p.get("type") == "sms.received" and (p.get("data") or {}).get("from")
         },
     )
+    lease = hub.queue.lease()
     for payload in payloads:
         type_ = payload.get("type", "")
         if not type_.startswith("sms."):
@@ -65,11 +61,11 @@ async def flows_sink(hub: Hub, session: AsyncSession, payloads: list[dict[str, A
         data = payload.get("data") or {}
         if type_ == "sms.received":
             if classify(data.get("body")) == "stop":
-                await enqueue(
-                    session,
+                yield from enqueue_job(
                     FLOW_CANCEL_WAITING,
                     {"phone": data.get("from")},
                     key=f"stop-runs:{event_id}",
+                    lease=lease,
                 )
                 continue
             if is_compliance_reply(data.get("body")):
@@ -78,46 +74,58 @@ async def flows_sink(hub: Hub, session: AsyncSession, payloads: list[dict[str, A
         if not wanted and type_ == "sms.received":
             wanted = data.get("from") in waiting
         if wanted:
-            await enqueue(session, FLOW_DISPATCH, {"event_id": event_id}, key=f"flows:{event_id}")
+            yield from enqueue_job(
+                FLOW_DISPATCH, {"event_id": event_id}, key=f"flows:{event_id}", lease=lease
+            )
 
 
-async def _phones_waited_on(session: AsyncSession, phones: set[str]) -> set[str]:
+def _phones_waited_on(phones: set[str]) -> Unit[set[str]]:
     """Which of these numbers some run waits for a reply from (on any channel)."""
     if not phones:
         return set()
-    found = await session.execute(
-        sa.select(col(FlowRun.wait_phone)).where(
-            col(FlowRun.status) == "waiting", col(FlowRun.wait_phone).in_(sorted(phones))
-        )
+    ordered = sorted(phones)
+    found = yield from fetch_all(
+        "SELECT wait_phone FROM runs WHERE status = 'waiting' "
+        f"AND wait_phone IN ({placeholders(len(ordered))})",
+        ordered,
     )
-    return {str(phone) for phone in found.scalars()}
+    return {str(row[0]) for row in found}
 
 
-async def _contact(hub: Hub, phone: str | None) -> ContactView | None:
-    if not phone:
+def _event_and_contact(event_id: str) -> Unit[tuple[dict[str, Any], ContactView | None] | None]:
+    """Unit: an event's payload and the contact it is about (as flows see contacts)."""
+    raw = yield from fetch_value("SELECT payload FROM events WHERE id = ?", (event_id,))
+    if raw is None:
         return None
-    async with hub.db.read() as session:
-        row = (
-            await session.execute(sa.select(Contact).where(col(Contact.phone) == phone))
-        ).scalar()
-    return contact_view(row) if row is not None else ContactView(phone=phone)
+    payload: dict[str, Any] = as_json(raw)
+    data = payload.get("data") or {}
+    phone = data.get("from") if payload.get("type") == "sms.received" else data.get("to")
+    if not phone:
+        return payload, None
+    row = yield from fetch_one(
+        "SELECT phone, opted_out, tags, fields FROM contacts WHERE phone = ?", (phone,)
+    )
+    if row is None:
+        return payload, ContactView(phone=str(phone))
+    tags, fields = as_json(row[2]), as_json(row[3])
+    view = ContactView(
+        phone=row[0],
+        opted_out=bool(row[1]),
+        tags=tuple(tags),
+        fields={k: str(v) for k, v in fields.items()},
+    )
+    return payload, view
 
 
 async def flow_dispatch(hub: Hub, event_id: str) -> None:
     """Job: continue the contact's waiting run with an inbound SMS, or start matching flows."""
-    async with hub.db.read() as session:
-        event = await session.get(Event, event_id)
-    if event is None:
+    found = await hub.store.read(_event_and_contact(event_id))
+    if found is None:
         return
-    payload = dict(event.payload)
-    data = payload.get("data") or {}
-    phone = data.get("from") if payload.get("type") == "sms.received" else data.get("to")
+    payload, contact = found
     flows = hub.flows
     result = await dispatch_event(
-        payload,
-        executor=flows.executor,
-        index=await flows.index(),
-        contact=await _contact(hub, phone),
+        payload, executor=flows.executor, index=await flows.index(), contact=contact
     )
     runs = list(result.started)
     if result.reply_run_id:
@@ -142,16 +150,10 @@ async def flow_cancel_waiting(hub: Hub, phone: str | None) -> None:
     """Job: on STOP, runs waiting for this contact's reply are cancelled (they could only nag)."""
     if not phone:
         return
-    async with hub.db.read() as session:
-        ids = (
-            await session.execute(
-                sa.select(col(FlowRun.id)).where(
-                    col(FlowRun.wait_phone) == phone,
-                    col(FlowRun.status) == "waiting",
-                )
-            )
-        ).scalars()
-        run_ids = list(ids)
+    found = await hub.store.read(
+        fetch_all("SELECT id FROM runs WHERE wait_phone = ? AND status = 'waiting'", (phone,))
+    )
+    run_ids = [str(row[0]) for row in found]
     executor = hub.flows.executor
     runs = [await executor.cancel(run_id, "contact opted out (STOP)") for run_id in run_ids]
     await announce(hub, runs)
@@ -167,53 +169,52 @@ SWEEP_BATCH = 200
 
 async def flow_sweep(hub: Hub) -> None:
     """Periodic job: queue an advance for runs a crash left running or waiting past their end."""
+    await hub.store.write(_sweep(hub))
+
+
+def _sweep(hub: Hub) -> Unit[None]:
     now = utcnow()
-    async with hub.db.write() as session:
-        rows = await session.execute(
-            sa.select(col(FlowRun.id))
-            .where(
-                sa.or_(
-                    sa.and_(
-                        col(FlowRun.status) == "running",
-                        col(FlowRun.updated_at) < now - timedelta(seconds=STALE_RUNNING_S),
-                    ),
-                    sa.and_(
-                        col(FlowRun.status) == "waiting",
-                        col(FlowRun.wait_until) < now - timedelta(seconds=OVERDUE_WAIT_S),
-                    ),
-                )
-            )
-            .limit(SWEEP_BATCH)
+    stale = yield from fetch_all(
+        "SELECT id FROM runs WHERE (status = 'running' AND updated_at < ?) "
+        "OR (status = 'waiting' AND wait_until < ?) LIMIT ?",
+        (
+            now - timedelta(seconds=STALE_RUNNING_S),
+            now - timedelta(seconds=OVERDUE_WAIT_S),
+            SWEEP_BATCH,
+        ),
+    )
+    lease = hub.queue.lease()
+    for (run_id,) in stale:
+        yield from enqueue_job(
+            FLOW_ADVANCE, {"run_id": run_id}, key=f"advance:{run_id}", lease=lease
         )
-        for run_id in rows.scalars():
-            await enqueue(session, FLOW_ADVANCE, {"run_id": run_id}, key=f"advance:{run_id}")
-    hub.queue.notify()
 
 
 async def announce(hub: Hub, runs: list[Run]) -> None:
     """Emit flow.run.completed / flow.run.failed once for every run that has ended."""
     ended = [r for r in runs if r.status in ("completed", "failed")]
-    if not ended:
-        return
-    async with hub.db.write() as session:
-        for run in ended:
-            await emit(
-                session,
-                type=f"flow.run.{run.status}",
-                channel_id="hub",
-                dedupe_key=f"run:{run.id}:{run.status}",
-                data=flow_run(
-                    run_id=run.id,
-                    flow_id=run.flow_id,
-                    flow_version=run.flow_version,
-                    status=run.status,
-                    error=run.error,
-                    contact=run.contact,
-                    vars=run.vars,
-                    finished_at=run.finished_at,
-                ),
-            )
-    hub.queue.notify()
+    if ended:
+        await hub.store.write(_announce(hub, ended))
+
+
+def _announce(hub: Hub, ended: list[Run]) -> Unit[None]:
+    for run in ended:
+        yield from emit(
+            hub,
+            type=f"flow.run.{run.status}",
+            channel_id="hub",
+            dedupe_key=f"run:{run.id}:{run.status}",
+            data=flow_run(
+                run_id=run.id,
+                flow_id=run.flow_id,
+                flow_version=run.flow_version,
+                status=run.status,
+                error=run.error,
+                contact=run.contact,
+                vars=run.vars,
+                finished_at=run.finished_at,
+            ),
+        )
 
 
 async def start_from_http(

@@ -10,10 +10,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
-
 from flows.ports import (
     ContactUpdate,
     ContactView,
@@ -25,10 +21,12 @@ from flows.ports import (
 )
 from hub.context import Hub
 from hub.errors import ApiError
-from hub.models import Contact, Message, utcnow
+from hub.models import Contact, utcnow
 from hub.phone import InvalidNumber, to_e164
-from hub.services.contacts import get_or_create_contact
-from hub.services.sending import create_outbound, resolve_route
+from hub.services.contacts import contact_for
+from hub.services.messages import MessageRow
+from hub.services.sending import Route, by_idempotency_key, create_outbound, resolve_route
+from hub.store import Json, Unit, as_datetime, as_json, execute, fetch_one, fetch_value
 
 
 def contact_view(contact: Contact) -> ContactView:
@@ -41,7 +39,7 @@ def contact_view(contact: Contact) -> ContactView:
     )
 
 
-def _outcome(message: Message) -> SmsOutcome:
+def _outcome(message: MessageRow) -> SmsOutcome:
     if message.status == "suppressed":
         return SmsOutcome(
             status="suppressed", message_id=message.id, reason=message.error, to=message.to_number
@@ -65,12 +63,6 @@ class HubEffects:
     async def send_sms(self, command: SmsCommand) -> SmsOutcome:
         """Queue the SMS (or record it suppressed); a repeated key returns the first outcome."""
         key = f"flow:{command.idempotency_key}"[:200]
-        async with self.hub.db.read() as session:
-            found = (
-                await session.execute(sa.select(Message).where(col(Message.idempotency_key) == key))
-            ).scalar()
-        if found is not None:
-            return _outcome(found)
         try:
             to = to_e164(command.to, self.hub.settings.default_region)
         except InvalidNumber as exc:
@@ -84,50 +76,53 @@ class HubEffects:
                 device_id=command.device_id or (reply.device_id if reply else None),
             )
         except ApiError as exc:
+            # The route may be gone since a first attempt queued it: that answer stands.
+            found = await self.hub.store.read(by_idempotency_key(key))
+            if found is not None:
+                return _outcome(found)
             raise EffectError(exc.message, retryable=False) from exc
-        sim_slot = (
-            command.sim_slot
-            if command.sim_slot is not None
-            else (reply.sim_slot if reply else None)
-        )
-        async with self.hub.db.write() as session:
-            contact = await get_or_create_contact(session, to)
-            reason = await self._suppression(session, contact, to)
-            message = await create_outbound(
-                self.hub,
-                session,
-                channel_id=route.channel.id,
-                contact_id=contact.id,
-                to=to,
-                text=command.text,
-                device_id=route.device_id,
-                sim_slot=sim_slot,
-                from_number=route.channel.phone_number,
-                idempotency_key=key,
-                source="flow",
-                suppressed=reason,
-            )
-        self.hub.queue.notify()
+        sim_slot = command.sim_slot
+        if sim_slot is None and reply is not None:
+            sim_slot = reply.sim_slot
+        message = await self.hub.store.write(self._queue(key, to, command.text, route, sim_slot))
         return _outcome(message)
 
-    async def _suppression(self, session: AsyncSession, contact: Contact, to: str) -> str | None:
+    def _queue(
+        self, key: str, to: str, text: str, route: Route, sim_slot: int | None
+    ) -> Unit[MessageRow]:
+        """Unit: the first outcome of this key, or a new (possibly suppressed) message."""
+        found = yield from by_idempotency_key(key)
+        if found is not None:
+            return found
+        contact_id, opted_out = yield from contact_for(to)
+        reason = yield from self._suppression(contact_id, opted_out, to)
+        message = yield from create_outbound(
+            self.hub,
+            channel_id=route.channel.id,
+            contact_id=contact_id,
+            to=to,
+            text=text,
+            device_id=route.device_id,
+            sim_slot=sim_slot,
+            from_number=route.channel.phone_number,
+            idempotency_key=key,
+            source="flow",
+            suppressed=reason,
+        )
+        return message
+
+    def _suppression(self, contact_id: str, opted_out: bool, to: str) -> Unit[str | None]:
         """Why this automatic SMS must not go out, if it must not."""
-        if contact.opted_out:
+        if opted_out:
             return "opted_out: the contact replied STOP"
         settings = self.hub.settings
         since = utcnow() - timedelta(seconds=settings.loop_breaker_window_s)
-        recent = (
-            await session.execute(
-                sa.select(sa.func.count()).where(
-                    col(Message.contact_id) == contact.id,
-                    col(Message.direction) == "outbound",
-                    col(Message.source) == "flow",
-                    col(Message.status) != "suppressed",
-                    col(Message.created_at) > since,
-                )
-            )
-        ).scalar() or 0
-        if recent >= settings.loop_breaker_max:
+        recent = yield from fetch_value(
+            "SELECT count(*) FROM messages WHERE contact_id = ? AND direction = 'outbound' "
+            "AND source = 'flow' AND status <> 'suppressed' AND created_at > ?",
+            (contact_id, since),
+        )
+        if (recent or 0) >= settings.loop_breaker_max:
             return (
                 f"loop_breaker: {recent} automatic SMS to {to} in the last "
                 f"{settings.loop_breaker_window_s:g} s (limit {settings.loop_breaker_max})"
@@ -162,20 +157,35 @@ class HubEffects:
             phone = to_e164(update.phone, self.hub.settings.default_region)
         except InvalidNumber as exc:
             raise EffectError(str(exc), retryable=False) from exc
-        async with self.hub.db.write() as session:
-            contact = await get_or_create_contact(session, phone)
-            now = utcnow()
-            if update.opt_out is not None and update.opt_out != contact.opted_out:
-                contact.opted_out = update.opt_out
-                contact.opted_out_at = now if update.opt_out else None
-            tags = [t for t in contact.tags if t not in update.remove_tags]
-            tags += [t for t in update.add_tags if t not in tags]
-            contact.tags = tags
-            if update.fields:
-                contact.fields = {**contact.fields, **update.fields}
-            contact.updated_at = now
-            session.add(contact)
-            return contact_view(contact)
+        view: ContactView = await self.hub.store.write(_update_contact(phone, update))
+        return view
+
+
+def _update_contact(phone: str, update: ContactUpdate) -> Unit[ContactView]:
+    contact_id, _ = yield from contact_for(phone)
+    row = yield from fetch_one(
+        "SELECT opted_out, opted_out_at, tags, fields FROM contacts WHERE id = ?", (contact_id,)
+    )
+    assert row is not None
+    opted_out, opted_at = bool(row[0]), row[1]
+    now = utcnow()
+    if update.opt_out is not None and update.opt_out != opted_out:
+        opted_out, opted_at = update.opt_out, (now if update.opt_out else None)
+    tags = [t for t in as_json(row[2]) if t not in update.remove_tags]
+    tags += [t for t in update.add_tags if t not in tags]
+    fields = {**as_json(row[3]), **update.fields}
+    yield from execute(
+        "UPDATE contacts SET opted_out = ?, opted_out_at = ?, tags = ?, fields = ?, "
+        "updated_at = ? WHERE id = ?",
+        (opted_out, as_datetime(opted_at) if opted_at else None, Json(tags), Json(fields))
+        + (now, contact_id),
+    )
+    return ContactView(
+        phone=phone,
+        opted_out=opted_out,
+        tags=tuple(tags),
+        fields={k: str(v) for k, v in fields.items()},
+    )
 
 
 __all__ = ["HubEffects", "contact_view"]

@@ -44,9 +44,18 @@ class FlowsRuntime:
         self._index_stamp: tuple[Any, ...] | None = None
         self._index_checked = 0.0
 
-    def invalidate(self) -> None:
-        """Rebuild the index on next use (a flow was published, paused or deleted here)."""
-        self._index = None
+    def cached_index(self) -> TriggerIndex:
+        """The index as last built (what a sink inside a unit, which cannot wait, uses)."""
+        if self._index is None:
+            self._index = TriggerIndex.build([])  # nothing built yet: empty until index()
+            self._index_checked = 0.0
+        return self._index
+
+    async def refresh(self) -> None:
+        """Rebuild the index now (a flow was published, paused or deleted here)."""
+        self._index_stamp = None
+        self._index_checked = 0.0
+        await self.index()
 
     async def index(self) -> TriggerIndex:
         """The trigger index of every enabled flow's published version."""

@@ -1,4 +1,10 @@
-"""The engine's ports (flows.ports) on the hub's database and queue."""
+"""The engine's ports (flows.ports) on the hub's store (``hub.store``) and queue.
+
+A run is one ``runs`` row (the engine's whole Run record as JSON, plus the columns the
+hub queries: status, the contact waited on, the wait's end) and one ``run_steps`` row per
+step. Every save is one unit, group-committed with the hub's other writes: the run's
+compare-and-swap on ``revision`` and its changed steps together.
+"""
 
 from __future__ import annotations
 
@@ -6,52 +12,74 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
-
 from flows.ports import RunExistsError, StaleRunError
 from flows.runs import Run, Step
 from hub.context import Hub
-from hub.dbutil import insert_ignore
-from hub.models import FlowRun, FlowStep, FlowVersion
-from hub.queue.base import enqueue
+from hub.models import FlowRun
+from hub.queue.base import enqueue_job
 from hub.services.flow_dispatch import FLOW_TIMER
+from hub.store import Json, Unit, as_json, execute, fetch_all, fetch_one, fetch_value, insert_rows
+
+_RUN_COLUMNS = (
+    "flow_id",
+    "flow_version",
+    "status",
+    "contact_phone",
+    "wait_phone",
+    "wait_channel_id",
+    "wait_until",
+    "doc",
+    "updated_at",
+    "finished_at",
+)
+_STEP_COLUMNS = ("run_id", "seq", "node_id", "status", "doc", "started_at", "finished_at")
+_UPSERT_STEPS = (
+    "ON CONFLICT (run_id, seq) DO UPDATE SET node_id = excluded.node_id, "
+    "status = excluded.status, doc = excluded.doc, started_at = excluded.started_at, "
+    "finished_at = excluded.finished_at"
+)
+_SET_RUN = ", ".join(f"{name} = ?" for name in _RUN_COLUMNS)
 
 
-def _run_columns(run: Run) -> dict[str, Any]:
+def _run_values(run: Run) -> tuple[Any, ...]:
     wait = run.wait
-    contact = run.contact or {}
-    return {
-        "flow_id": run.flow_id,
-        "flow_version": run.flow_version,
-        "status": run.status,
-        "contact_phone": contact.get("phone"),
-        "wait_phone": wait.contact_phone if wait and wait.kind == "reply" else None,
-        "wait_channel_id": wait.channel_id if wait and wait.kind == "reply" else None,
-        "wait_until": wait.until if wait else None,
-        "doc": run.to_dict(),
-        "updated_at": run.updated_at,
-        "finished_at": run.finished_at,
-    }
+    reply = wait is not None and wait.kind == "reply"
+    return (
+        run.flow_id,
+        run.flow_version,
+        run.status,
+        (run.contact or {}).get("phone"),
+        wait.contact_phone if wait is not None and reply else None,
+        wait.channel_id if wait is not None and reply else None,
+        wait.until if wait is not None else None,
+        Json(run.to_dict()),
+        run.updated_at,
+        run.finished_at,
+    )
 
 
-def _step_row(step: Step) -> dict[str, Any]:
-    return {
-        "run_id": step.run_id,
-        "seq": step.seq,
-        "node_id": step.node_id,
-        "status": step.status,
-        "doc": step.to_dict(),
-        "started_at": step.started_at,
-        "finished_at": step.finished_at,
-    }
+def _step_values(step: Step) -> tuple[Any, ...]:
+    return (
+        step.run_id,
+        step.seq,
+        step.node_id,
+        step.status,
+        Json(step.to_dict()),
+        step.started_at,
+        step.finished_at,
+    )
 
 
 def run_of(row: FlowRun) -> Run:
-    """The engine's Run from a row (the row's revision is the truth)."""
+    """The engine's Run from an ORM row (the row's revision is the truth)."""
     run = Run.from_dict(dict(row.doc))
     run.revision = row.revision
+    return run
+
+
+def _run_from(doc: Any, revision: Any) -> Run:
+    run = Run.from_dict(as_json(doc))
+    run.revision = int(revision)
     return run
 
 
@@ -63,79 +91,72 @@ class SqlRunStore:
 
     async def create_run(self, run: Run, steps: Sequence[Step]) -> None:
         """Insert a new run and its first steps; RunExistsError if the id exists."""
-        async with self.hub.db.write() as session:
-            inserted = await insert_ignore(
-                session,
-                FlowRun,
-                {"id": run.id, "revision": 0, "created_at": run.created_at, **_run_columns(run)},
-                conflict=["id"],
-            )
-            if not inserted:
-                raise RunExistsError(run.id)
-            await self._put_steps(session, steps)
+        await self.hub.store.write(self._create(run, steps))
+
+    def _create(self, run: Run, steps: Sequence[Step]) -> Unit[None]:
+        inserted = yield from insert_rows(
+            "runs",
+            ("id", "revision", "created_at", *_RUN_COLUMNS),
+            [(run.id, 0, run.created_at, *_run_values(run))],
+            conflict="ON CONFLICT (id) DO NOTHING",
+            returning="id",
+        )
+        if not inserted:
+            raise RunExistsError(run.id)
+        yield from _put_steps(steps)
 
     async def get_run(self, run_id: str) -> Run | None:
         """The run, or None."""
-        async with self.hub.db.read() as session:
-            row = await session.get(FlowRun, run_id)
-            return run_of(row) if row is not None else None
+        row = await self.hub.store.read(
+            fetch_one("SELECT doc, revision FROM runs WHERE id = ?", (run_id,))
+        )
+        return _run_from(*row) if row is not None else None
 
     async def save_run(self, run: Run, steps: Sequence[Step] = ()) -> None:
         """Update the run if nobody else did since we read it, and upsert the steps."""
-        async with self.hub.db.write() as session:
-            result = await session.execute(
-                sa.update(FlowRun)
-                .where(col(FlowRun.id) == run.id, col(FlowRun.revision) == run.revision)
-                .values(revision=run.revision + 1, **_run_columns(run))
-            )
-            if result.rowcount != 1:  # type: ignore[attr-defined]
-                raise StaleRunError(run.id)
-            await self._put_steps(session, steps)
+        await self.hub.store.write(self._save(run, steps))
 
-    async def _put_steps(self, session: AsyncSession, steps: Sequence[Step]) -> None:
-        for step in steps:
-            values = _step_row(step)
-            found = await session.get(FlowStep, (step.run_id, step.seq))
-            if found is None:
-                session.add(FlowStep(**values))
-            else:
-                for key, value in values.items():
-                    setattr(found, key, value)
-                session.add(found)
+    def _save(self, run: Run, steps: Sequence[Step]) -> Unit[None]:
+        result = yield from execute(
+            f"UPDATE runs SET revision = ?, {_SET_RUN} WHERE id = ? AND revision = ?",
+            (run.revision + 1, *_run_values(run), run.id, run.revision),
+        )
+        if result.rowcount != 1:
+            raise StaleRunError(run.id)
+        yield from _put_steps(steps)
 
     async def get_step(self, run_id: str, seq: int) -> Step | None:
         """One step by sequence number."""
-        async with self.hub.db.read() as session:
-            row = await session.get(FlowStep, (run_id, seq))
-            return Step.from_dict(dict(row.doc)) if row is not None else None
+        doc = await self.hub.store.read(
+            fetch_value("SELECT doc FROM run_steps WHERE run_id = ? AND seq = ?", (run_id, seq))
+        )
+        return Step.from_dict(as_json(doc)) if doc is not None else None
 
     async def list_steps(self, run_id: str) -> list[Step]:
         """Every step of a run in order."""
-        async with self.hub.db.read() as session:
-            rows = await session.execute(
-                sa.select(FlowStep)
-                .where(col(FlowStep.run_id) == run_id)
-                .order_by(col(FlowStep.seq))
-            )
-            return [Step.from_dict(dict(r.doc)) for r in rows.scalars()]
+        rows = await self.hub.store.read(
+            fetch_all("SELECT doc FROM run_steps WHERE run_id = ? ORDER BY seq", (run_id,))
+        )
+        return [Step.from_dict(as_json(doc)) for (doc,) in rows]
 
     async def find_waiting_run(self, contact_phone: str, channel_id: str | None) -> Run | None:
         """The latest run waiting for this contact's reply on this channel (or any channel)."""
-        stmt = sa.select(FlowRun).where(
-            col(FlowRun.status) == "waiting", col(FlowRun.wait_phone) == contact_phone
-        )
+        sql = "SELECT doc, revision FROM runs WHERE status = 'waiting' AND wait_phone = ?"
+        params: tuple[Any, ...] = (contact_phone,)
         if channel_id is not None:
-            stmt = stmt.where(
-                sa.or_(
-                    col(FlowRun.wait_channel_id) == channel_id,
-                    col(FlowRun.wait_channel_id).is_(None),
-                )
-            )
-        async with self.hub.db.read() as session:
-            row = (
-                await session.execute(stmt.order_by(col(FlowRun.created_at).desc()).limit(1))
-            ).scalar()
-            return run_of(row) if row is not None else None
+            sql += " AND (wait_channel_id = ? OR wait_channel_id IS NULL)"
+            params = (*params, channel_id)
+        row = await self.hub.store.read(
+            fetch_one(sql + " ORDER BY created_at DESC LIMIT 1", params)
+        )
+        return _run_from(*row) if row is not None else None
+
+
+def _put_steps(steps: Sequence[Step]) -> Unit[None]:
+    if steps:
+        yield from insert_rows(
+            "run_steps", _STEP_COLUMNS, [_step_values(s) for s in steps], conflict=_UPSERT_STEPS
+        )
 
 
 class SqlFlowSource:
@@ -150,20 +171,19 @@ class SqlFlowSource:
         key = (flow_id, version)
         if key in self._cache:
             return self._cache[key]
-        async with self.hub.db.read() as session:
-            row = (
-                await session.execute(
-                    sa.select(FlowVersion).where(
-                        col(FlowVersion.flow_id) == flow_id, col(FlowVersion.version) == version
-                    )
-                )
-            ).scalar()
-        if row is None:
+        raw = await self.hub.store.read(
+            fetch_value(
+                "SELECT definition FROM flow_versions WHERE flow_id = ? AND version = ?",
+                (flow_id, version),
+            )
+        )
+        if raw is None:
             return None
         if len(self._cache) > 1000:
             self._cache.clear()
-        self._cache[key] = row.definition
-        return row.definition
+        definition: Mapping[str, Any] = as_json(raw)
+        self._cache[key] = definition
+        return definition
 
 
 class QueueScheduler:
@@ -174,15 +194,15 @@ class QueueScheduler:
 
     async def schedule(self, run_id: str, at: datetime, token: str) -> None:
         """Arrange one ``fire_timer(run_id, token)`` at ``at`` (idempotent per token)."""
-        async with self.hub.db.write() as session:
-            await enqueue(
-                session,
+        await self.hub.store.write(
+            enqueue_job(
                 FLOW_TIMER,
                 {"run_id": run_id, "token": token},
                 run_at=at,
                 key=f"flow-timer:{run_id}:{token}"[:200],
+                lease=self.hub.queue.lease(),
             )
-        self.hub.queue.notify()
+        )
 
 
 class HubClock:

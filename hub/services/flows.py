@@ -142,7 +142,7 @@ async def publish(hub: Hub, flow_id: str, note: str = "") -> FlowVersion:
         flow.updated_at = utcnow()
         session.add(flow)
         session.add(version)
-    hub.flows.invalidate()
+    await hub.flows.refresh()
     return version
 
 
@@ -153,7 +153,7 @@ async def set_enabled(hub: Hub, flow_id: str, enabled: bool) -> Flow:
         flow.enabled = enabled
         flow.updated_at = utcnow()
         session.add(flow)
-    hub.flows.invalidate()
+    await hub.flows.refresh()
     return flow
 
 
@@ -164,7 +164,7 @@ async def delete_flow(hub: Hub, flow_id: str) -> None:
         flow.deleted_at = utcnow()
         flow.updated_at = utcnow()
         session.add(flow)
-    hub.flows.invalidate()
+    await hub.flows.refresh()
 
 
 async def list_versions(hub: Hub, flow_id: str) -> list[FlowVersion]:

@@ -8,14 +8,10 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
-
 from connectors.base import InboundEvent, ScheduledEvent
 from hub.context import Hub
-from hub.models import Channel
-from hub.queue.base import enqueue
+from hub.queue.base import enqueue_job
+from hub.store import Unit, fetch_value
 
 log = logging.getLogger("smshub.followups")
 
@@ -23,13 +19,12 @@ log = logging.getLogger("smshub.followups")
 INGEST_FOLLOWUP = "ingest_followup"
 
 
-async def schedule_followups(
-    session: AsyncSession, channel_id: str, followups: Sequence[ScheduledEvent]
-) -> None:
-    """Queue each scheduled event, in the transaction that records the send."""
+def schedule_followups(
+    hub: Hub, channel_id: str, followups: Sequence[ScheduledEvent]
+) -> Unit[None]:
+    """Unit: queue each scheduled event, in the unit that records the send."""
     for followup in followups:
-        await enqueue(
-            session,
+        yield from enqueue_job(
             INGEST_FOLLOWUP,
             {
                 "channel_id": channel_id,
@@ -37,6 +32,7 @@ async def schedule_followups(
                 "to_channel_number": followup.to_channel_number,
             },
             delay_s=followup.delay_s,
+            lease=hub.queue.lease(),
         )
 
 
@@ -61,12 +57,11 @@ async def ingest_followup(
 
 
 async def _simulator_with_number(hub: Hub, number: str) -> str | None:
-    async with hub.db.read() as session:
-        found = await session.execute(
-            sa.select(col(Channel.id)).where(
-                col(Channel.phone_number) == number,
-                col(Channel.connector) == "simulator",
-                col(Channel.deleted_at).is_(None),
-            )
+    found = await hub.store.read(
+        fetch_value(
+            "SELECT id FROM channels WHERE phone_number = ? AND connector = 'simulator' "
+            "AND deleted_at IS NULL ORDER BY id LIMIT 1",
+            (number,),
         )
-        return found.scalars().first()
+    )
+    return str(found) if found else None

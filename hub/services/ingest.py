@@ -1,10 +1,10 @@
-"""Ingest: normalized gateway events into the database, in one short write transaction.
+"""Ingest: normalized gateway events into the database, in one short unit of work.
 
 This is the hot path. Per event: the event row (unique on channel + dedupe key, so a
 gateway's retry is a no-op), the message and contact changes, opt-out handling
 (``hub.services.optouts``), delivery reports (``hub.services.reports``), and the event
-sinks of the wiring (flows, webhook deliveries), all in the same transaction. Nothing
-slow happens here.
+sinks of the wiring (flows, webhook deliveries), all in the same unit (``hub.store``),
+group-committed with whatever else the hub writes meanwhile. Nothing slow happens here.
 """
 
 from __future__ import annotations
@@ -15,24 +15,21 @@ import logging
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
-
 from connectors.base import InboundEvent
 from connectors.segments import segment_info
 from flows.ports import DeviceRef
 from hub.context import ChannelRuntime, Hub, IngestResult
-from hub.dbutil import dialect_insert
 from hub.event_data import channel_ref, envelope, sms_received
 from hub.ids import new_id
 from hub.metrics import EVENTS
-from hub.models import Contact, Device, Event, Message, utcnow
+from hub.models import utcnow
 from hub.phone import normalize_address
 from hub.services.events import dispatch_inline
 from hub.services.keywords import classify
+from hub.services.messages import load_message
 from hub.services.optouts import handle_keyword
 from hub.services.reports import store_report
+from hub.store import Json, Unit, as_json, execute, insert_rows
 
 log = logging.getLogger("smshub.ingest")
 
@@ -150,34 +147,43 @@ class _Received:
 async def write_batch(
     hub: Hub, requests: list[tuple[ChannelRuntime, list[InboundEvent]]]
 ) -> list[IngestResult]:
-    """Write several requests' events in ONE transaction; a result per request.
+    """Write several requests' events in ONE unit; a result per request.
 
     Inbound SMS (the bulk) take a handful of set-based statements for the whole batch:
     upsert contacts, upsert devices, insert events (ON CONFLICT DO NOTHING: a retry is a
-    no-op), insert messages and their dispatch jobs. Keywords and delivery reports, rarer
-    and richer, then take the per-event path.
+    no-op), insert messages, hand the new events to the sinks. Keywords and delivery
+    reports, rarer and richer, then take the per-event path.
     """
-    now = utcnow()
+    await hub.flows.index()  # fresh enough for the flows sink, which cannot wait
+    outcome = await hub.store.write(_write_unit(hub, requests))
     results = [IngestResult() for _ in requests]
-    received, reports = _prepare(hub, requests, results)
-    async with hub.db.write() as session:
-        contacts = await _upsert_contacts(session, {r.sender for r in received}, now)
-        devices = await _upsert_devices(session, requests, now)
-        inserted = await _insert_received(hub, session, received, contacts, devices, now)
-        for item in received:
-            stored = item.event_id in inserted
-            _count(results[item.request], item.event, item.event_id if stored else None)
-            if stored and classify(item.body) is not None:
-                contact = await session.get(Contact, contacts[item.sender][0])
-                message = await session.get(Message, item.message_id)
-                if contact is not None and message is not None:
-                    await handle_keyword(hub, session, contact, message, now)
-        for index, channel, event in reports:
-            event_id = await store_report(session, channel, event, now)
-            _count(results[index], event, event_id)
-    if session.info.get("smshub_jobs_enqueued"):
-        hub.queue.notify()
+    for index, event, event_id in outcome:
+        _count(results[index], event, event_id)
     return results
+
+
+_Outcome = list[tuple[int, InboundEvent, str | None]]
+
+
+def _write_unit(
+    hub: Hub, requests: list[tuple[ChannelRuntime, list[InboundEvent]]]
+) -> Unit[_Outcome]:
+    now = utcnow()
+    received, reports, outcome = _prepare(hub, requests)
+    contacts = yield from _upsert_contacts({r.sender for r in received}, now)
+    devices = yield from _upsert_devices(requests, now)
+    inserted = yield from _insert_received(hub, received, contacts, devices, now)
+    for item in received:
+        stored = item.event_id in inserted
+        outcome.append((item.request, item.event, item.event_id if stored else None))
+        if stored and classify(item.body) is not None:
+            inbound = yield from load_message(hub, item.message_id)
+            if inbound is not None:
+                yield from handle_keyword(hub, inbound, now)
+    for index, channel, event in reports:
+        event_id = yield from store_report(hub, channel, event, now)
+        outcome.append((index, event, event_id))
+    return outcome
 
 
 def _count(result: IngestResult, event: InboundEvent, event_id: str | None) -> None:
@@ -190,20 +196,20 @@ def _count(result: IngestResult, event: InboundEvent, event_id: str | None) -> N
 
 
 def _prepare(
-    hub: Hub,
-    requests: list[tuple[ChannelRuntime, list[InboundEvent]]],
-    results: list[IngestResult],
-) -> tuple[list[_Received], list[tuple[int, ChannelRuntime, InboundEvent]]]:
-    """Normalize numbers and count segments; drop repeats of a key within the batch."""
+    hub: Hub, requests: list[tuple[ChannelRuntime, list[InboundEvent]]]
+) -> tuple[list[_Received], list[tuple[int, ChannelRuntime, InboundEvent]], _Outcome]:
+    """Normalize numbers and count segments; drop repeats of a key within the batch
+    (they are counted as duplicates in the outcome)."""
     region = hub.settings.default_region
     received: list[_Received] = []
     reports: list[tuple[int, ChannelRuntime, InboundEvent]] = []
+    outcome: _Outcome = []
     seen: set[tuple[str, str]] = set()
     for index, (channel, events) in enumerate(requests):
         for event in events:
             key = (channel.id, event.dedupe_key[:200])
             if key in seen:  # the same event twice in one batch: a concurrent retry
-                _count(results[index], event, None)
+                outcome.append((index, event, None))
                 continue
             seen.add(key)
             if event.type != "sms.received":
@@ -225,40 +231,69 @@ def _prepare(
                     encoding=info.encoding,
                 )
             )
-    return received, reports
+    return received, reports, outcome
 
 
-async def _upsert_contacts(
-    session: AsyncSession, phones: set[str], now: datetime
-) -> dict[str, tuple[str, bool]]:
+_CONTACT_COLUMNS = (
+    "id",
+    "phone",
+    "name",
+    "opted_out",
+    "tags",
+    "fields",
+    "created_at",
+    "updated_at",
+)
+_DEVICE_COLUMNS = (
+    "id",
+    "channel_id",
+    "external_id",
+    "name",
+    "sim_slots",
+    "last_seen_at",
+    "created_at",
+)
+_EVENT_COLUMNS = ("id", "channel_id", "type", "dedupe_key", "message_id", "payload", "created_at")
+_MESSAGE_COLUMNS = (
+    "id",
+    "direction",
+    "channel_id",
+    "device_id",
+    "sim_slot",
+    "contact_id",
+    "from_number",
+    "to_number",
+    "body",
+    "segments",
+    "encoding",
+    "status",
+    "provider_message_id",
+    "source",
+    "bypass_opt_out",
+    "attempts",
+    "created_at",
+    "updated_at",
+)
+
+
+def _upsert_contacts(phones: set[str], now: datetime) -> Unit[dict[str, tuple[str, bool]]]:
     """phone → (contact id, opted out), creating missing contacts."""
     if not phones:
         return {}
-    table = Contact.__table__  # type: ignore[attr-defined]
-    insert = dialect_insert(session)(table)
-    stmt = insert.on_conflict_do_update(
-        index_elements=["phone"], set_={"updated_at": insert.excluded.updated_at}
-    ).returning(table.c.id, table.c.phone, table.c.opted_out)
-    rows = [
-        {
-            "id": new_id("ct"),
-            "phone": phone,
-            "name": "",
-            "opted_out": False,
-            "tags": [],
-            "fields": {},
-            "created_at": now,
-            "updated_at": now,
-        }
-        for phone in sorted(phones)  # a fixed order: concurrent batches lock rows alike
-    ]
-    found = await session.execute(stmt, rows)
-    return {phone: (cid, bool(opted)) for cid, phone, opted in found.all()}
+    found = yield from insert_rows(
+        "contacts",
+        _CONTACT_COLUMNS,
+        # A fixed order: concurrent batches lock rows alike (PostgreSQL).
+        [(new_id("ct"), p, "", False, Json([]), Json({}), now, now) for p in sorted(phones)],
+        conflict="ON CONFLICT (phone) DO UPDATE SET updated_at = excluded.updated_at",
+        returning="id, phone, opted_out",
+    )
+    return {phone: (cid, bool(opted)) for cid, phone, opted in found}
 
 
-async def _upsert_devices(
-    session: AsyncSession, requests: list[tuple[ChannelRuntime, list[InboundEvent]]], now: datetime
-) -> dict[tuple[str, str], DeviceRef]:
+def _upsert_devices(
+    requests: list[tuple[ChannelRuntime, list[InboundEvent]]], now: datetime
+) -> Unit[dict[tuple[str, str], DeviceRef]]:
     """(channel, gateway device id) → the device; marks each seen and learns SIM slots."""
     slots: dict[tuple[str, str], set[int]] = {}
     for channel, events in requests:
@@ -269,40 +304,30 @@ async def _upsert_devices(
                     seen.add(event.sim_slot)
     if not slots:
         return {}
-    table = Device.__table__  # type: ignore[attr-defined]
-    insert = dialect_insert(session)(table)
-    stmt = insert.on_conflict_do_update(
-        index_elements=["channel_id", "external_id"],
-        set_={"last_seen_at": insert.excluded.last_seen_at},
-    ).returning(
-        table.c.id, table.c.channel_id, table.c.external_id, table.c.name, table.c.sim_slots
+    found = yield from insert_rows(
+        "devices",
+        _DEVICE_COLUMNS,
+        [
+            (new_id("dev"), ch, ext, "", Json(sorted(slots[(ch, ext)])), now, now)
+            for ch, ext in sorted(slots)
+        ],
+        conflict="ON CONFLICT (channel_id, external_id) "
+        "DO UPDATE SET last_seen_at = excluded.last_seen_at",
+        returning="id, channel_id, external_id, name, sim_slots",
     )
-    rows = [
-        {
-            "id": new_id("dev"),
-            "channel_id": channel_id,
-            "external_id": external_id,
-            "name": "",
-            "sim_slots": sorted(slots[(channel_id, external_id)]),
-            "last_seen_at": now,
-            "created_at": now,
-        }
-        for channel_id, external_id in sorted(slots)
-    ]
-    found = (await session.execute(stmt, rows)).all()
     devices: dict[tuple[str, str], DeviceRef] = {}
-    for device_id, channel_id, external_id, name, known in found:
+    for device_id, channel_id, external_id, name, raw_known in found:
         devices[(channel_id, external_id)] = {
             "id": device_id,
             "gateway_id": external_id,
             "name": name or None,
         }
-        new_slots = slots[(channel_id, external_id)] - set(known or [])
+        known = set(as_json(raw_known) or [])
+        new_slots = slots[(channel_id, external_id)] - known
         if new_slots:  # a SIM slot seen for the first time: rare, so one UPDATE each
-            await session.execute(
-                sa.update(Device)
-                .where(col(Device.id) == device_id)
-                .values(sim_slots=sorted({*(known or []), *new_slots}))
+            yield from execute(
+                "UPDATE devices SET sim_slots = ? WHERE id = ?",
+                (Json(sorted(known | new_slots)), device_id),
             )
     return devices
 
@@ -311,47 +336,66 @@ async def _upsert_devices(
 _NO_DEVICE: DeviceRef = {"id": None, "gateway_id": None, "name": None}
 
 
-async def _insert_received(
+def _insert_received(
     hub: Hub,
-    session: AsyncSession,
     received: list[_Received],
     contacts: dict[str, tuple[str, bool]],
     devices: dict[tuple[str, str], DeviceRef],
     now: datetime,
-) -> set[str]:
+) -> Unit[set[str]]:
     """Insert the events (duplicates skipped), then their messages, then hand the new
     events to the sinks; the ids of the events written."""
     if not received:
         return set()
-    rows = [_event_row(item, contacts, devices, now) for item in received]
-    events = Event.__table__  # type: ignore[attr-defined]
-    stmt = (
-        dialect_insert(session)(events)
-        .on_conflict_do_nothing(index_elements=["channel_id", "dedupe_key"])
-        .returning(events.c.id)
+    built = [_event_payload(item, contacts, devices, now) for item in received]
+    found = yield from insert_rows(
+        "events",
+        _EVENT_COLUMNS,
+        [_event_row(item, payload, now) for item, payload in zip(received, built, strict=True)],
+        conflict="ON CONFLICT (channel_id, dedupe_key) DO NOTHING",
+        returning="id",
     )
-    inserted = set((await session.execute(stmt, rows)).scalars())
-    fresh = [(item, row) for item, row in zip(received, rows, strict=True) if row["id"] in inserted]
+    inserted = {row[0] for row in found}
+    fresh = [
+        (item, payload)
+        for item, payload in zip(received, built, strict=True)
+        if item.event_id in inserted
+    ]
     if not fresh:
         return inserted
-    await session.execute(
-        sa.insert(Message.__table__),  # type: ignore[attr-defined]
-        [_message_row(item, row["payload"]["data"], now) for item, row in fresh],
+    yield from insert_rows(
+        "messages",
+        _MESSAGE_COLUMNS,
+        [_message_row(item, payload["data"], now) for item, payload in fresh],
     )
     # The gateway's event is the public one (status reports instead become public through
     # the message's status transition, hub.services.messages.record_status); its sinks run
-    # here, in this transaction, for the whole batch at once.
-    await dispatch_inline(hub, session, [row["payload"] for _, row in fresh])
+    # here, in this unit, for the whole batch at once.
+    yield from dispatch_inline(hub, [payload for _, payload in fresh])
     return inserted
 
 
-def _event_row(
+def _event_row(item: _Received, payload: dict[str, Any], now: datetime) -> tuple[Any, ...]:
+    """The events row of an inbound SMS (in :data:`_EVENT_COLUMNS` order)."""
+    dedupe = item.event.dedupe_key[:200]
+    return (
+        item.event_id,
+        item.channel.id,
+        "sms.received",
+        dedupe,
+        item.message_id,
+        Json(payload),
+        now,
+    )
+
+
+def _event_payload(
     item: _Received,
     contacts: dict[str, tuple[str, bool]],
     devices: dict[tuple[str, str], DeviceRef],
     now: datetime,
 ) -> dict[str, Any]:
-    """The events row of an inbound SMS, its public payload built from the contract."""
+    """The public payload of an inbound SMS, built from the contract."""
     device = devices.get((item.channel.id, item.event.device_id or ""), _NO_DEVICE)
     data = sms_received(
         message_id=item.message_id,
@@ -366,36 +410,28 @@ def _event_row(
         channel=channel_ref(item.channel),
         device=device,
     )
-    return {
-        "id": item.event_id,
-        "channel_id": item.channel.id,
-        "type": "sms.received",
-        "dedupe_key": item.event.dedupe_key[:200],
-        "message_id": item.message_id,
-        "created_at": now,
-        "payload": envelope(item.event_id, "sms.received", now, data),
-    }
+    return envelope(item.event_id, "sms.received", now, data)
 
 
-def _message_row(item: _Received, data: dict[str, Any], now: datetime) -> dict[str, Any]:
-    """The messages row of an inbound SMS."""
-    return {
-        "id": item.message_id,
-        "direction": "inbound",
-        "channel_id": item.channel.id,
-        "device_id": data["device_id"],
-        "sim_slot": item.event.sim_slot,
-        "contact_id": data["contact_id"],
-        "from_number": item.sender,
-        "to_number": item.recipient,
-        "body": item.body,
-        "segments": item.segments,
-        "encoding": item.encoding,
-        "status": "received",
-        "provider_message_id": item.event.provider_message_id,
-        "source": "gateway",
-        "bypass_opt_out": False,
-        "attempts": 0,
-        "created_at": now,
-        "updated_at": now,
-    }
+def _message_row(item: _Received, data: dict[str, Any], now: datetime) -> tuple[Any, ...]:
+    """The messages row of an inbound SMS (in :data:`_MESSAGE_COLUMNS` order)."""
+    return (
+        item.message_id,
+        "inbound",
+        item.channel.id,
+        data["device_id"],
+        item.event.sim_slot,
+        data["contact_id"],
+        item.sender,
+        item.recipient,
+        item.body,
+        item.segments,
+        item.encoding,
+        "received",
+        item.event.provider_message_id,
+        "gateway",
+        False,
+        0,
+        now,
+        now,
+    )

@@ -1,38 +1,35 @@
 """STOP / START / HELP on an inbound SMS: the contact's opt-out state and exactly one
-confirmation, in the ingest transaction (so an acknowledged STOP is honoured)."""
+confirmation, in the ingest unit (so an acknowledged STOP is honoured)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from hub.context import Hub
-from hub.models import Contact, Message
 from hub.services.keywords import classify
+from hub.services.messages import MessageRow
 from hub.services.sending import queue_system_reply
+from hub.store import Unit, execute, fetch_one
 
 
-async def handle_keyword(
-    hub: Hub, session: AsyncSession, contact: Contact, inbound: Message, now: datetime
-) -> None:
-    """Update the contact for a compliance keyword and queue its one confirmation."""
+def handle_keyword(hub: Hub, inbound: MessageRow, now: datetime) -> Unit[None]:
+    """Unit: update the contact for a compliance keyword and queue its one confirmation."""
     keyword = classify(inbound.body)
     if keyword is None:
         return
     settings = hub.settings
-    if keyword == "stop":
-        contact.opted_out = True
-        contact.opted_out_at = now
-        text = settings.stop_text
-    elif keyword == "start":
-        if inbound.body.strip().upper().startswith("YES") and not contact.opted_out:
-            return  # "yes" is an ordinary answer unless the contact is opted out
-        contact.opted_out = False
-        contact.opted_out_at = None
-        text = settings.start_text
-    else:
-        text = settings.help_text
-    contact.updated_at = now
-    session.add(contact)
-    await queue_system_reply(hub, session, inbound, text)
+    if keyword == "help":
+        yield from queue_system_reply(hub, inbound, settings.help_text)
+        return
+    found = yield from fetch_one(
+        "SELECT opted_out FROM contacts WHERE id = ?", (inbound.contact_id,)
+    )
+    opted_out = bool(found[0]) if found else False
+    if keyword == "start" and inbound.body.strip().upper().startswith("YES") and not opted_out:
+        return  # "yes" is an ordinary answer unless the contact is opted out
+    stop = keyword == "stop"
+    yield from execute(
+        "UPDATE contacts SET opted_out = ?, opted_out_at = ?, updated_at = ? WHERE id = ?",
+        (stop, now if stop else None, now, inbound.contact_id),
+    )
+    yield from queue_system_reply(hub, inbound, settings.stop_text if stop else settings.start_text)

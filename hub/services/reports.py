@@ -4,7 +4,7 @@ A report is stored as an event row (unique on channel + dedupe key, so a gateway
 is a no-op) and moves its message's status forward (``hub.services.messages``): that
 status change, not the report, is what subscribers see. A fast gateway can report before
 the send job has stored the provider's id; such a report waits in a ``match_report`` job
-and looks again.
+and looks again. Everything here runs as units on the hot path's store.
 """
 
 from __future__ import annotations
@@ -12,18 +12,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
-
 from connectors.base import InboundEvent
 from hub.context import ChannelRuntime, Hub
-from hub.dbutil import insert_ignore
 from hub.event_data import envelope, gateway_report
 from hub.ids import new_id
-from hub.models import Event, Message, utcnow
-from hub.queue.base import Retry, enqueue
-from hub.services.messages import apply_status, event_status
+from hub.models import utcnow
+from hub.queue.base import Retry, enqueue_job
+from hub.services.messages import (
+    MESSAGE_COLUMNS,
+    MessageRow,
+    apply_status,
+    event_status,
+    message_row,
+)
+from hub.store import Json, Unit, as_json, execute, fetch_all, fetch_one
 
 #: Job: apply a report that arrived before its message had a provider id.
 MATCH_REPORT = "match_report"
@@ -32,32 +34,23 @@ MATCH_REPORT = "match_report"
 UNMATCHED_REPORT_RETRIES = 8
 
 
-async def store_report(
-    session: AsyncSession, channel: ChannelRuntime, event: InboundEvent, now: datetime
-) -> str | None:
-    """A delivery report: its event row (dedupe), then the message's status move; the
+def store_report(
+    hub: Hub, channel: ChannelRuntime, event: InboundEvent, now: datetime
+) -> Unit[str | None]:
+    """Unit: a delivery report's event row (dedupe), then the message's status move; the
     event id, or None for a repeat."""
     event_id = new_id("evt")
-    inserted = await insert_ignore(
-        session,
-        Event,
-        {
-            "id": event_id,
-            "channel_id": channel.id,
-            "type": event.type,
-            "dedupe_key": event.dedupe_key[:200],
-            "payload": {},
-            "created_at": now,
-        },
-        conflict=["channel_id", "dedupe_key"],
+    inserted = yield from fetch_all(
+        "INSERT INTO events (id, channel_id, type, dedupe_key, payload, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (channel_id, dedupe_key) DO NOTHING RETURNING id",
+        (event_id, channel.id, event.type, event.dedupe_key[:200], Json({}), now),
     )
     if not inserted:
         return None
-    message = await _outbound_by_provider_id(session, channel.id, event.provider_message_id)
+    message = yield from _outbound_by_provider_id(hub, channel.id, event.provider_message_id)
     if message is None:
         # Not matched (yet): keep the report and look again shortly.
-        await enqueue(
-            session,
+        yield from enqueue_job(
             MATCH_REPORT,
             {"event_id": event_id, "report": event.to_json()},
             delay_s=2.0,
@@ -65,39 +58,43 @@ async def store_report(
             max_attempts=UNMATCHED_REPORT_RETRIES,
         )
     else:
-        await _apply(session, message, event, event_id, now)
+        yield from _apply(hub, message, event, event_id, now)
     payload = envelope(event_id, event.type, now, _report_data(channel.id, event, message))
-    await session.execute(
-        sa.update(Event)
-        .where(col(Event.id) == event_id)
-        .values(message_id=message.id if message else None, payload=payload)
+    yield from execute(
+        "UPDATE events SET message_id = ?, payload = ? WHERE id = ?",
+        (message.id if message else None, Json(payload), event_id),
     )
     return event_id
 
 
 async def match_report(hub: Hub, event_id: str, report: dict[str, Any]) -> None:
     """Job: apply a delivery report that arrived before its message had a provider id."""
-    event = InboundEvent.from_json(report)
-    async with hub.db.write() as session:
-        row = await session.get(Event, event_id)
-        if row is None or row.message_id is not None:
-            return
-        message = await _outbound_by_provider_id(session, row.channel_id, event.provider_message_id)
-        if message is None:
-            raise Retry(
-                5.0, reason=f"no message with provider id {event.provider_message_id!r} yet"
-            )
-        await _apply(session, message, event, event_id, utcnow())
-        row.message_id = message.id
-        row.payload = {**row.payload, "data": _report_data(row.channel_id, event, message)}
-        session.add(row)
+    await hub.store.write(_match(hub, event_id, InboundEvent.from_json(report)))
 
 
-async def _apply(
-    session: AsyncSession, message: Message, event: InboundEvent, event_id: str, now: datetime
-) -> None:
-    await apply_status(
-        session,
+def _match(hub: Hub, event_id: str, event: InboundEvent) -> Unit[None]:
+    row = yield from fetch_one(
+        "SELECT channel_id, message_id, payload FROM events WHERE id = ?", (event_id,)
+    )
+    if row is None or row[1] is not None:
+        return
+    channel_id, _, payload = row
+    message = yield from _outbound_by_provider_id(hub, channel_id, event.provider_message_id)
+    if message is None:
+        raise Retry(5.0, reason=f"no message with provider id {event.provider_message_id!r} yet")
+    yield from _apply(hub, message, event, event_id, utcnow())
+    stored = {**as_json(payload), "data": _report_data(channel_id, event, message)}
+    yield from execute(
+        "UPDATE events SET message_id = ?, payload = ? WHERE id = ?",
+        (message.id, Json(stored), event_id),
+    )
+
+
+def _apply(
+    hub: Hub, message: MessageRow, event: InboundEvent, event_id: str, now: datetime
+) -> Unit[None]:
+    yield from apply_status(
+        hub,
         message,
         event_status(event.type),
         provider_status=event.provider_status,
@@ -107,23 +104,26 @@ async def _apply(
     )
 
 
-async def _outbound_by_provider_id(
-    session: AsyncSession, channel_id: str, provider_id: str | None
-) -> Message | None:
-    """The outbound message a delivery report is about, if we know it yet."""
+def _outbound_by_provider_id(
+    hub: Hub, channel_id: str, provider_id: str | None
+) -> Unit[MessageRow | None]:
+    """The outbound message a delivery report is about, if we know it yet (locked on
+    PostgreSQL, as its status is about to move)."""
     if not provider_id:
         return None
-    found = await session.execute(
-        sa.select(Message).where(
-            col(Message.channel_id) == channel_id,
-            col(Message.provider_message_id) == provider_id,
-            col(Message.direction) == "outbound",
-        )
+    sql = (
+        f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE channel_id = ? "
+        "AND provider_message_id = ? AND direction = 'outbound' LIMIT 1"
     )
-    return found.scalars().first()
+    if hub.store.dialect == "postgresql":
+        sql += " FOR NO KEY UPDATE"
+    found = yield from fetch_one(sql, (channel_id, provider_id))
+    return message_row(found) if found else None
 
 
-def _report_data(channel_id: str, event: InboundEvent, message: Message | None) -> dict[str, Any]:
+def _report_data(
+    channel_id: str, event: InboundEvent, message: MessageRow | None
+) -> dict[str, Any]:
     return dict(
         gateway_report(
             channel_id=channel_id,

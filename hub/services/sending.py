@@ -1,10 +1,10 @@
 """Sending: accept a send request, then hand the SMS to its gateway exactly once.
 
 ``submit_send`` validates and writes a queued message plus its ``send_message`` job in one
-transaction (the API answers 202 after that); :func:`create_outbound` is that row and job
-for every sender (API, flows, opt-out confirmations). The job itself — device, SIM, rate
-limit, the connector call — is ``hub.services.handover``; delivery reports then move the
-message on (``hub.services.reports``).
+unit (the API answers 202 once that is durable); :func:`create_outbound` is that row and
+job for every sender (API, flows, opt-out confirmations). The job itself — device, SIM,
+rate limit, the connector call — is ``hub.services.handover``; delivery reports then move
+the message on (``hub.services.reports``).
 """
 
 from __future__ import annotations
@@ -12,26 +12,45 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
-
 from connectors.base import CanSend
 from connectors.segments import segment_info
 from hub.context import ChannelRuntime, Hub
 from hub.errors import Conflict, Unprocessable
 from hub.ids import new_id
-from hub.models import Channel, Device, Message, MessageStatusChange, utcnow
+from hub.models import utcnow
 from hub.phone import InvalidNumber, to_e164
-from hub.queue.base import enqueue
-from hub.services.contacts import find_contact, get_or_create_contact
+from hub.queue.base import enqueue_job
+from hub.services.contacts import contact_for
 from hub.services.handover import SEND_MESSAGE
+from hub.services.messages import MESSAGE_COLUMNS, MessageRow, message_row
+from hub.store import IntegrityError, Unit, execute, fetch_all, fetch_one, fetch_value, insert_rows
 
 log = logging.getLogger("smshub.sending")
 
 #: Longest text accepted in one request (Twilio's limit; about 10 concatenated parts).
 MAX_TEXT_CHARS = 1600
+
+_MESSAGE_INSERT = (
+    "id",
+    "direction",
+    "channel_id",
+    "device_id",
+    "sim_slot",
+    "contact_id",
+    "from_number",
+    "to_number",
+    "body",
+    "segments",
+    "encoding",
+    "status",
+    "error",
+    "idempotency_key",
+    "source",
+    "bypass_opt_out",
+    "attempts",
+    "created_at",
+    "updated_at",
+)
 
 
 @dataclass(frozen=True)
@@ -51,10 +70,10 @@ def _field_error(field: str, message: str, code: str = "validation_error") -> Un
     return Unprocessable(message, code=code, details=[{"field": field, "message": message}])
 
 
-async def submit_send(hub: Hub, cmd: SendCommand) -> tuple[Message, bool]:
-    """Validate and queue an SMS; (message, created). Same idempotency key → same message."""
+def _check(cmd: SendCommand, region: str) -> str:
+    """The recipient in E.164, or a 422 naming the field that is wrong."""
     try:
-        to = to_e164(cmd.to, hub.settings.default_region)
+        to = to_e164(cmd.to, region)
     except InvalidNumber as exc:
         raise _field_error("to", str(exc), "invalid_number") from exc
     if not cmd.text or not cmd.text.strip():
@@ -63,48 +82,60 @@ async def submit_send(hub: Hub, cmd: SendCommand) -> tuple[Message, bool]:
         raise _field_error("message", f"message is longer than {MAX_TEXT_CHARS} characters")
     if cmd.sim_slot is not None and not 0 <= cmd.sim_slot <= 7:
         raise _field_error("sim_slot", "sim_slot must be between 0 and 7 (0 = SIM1)")
+    return to
+
+
+async def submit_send(hub: Hub, cmd: SendCommand) -> tuple[MessageRow, bool]:
+    """Validate and queue an SMS; (message, created). Same idempotency key → same message."""
+    to = _check(cmd, hub.settings.default_region)
     if cmd.idempotency_key:
-        existing = await _by_idempotency_key(hub, cmd.idempotency_key)
+        existing = await hub.store.read(by_idempotency_key(cmd.idempotency_key))
         if existing is not None:
             return _same_request(existing, to, cmd), False
-
     route = await resolve_route(hub, to, channel_id=cmd.channel_id, device_id=cmd.device_id)
-    channel, device_id = route.channel, route.device_id
     try:
-        async with hub.db.write() as session:
-            contact = await get_or_create_contact(session, to)
-            if contact.opted_out:
-                raise Conflict(f"{to} has opted out of SMS (replied STOP)", code="opted_out")
-            message = await create_outbound(
-                hub,
-                session,
-                channel_id=channel.id,
-                contact_id=contact.id,
-                to=to,
-                text=cmd.text,
-                device_id=device_id,
-                sim_slot=cmd.sim_slot,
-                from_number=channel.phone_number,
-                idempotency_key=cmd.idempotency_key,
-                source=cmd.source,
-            )
+        message, created = await hub.store.write(_submit(hub, cmd, to, route))
     except IntegrityError:
-        # A concurrent request with the same idempotency key won the race.
-        existing = await _by_idempotency_key(hub, cmd.idempotency_key or "")
+        # PostgreSQL: a concurrent request with the same key committed first.
+        existing = await hub.store.read(by_idempotency_key(cmd.idempotency_key or ""))
         if existing is None:
             raise
         return _same_request(existing, to, cmd), False
-    hub.queue.notify()
+    return (message, True) if created else (_same_request(message, to, cmd), False)
+
+
+def _submit(hub: Hub, cmd: SendCommand, to: str, route: Route) -> Unit[tuple[MessageRow, bool]]:
+    if cmd.idempotency_key:  # again inside the write: a concurrent twin may have won
+        existing = yield from by_idempotency_key(cmd.idempotency_key)
+        if existing is not None:
+            return existing, False
+    contact_id, opted_out = yield from contact_for(to)
+    if opted_out:
+        raise Conflict(f"{to} has opted out of SMS (replied STOP)", code="opted_out")
+    message = yield from create_outbound(
+        hub,
+        channel_id=route.channel.id,
+        contact_id=contact_id,
+        to=to,
+        text=cmd.text,
+        device_id=route.device_id,
+        sim_slot=cmd.sim_slot,
+        from_number=route.channel.phone_number,
+        idempotency_key=cmd.idempotency_key,
+        source=cmd.source,
+    )
     return message, True
 
 
-async def _by_idempotency_key(hub: Hub, key: str) -> Message | None:
-    async with hub.db.read() as session:
-        found = await session.execute(sa.select(Message).where(col(Message.idempotency_key) == key))
-        return found.scalar_one_or_none()
+def by_idempotency_key(key: str) -> Unit[MessageRow | None]:
+    """Unit: the message written with this idempotency key, if any."""
+    found = yield from fetch_one(
+        f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE idempotency_key = ?", (key,)
+    )
+    return message_row(found) if found else None
 
 
-def _same_request(existing: Message, to: str, cmd: SendCommand) -> Message:
+def _same_request(existing: MessageRow, to: str, cmd: SendCommand) -> MessageRow:
     if existing.to_number != to or existing.body != cmd.text:
         raise Conflict(
             "idempotency_key was already used for a different message",
@@ -127,28 +158,24 @@ async def _pick_channel(hub: Hub, channel_id: str | None, to: str) -> ChannelRun
         if not isinstance(channel.connector, CanSend) or not channel.connector.capabilities.send:
             raise _field_error("channel_id", f"channel {channel_id!r} cannot send", "cannot_send")
         return channel
-    async with hub.db.read() as session:
-        candidates: list[str] = []
-        contact = await find_contact(session, to)
-        if contact is not None:
-            last = await session.execute(
-                sa.select(col(Message.channel_id))
-                .where(col(Message.contact_id) == contact.id, col(Message.direction) == "inbound")
-                .order_by(col(Message.id).desc())
-                .limit(1)
-            )
-            candidates.extend(last.scalars())
-        rows = await session.execute(
-            sa.select(col(Channel.id))
-            .where(col(Channel.enabled).is_(True), col(Channel.deleted_at).is_(None))
-            .order_by(col(Channel.id))
-        )
-        candidates.extend(rows.scalars())
-    for candidate in candidates:
+    for candidate in await hub.store.read(_channel_candidates(to)):
         channel = await hub.channels.get(candidate)
         if channel and channel.enabled and isinstance(channel.connector, CanSend):
             return channel
     raise _field_error("channel_id", "no channel can send SMS; create one first", "no_channel")
+
+
+def _channel_candidates(to: str) -> Unit[list[str]]:
+    """The channel the contact last texted on, then every live channel, oldest first."""
+    last = yield from fetch_value(
+        "SELECT m.channel_id FROM messages m JOIN contacts c ON c.id = m.contact_id "
+        "WHERE c.phone = ? AND m.direction = 'inbound' ORDER BY m.id DESC LIMIT 1",
+        (to,),
+    )
+    rows = yield from fetch_all(
+        "SELECT id FROM channels WHERE enabled = ? AND deleted_at IS NULL ORDER BY id", (True,)
+    )
+    return ([str(last)] if last else []) + [str(r[0]) for r in rows]
 
 
 @dataclass(frozen=True)
@@ -164,33 +191,23 @@ async def resolve_route(
 ) -> Route:
     """Check an explicit channel / device, or pick the channel (422 errors otherwise)."""
     channel = await _pick_channel(hub, channel_id, to)
-    async with hub.db.read() as session:
-        return Route(channel, await _resolve_device(session, channel, device_id))
-
-
-async def _resolve_device(
-    session: AsyncSession, channel: ChannelRuntime, device: str | None
-) -> str | None:
-    """Our device id for an id or the provider's device id, on this channel."""
-    if not device:
-        return None
-    found = await session.execute(
-        sa.select(col(Device.id)).where(
-            col(Device.channel_id) == channel.id,
-            sa.or_(col(Device.id) == device, col(Device.external_id) == device),
+    if not device_id:
+        return Route(channel, None)
+    found = await hub.store.read(
+        fetch_value(
+            "SELECT id FROM devices WHERE channel_id = ? AND (id = ? OR external_id = ?)",
+            (channel.id, device_id, device_id),
         )
     )
-    device_id = found.scalars().first()
-    if device_id is None:
+    if found is None:
         raise _field_error(
-            "device_id", f"unknown device {device!r} on channel {channel.id}", "unknown_device"
+            "device_id", f"unknown device {device_id!r} on channel {channel.id}", "unknown_device"
         )
-    return device_id
+    return Route(channel, str(found))
 
 
-async def create_outbound(
+def create_outbound(
     hub: Hub,
-    session: AsyncSession,
     *,
     channel_id: str,
     contact_id: str,
@@ -203,16 +220,16 @@ async def create_outbound(
     source: str = "api",
     bypass_opt_out: bool = False,
     suppressed: str | None = None,
-) -> Message:
-    """Write a queued outbound message and the job that sends it (same transaction).
+) -> Unit[MessageRow]:
+    """Unit: a queued outbound message, its first history line and the job that sends it.
 
     With ``suppressed`` (the reason), the message is stored as ``suppressed`` and never
     sent: policy (opt-out, loop breaker) refused it, and the record says why."""
-    now = utcnow()
     info = segment_info(text)
-    message = Message(
+    message = MessageRow(
         id=new_id("msg"),
         direction="outbound",
+        status="suppressed" if suppressed else "queued",
         channel_id=channel_id,
         device_id=device_id,
         sim_slot=sim_slot,
@@ -222,44 +239,53 @@ async def create_outbound(
         body=text,
         segments=info.segments,
         encoding=info.encoding,
-        status="suppressed" if suppressed else "queued",
+        provider_message_id=None,
         error=suppressed,
-        idempotency_key=idempotency_key,
         source=source,
         bypass_opt_out=bypass_opt_out,
-        created_at=now,
-        updated_at=now,
+        attempts=0,
+        handed_at=None,
     )
-    session.add(message)
-    session.add(
-        MessageStatusChange(message_id=message.id, status=message.status, detail=suppressed, at=now)
-    )
-    await session.flush()
-    if suppressed:
-        return message
-    await enqueue(
-        session,
-        SEND_MESSAGE,
-        {"message_id": message.id},
-        key=f"send:{message.id}",
-        max_attempts=hub.settings.send_max_attempts + 5,
-    )
+    yield from _write_outbound(hub, message, idempotency_key)
     return message
 
 
-async def queue_system_reply(
-    hub: Hub, session: AsyncSession, inbound: Message, text: str
-) -> Message:
-    """Answer an inbound message from the hub itself (opt-out confirmations, HELP)."""
-    existing = await session.execute(
-        sa.select(Message).where(col(Message.idempotency_key) == f"auto:{inbound.id}")
+def _write_outbound(hub: Hub, m: MessageRow, idempotency_key: str | None) -> Unit[None]:
+    """The message row, its first history line, and (unless suppressed) its send job."""
+    now = utcnow()
+    yield from insert_rows(
+        "messages",
+        _MESSAGE_INSERT,
+        [
+            (
+                *(m.id, "outbound", m.channel_id, m.device_id, m.sim_slot, m.contact_id),
+                *(m.from_number, m.to_number, m.body, m.segments, m.encoding, m.status),
+                *(m.error, idempotency_key, m.source, m.bypass_opt_out, 0, now, now),
+            )
+        ],
     )
-    found = existing.scalar_one_or_none()
-    if found is not None:
-        return found
-    return await create_outbound(
+    yield from execute(
+        "INSERT INTO message_status_changes (message_id, status, detail, at) VALUES (?, ?, ?, ?)",
+        (m.id, m.status, m.error, now),
+    )
+    if m.status != "suppressed":
+        yield from enqueue_job(
+            SEND_MESSAGE,
+            {"message_id": m.id, "channel_id": m.channel_id},
+            key=f"send:{m.id}",
+            max_attempts=hub.settings.send_max_attempts + 5,
+            lease=hub.queue.lease(),
+        )
+
+
+def queue_system_reply(hub: Hub, inbound: MessageRow, text: str) -> Unit[MessageRow]:
+    """Unit: answer an inbound message from the hub itself (opt-out confirmations, HELP),
+    once however often the gateway repeats it."""
+    existing = yield from by_idempotency_key(f"auto:{inbound.id}")
+    if existing is not None:
+        return existing
+    reply = yield from create_outbound(
         hub,
-        session,
         channel_id=inbound.channel_id,
         contact_id=inbound.contact_id,
         to=inbound.from_number or "",
@@ -271,3 +297,4 @@ async def queue_system_reply(
         source="system",
         bypass_opt_out=True,
     )
+    return reply

@@ -13,7 +13,7 @@ import pytest
 
 from hub.context import Hub
 from hub.delivery.models import Delivery
-from hub.services.events import emit
+from hub.services.events import emit_in_session as emit
 from tests.conftest import drain
 from tests.fakes.sink import Sink, wait_until
 from tests.helpers import count

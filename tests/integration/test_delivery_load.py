@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from hub.context import Hub
 from hub.delivery.models import Delivery
-from hub.services.events import emit
+from hub.services.events import emit_in_session as emit
 from tests.fakes.sink import Reply, Sink, wait_until
 
 pytestmark = pytest.mark.slow

@@ -15,7 +15,7 @@ from standardwebhooks.webhooks import Webhook
 from hub.context import Hub
 from hub.delivery.models import Endpoint
 from hub.models import Event
-from hub.services.events import emit
+from hub.services.events import emit_in_session as emit
 from tests.fakes.sink import Reply, Sink, wait_until
 from tests.helpers import count
 

@@ -102,7 +102,7 @@ async def test_sms_received_arrives_signed_and_verifies(
 async def test_rotation_sends_both_signatures_during_the_overlap(
     hub: Hub, client: httpx.AsyncClient, api_headers: dict[str, str], sink: Sink
 ) -> None:
-    from hub.services.events import emit
+    from hub.services.events import emit_in_session as emit
 
     endpoint = await create_endpoint(client, api_headers, sink.url)
     old = endpoint["secret"]
@@ -164,7 +164,7 @@ async def test_rotation_without_overlap_drops_the_old_secret_at_once(
 async def test_n8n_preset_gets_header_auth_and_a_flat_body(
     hub: Hub, client: httpx.AsyncClient, api_headers: dict[str, str]
 ) -> None:
-    from hub.services.events import emit
+    from hub.services.events import emit_in_session as emit
 
     async with Sink(path="/webhook/smshub-in") as n8n:
         endpoint = await create_endpoint(

@@ -21,7 +21,7 @@ from hub.delivery import send_request
 from hub.delivery.models import Endpoint
 from hub.delivery.signing import new_secret
 from hub.ids import new_id
-from hub.services.events import emit
+from hub.services.events import emit_in_session as emit
 from tests.conftest import drain
 from tests.fakes.sink import ConnectionProbe, Sink
 

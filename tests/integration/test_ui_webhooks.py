@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from hub.context import Hub
 from hub.delivery.models import Delivery, Endpoint
-from hub.services.events import emit
+from hub.services.events import emit_in_session as emit
 from tests.conftest import drain
 from tests.e2e.helpers import error_next_to, set_up_admin, unescape
 from tests.fakes.sink import Sink, wait_until

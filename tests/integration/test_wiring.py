@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import InboundEvent
 from hub.app import build_hub
@@ -17,10 +16,11 @@ from hub.models import Job
 from hub.queue.base import enqueue
 from hub.services.channels import create_channel
 from hub.services.ingest import ingest_events
+from hub.store import Unit, fetch_value
 from hub.wiring import default_wiring
 from tests.conftest import drain, make_settings
 
-CALLS: list[tuple[str, Any]] = []
+CALLS: list[tuple[Any, ...]] = []
 
 #: Job names of this module (beside their functions, as in the hub's own modules).
 LISTED_JOB = "test_listed_job"
@@ -37,14 +37,16 @@ async def unlisted_job(hub: Hub, note: str) -> None:
     CALLS.append(("unlisted job", note))
 
 
-async def listed_sink(hub: Hub, session: AsyncSession, payloads: list[dict[str, Any]]) -> None:
-    """A sink the wiring lists after the hub's own."""
-    CALLS.extend(("listed sink", p["type"]) for p in payloads)
+def listed_sink(hub: Hub, payloads: list[dict[str, Any]]) -> Unit[None]:
+    """A sink the wiring lists after the hub's own (it sees the events in their unit)."""
+    count = yield from fetch_value("SELECT count(*) FROM events")
+    CALLS.extend(("listed sink", p["type"], count) for p in payloads)
 
 
-async def unlisted_sink(hub: Hub, session: AsyncSession, payloads: list[dict[str, Any]]) -> None:
+def unlisted_sink(hub: Hub, payloads: list[dict[str, Any]]) -> Unit[None]:
     """A sink nobody listed."""
-    CALLS.extend(("unlisted sink", p["type"]) for p in payloads)
+    CALLS.extend(("unlisted sink", p["type"], None) for p in payloads)
+    yield from ()
 
 
 @pytest.fixture
@@ -83,7 +85,7 @@ async def test_listed_sinks_see_events_unlisted_ones_do_not(wired_hub: Hub) -> N
         type="sms.received", dedupe_key="sim-1", from_number="+15550001234", body="hello"
     )
     await ingest_events(wired_hub, channel, [event])
-    assert CALLS == [("listed sink", "sms.received")]
+    assert CALLS == [("listed sink", "sms.received", 1)]
 
 
 def test_periodic_jobs_must_be_listed_jobs() -> None:
