@@ -7,6 +7,7 @@ ptrace on the target (root in this container is enough).
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -38,9 +39,17 @@ class FlameGraph:
         """Attach to ``pid`` at 100 samples a second."""
         out.parent.mkdir(parents=True, exist_ok=True)
         argv = [py_spy_binary(), "record", "-o", str(out), "--pid", str(pid)]
-        argv += ["--duration", str(int(cap_s)), "--rate", "100", "--format", "flamegraph"]
+        # BENCH_FLAME_FORMAT=raw writes collapsed stacks instead (for bench/flame_top.py).
+        fmt = os.environ.get("BENCH_FLAME_FORMAT", "flamegraph")
+        argv += ["--duration", str(int(cap_s)), "--rate", "100", "--format", fmt]
         if subprocesses:
             argv.append("--subprocesses")
+        # BENCH_FLAME_GIL=1: sample only the thread holding the GIL (where CPU goes).
+        if os.environ.get("BENCH_FLAME_GIL"):
+            argv.append("--gil")
+        # BENCH_FLAME_NATIVE=1: C frames too (SQLite, the JSON encoder, the kernel calls).
+        if os.environ.get("BENCH_FLAME_NATIVE"):
+            argv.append("--native")
         log = out.with_suffix(".log")
         return cls(procs.spawn("py-spy", argv, log=log), out)
 

@@ -127,6 +127,10 @@ class HubStack:
             env["SMSHUB_DATABASE_URL"] = self.database_url
         if self.redis_url:
             env["SMSHUB_REDIS_URL"] = self.redis_url
+        # Experiments: BENCH_HUB_ENV="SMSHUB_WORKERS=64 SMSHUB_SQLITE_SYNCHRONOUS=NORMAL".
+        for pair in os.environ.get("BENCH_HUB_ENV", "").split():
+            name, _, value = pair.partition("=")
+            env[name] = value
         return env
 
     def start(self) -> HubStack:

@@ -58,6 +58,11 @@ class Device(SQLModel, table=True):
     sim_slots: list[int] = json_field(list)
     #: SMS parts a minute; None = the hub default.
     rate_limit_per_min: int | None = Field(default=None)
+    #: The per-minute rate counter (hub.services.handover): the current minute's start,
+    #: parts handed over in it and in the minute before.
+    rate_window_start: datetime | None = ts_field(nullable=True)
+    rate_current: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    rate_previous: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     last_seen_at: datetime | None = ts_field(nullable=True)
     created_at: datetime = ts_field()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 import phonenumbers
@@ -15,6 +16,27 @@ class InvalidNumber(ValueError):
 
 def to_e164(raw: str, region: str = "US") -> str:
     """Normalize a dialable number to E.164 or raise :class:`InvalidNumber`."""
+    return _to_e164(raw, region.upper())
+
+
+# The same few numbers come back all the time (a sender, then the reply to them), and
+# parsing one costs tens of microseconds; an invalid one is remembered too (the error).
+@functools.lru_cache(maxsize=65_536)
+def _cached(raw: str, region: str) -> str | InvalidNumber:
+    try:
+        return _parse(raw, region)
+    except InvalidNumber as exc:
+        return exc
+
+
+def _to_e164(raw: str, region: str) -> str:
+    found = _cached(raw, region)
+    if isinstance(found, InvalidNumber):
+        raise InvalidNumber(str(found))
+    return found
+
+
+def _parse(raw: str, region: str) -> str:
     text = raw.strip()
     if not text:
         raise InvalidNumber("phone number is empty")
@@ -22,7 +44,7 @@ def to_e164(raw: str, region: str = "US") -> str:
         # Gateways such as Vonage send international numbers without the "+".
         text = "+" + text
     try:
-        parsed = phonenumbers.parse(text, region.upper())
+        parsed = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException as exc:
         raise InvalidNumber(f"{raw!r} is not a phone number: {exc}") from exc
     if not phonenumbers.is_possible_number(parsed):

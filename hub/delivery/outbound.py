@@ -47,9 +47,17 @@ class RequestOutcome:
         return self.status is not None and 200 <= self.status < 300
 
 
+#: Policies built so far, by the settings object they come from (settings never change).
+_POLICIES: dict[int, tuple[object, Policy]] = {}
+
+
 def policy_of(hub: Hub) -> Policy:
-    """The SSRF policy of this hub's settings."""
-    return Policy.from_settings(hub.settings)
+    """The SSRF policy of this hub's settings (built once per settings object)."""
+    found = _POLICIES.get(id(hub.settings))
+    if found is None or found[0] is not hub.settings:
+        found = (hub.settings, Policy.from_settings(hub.settings))
+        _POLICIES[id(hub.settings)] = found
+    return found[1]
 
 
 async def send_request(

@@ -5,8 +5,8 @@ it and queues a ``flow_dispatch`` job only for events a published trigger matche
 waiting run wants (an event nobody wants costs no job); STOP queues the cancellation of
 the contact's waiting runs instead, and compliance keywords never reach flows. The
 ``flow_dispatch`` job then hands the event to the engine (``flows.dispatch_event``).
-Timers, resumes and the recovery sweep are jobs here too; :func:`announce` emits
-``flow.run.completed`` / ``flow.run.failed`` once per ended run.
+Timers, resumes and the recovery sweep are jobs here too. A run that ends emits
+``flow.run.completed`` / ``flow.run.failed`` in its last save (``hub.services.flow_store``).
 """
 
 from __future__ import annotations
@@ -19,10 +19,8 @@ from connectors.base import constant_time_equals
 from flows import ContactView, Run, dispatch_event, start_http_run
 from hub.context import Hub
 from hub.errors import ApiError, NotFound
-from hub.event_data import flow_run
 from hub.models import Flow, utcnow
 from hub.queue.base import enqueue_job
-from hub.services.events import emit
 from hub.services.flows import http_token
 from hub.services.keywords import classify, is_compliance_reply
 from hub.store import Unit, as_json, fetch_all, fetch_one, fetch_value, placeholders
@@ -124,26 +122,20 @@ async def flow_dispatch(hub: Hub, event_id: str) -> None:
         return
     payload, contact = found
     flows = hub.flows
-    result = await dispatch_event(
+    # A run that ends announces itself in its last save (hub.services.flow_store).
+    await dispatch_event(
         payload, executor=flows.executor, index=await flows.index(), contact=contact
     )
-    runs = list(result.started)
-    if result.reply_run_id:
-        reply_run = await flows.store.get_run(result.reply_run_id)
-        runs += [reply_run] if reply_run else []
-    await announce(hub, runs)
 
 
 async def flow_timer(hub: Hub, run_id: str, token: str) -> None:
     """Job: a flow timer is due (delay end, reply timeout, retry backoff)."""
-    run = await hub.flows.executor.fire_timer(run_id, token)
-    await announce(hub, [run])
+    await hub.flows.executor.fire_timer(run_id, token)
 
 
 async def flow_advance(hub: Hub, run_id: str) -> None:
     """Job: carry a run on (after a replay, or to resume one a crash interrupted)."""
-    run = await hub.flows.executor.advance(run_id)
-    await announce(hub, [run])
+    await hub.flows.executor.advance(run_id)
 
 
 async def flow_cancel_waiting(hub: Hub, phone: str | None) -> None:
@@ -155,8 +147,8 @@ async def flow_cancel_waiting(hub: Hub, phone: str | None) -> None:
     )
     run_ids = [str(row[0]) for row in found]
     executor = hub.flows.executor
-    runs = [await executor.cancel(run_id, "contact opted out (STOP)") for run_id in run_ids]
-    await announce(hub, runs)
+    for run_id in run_ids:
+        await executor.cancel(run_id, "contact opted out (STOP)")
 
 
 #: A run "running" untouched this long lost its worker (crash); the sweep carries it on.
@@ -190,33 +182,6 @@ def _sweep(hub: Hub) -> Unit[None]:
         )
 
 
-async def announce(hub: Hub, runs: list[Run]) -> None:
-    """Emit flow.run.completed / flow.run.failed once for every run that has ended."""
-    ended = [r for r in runs if r.status in ("completed", "failed")]
-    if ended:
-        await hub.store.write(_announce(hub, ended))
-
-
-def _announce(hub: Hub, ended: list[Run]) -> Unit[None]:
-    for run in ended:
-        yield from emit(
-            hub,
-            type=f"flow.run.{run.status}",
-            channel_id="hub",
-            dedupe_key=f"run:{run.id}:{run.status}",
-            data=flow_run(
-                run_id=run.id,
-                flow_id=run.flow_id,
-                flow_version=run.flow_version,
-                status=run.status,
-                error=run.error,
-                contact=run.contact,
-                vars=run.vars,
-                finished_at=run.finished_at,
-            ),
-        )
-
-
 async def start_from_http(
     hub: Hub, flow_id: str, token: str, body: dict[str, Any], request_id: str | None
 ) -> Run:
@@ -238,7 +203,6 @@ async def start_from_http(
         raise HookNotPublished(
             "this flow has no published HTTP trigger (publish a version with trigger.http)"
         )
-    await announce(hub, [run])
     return run
 
 

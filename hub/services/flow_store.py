@@ -3,7 +3,8 @@
 A run is one ``runs`` row (the engine's whole Run record as JSON, plus the columns the
 hub queries: status, the contact waited on, the wait's end) and one ``run_steps`` row per
 step. Every save is one unit, group-committed with the hub's other writes: the run's
-compare-and-swap on ``revision`` and its changed steps together.
+compare-and-swap on ``revision``, its changed steps, and — for the save that ends it —
+the ``flow.run.completed`` / ``flow.run.failed`` event with its sinks.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from typing import Any
 from flows.ports import RunExistsError, StaleRunError
 from flows.runs import Run, Step
 from hub.context import Hub
+from hub.event_data import flow_run
 from hub.models import FlowRun
 from hub.queue.base import enqueue_job
+from hub.services.events import emit
 from hub.services.flow_dispatch import FLOW_TIMER
 from hub.store import Json, Unit, as_json, execute, fetch_all, fetch_one, fetch_value, insert_rows
 
@@ -104,6 +107,7 @@ class SqlRunStore:
         if not inserted:
             raise RunExistsError(run.id)
         yield from _put_steps(steps)
+        yield from _announce(self.hub, run)
 
     async def get_run(self, run_id: str) -> Run | None:
         """The run, or None."""
@@ -124,6 +128,7 @@ class SqlRunStore:
         if result.rowcount != 1:
             raise StaleRunError(run.id)
         yield from _put_steps(steps)
+        yield from _announce(self.hub, run)
 
     async def get_step(self, run_id: str, seq: int) -> Step | None:
         """One step by sequence number."""
@@ -150,6 +155,28 @@ class SqlRunStore:
             fetch_one(sql + " ORDER BY created_at DESC LIMIT 1", params)
         )
         return _run_from(*row) if row is not None else None
+
+
+def _announce(hub: Hub, run: Run) -> Unit[None]:
+    """``flow.run.completed`` / ``flow.run.failed`` in the save that ends the run (once:
+    the dedupe key is the run and its outcome)."""
+    if run.status in ("completed", "failed"):
+        yield from emit(
+            hub,
+            type=f"flow.run.{run.status}",
+            channel_id="hub",
+            dedupe_key=f"run:{run.id}:{run.status}",
+            data=flow_run(
+                run_id=run.id,
+                flow_id=run.flow_id,
+                flow_version=run.flow_version,
+                status=run.status,
+                error=run.error,
+                contact=run.contact,
+                vars=run.vars,
+                finished_at=run.finished_at,
+            ),
+        )
 
 
 def _put_steps(steps: Sequence[Step]) -> Unit[None]:

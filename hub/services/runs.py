@@ -12,7 +12,6 @@ from hub.context import Hub
 from hub.errors import Conflict, NotFound, Unprocessable
 from hub.models import FlowRun
 from hub.paging import keyset_page, parse_time
-from hub.services.flow_dispatch import announce
 
 
 async def list_runs(
@@ -67,7 +66,6 @@ async def replay_run(hub: Hub, run_id: str, mode: str) -> Run:
         )
     except ReplayError as exc:
         raise Conflict(str(exc), code="cannot_replay") from exc
-    await announce(hub, [run])
     return run
 
 

@@ -25,11 +25,13 @@ the exception reaches its caller alone; its batch-mates commit.
 
 from __future__ import annotations
 
-import json
+import functools
 from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
+
+import msgspec
 
 __all__ = [
     "Exec",
@@ -146,20 +148,28 @@ def insert_rows(
     """A multi-row INSERT (chunked under the parameter limit); the RETURNING rows.
 
     ``conflict`` is the ``ON CONFLICT …`` clause, ``returning`` the column list to return."""
-    values = [tuple(row) for row in rows]
+    values = list(rows)
     if not values:
         return []
-    head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
-    one = f"({placeholders(len(columns))})"
-    tail = (f" {conflict}" if conflict else "") + (f" RETURNING {returning}" if returning else "")
     per_chunk = max(1, MAX_PARAMS // len(columns))
     found: list[tuple[Any, ...]] = []
     for start in range(0, len(values), per_chunk):
         chunk = values[start : start + per_chunk]
+        sql = _insert_sql(table, tuple(columns), len(chunk), conflict, returning)
         params = [value for row in chunk for value in row]
-        result: Result = yield Exec(head + ", ".join([one] * len(chunk)) + tail, params)
+        result: Result = yield Exec(sql, params)
         found.extend(result.rows)
     return found
+
+
+@functools.lru_cache(maxsize=1024)
+def _insert_sql(
+    table: str, columns: tuple[str, ...], rows: int, conflict: str, returning: str
+) -> str:
+    """The text of a multi-row INSERT (kept: the same few shapes come back all the time)."""
+    one = f"({placeholders(len(columns))})"
+    tail = (f" {conflict}" if conflict else "") + (f" RETURNING {returning}" if returning else "")
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES " + ", ".join([one] * rows) + tail
 
 
 def as_datetime(value: Any) -> datetime | None:
@@ -171,13 +181,19 @@ def as_datetime(value: Any) -> datetime | None:
     return datetime.fromisoformat(str(value)).replace(tzinfo=UTC)
 
 
+# msgspec (Litestar's own JSON library) is about ten times faster than the json module
+# here, and the hot path writes a JSON document or two per statement.
+_ENCODER = msgspec.json.Encoder()
+_DECODER = msgspec.json.Decoder()
+
+
 def as_json(value: Any) -> Any:
     """A JSON column as read from either database, decoded."""
     if isinstance(value, str | bytes):
-        return json.loads(value)
+        return _DECODER.decode(value)
     return value
 
 
 def dumps(value: Any) -> str:
     """JSON text as the hub stores it (compact, UTF-8 kept)."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return _ENCODER.encode(value).decode()
