@@ -117,11 +117,11 @@ class Figures:
     reads: float
 
 
-async def one_round(n: int) -> Figures:
-    """The figures of ``n`` runs, half of them matching."""
+async def one_round(n: int, batch: int = BATCH) -> Figures:
+    """The figures of ``n`` runs, half of them matching, ``batch`` runs per harness."""
     wall = cpu = writes = reads = 0.0
-    for start in range(0, n, BATCH):
-        batch_wall, batch_cpu, store = await one_batch(min(BATCH, n - start))
+    for start in range(0, n, batch):
+        batch_wall, batch_cpu, store = await one_batch(min(batch, n - start))
         wall += batch_wall
         cpu += batch_cpu
         writes += store.writes
@@ -150,12 +150,16 @@ async def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=2000, help="runs per round (half match)")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--batch", type=int, default=BATCH, help="runs per harness (its store keeps them all)"
+    )
     parser.add_argument("--profile", metavar="PATH", help="cProfile one more round to PATH")
     args = parser.parse_args(argv)
     n = max(2, min(args.n, MAX_RUNS))
     rounds = max(1, min(args.rounds, MAX_ROUNDS))
     await one_round(50)  # warm up: imports, compiled templates, parsed flow
-    results = [await one_round(n) for _ in range(rounds)]
+    batch = max(1, min(args.batch, MAX_RUNS))
+    results = [await one_round(n, batch) for _ in range(rounds)]
     for i, r in enumerate(results, 1):
         print(
             f"round {i}: {r.wall_us:8.1f} µs/run wall {r.cpu_us:8.1f} µs/run CPU  "
@@ -169,7 +173,7 @@ async def main(argv: list[str] | None = None) -> None:
     if args.profile:
         profiler = cProfile.Profile()
         profiler.enable()
-        await one_round(n)
+        await one_round(n, batch)
         profiler.disable()
         profiler.dump_stats(args.profile)
         print(f"profile of one round written to {args.profile}")

@@ -24,11 +24,10 @@ import jinja2
 from flows.template_budget import (
     DEFAULT_MAX_OUTPUT,
     DEFAULT_MAX_TIME_S,
-    Budget,
     TemplateBudgetExceeded,
     TemplateError,
+    active_budget,
     budget_scope,
-    current_budget,
 )
 from flows.template_filters import jsonpath_filter
 from flows.template_lookup import ExpressionLookup, TextLookup, expression_names, template_names
@@ -55,6 +54,7 @@ MAX_TEMPLATE_LENGTH = 32 * 1024
 #: Compiled templates kept per renderer; flows reuse the same few hundred strings.
 _CACHE_SIZE = 2048
 
+_UNSEEN: Any = object()
 _SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>.*)\}\}\s*$", re.DOTALL)
 
 
@@ -80,8 +80,8 @@ class Renderer:
         self._env = SandboxEnvironment()
         self._templates: dict[str, jinja2.Template | TextLookup] = {}
         self._expressions: dict[str, Any] = {}
-        #: source -> its lone expression, or None if it renders as text.
-        self._natives: dict[str, str | None] = {}
+        #: source -> its lone expression compiled, or None if it renders as text.
+        self._natives: dict[str, Any] = {}
 
     def budget(self) -> contextlib.AbstractContextManager[None]:
         """Share one budget between all renders inside the block (one node's config)."""
@@ -91,14 +91,9 @@ class Renderer:
         """The syntax problem of ``source`` as a message, or None if it compiles."""
         try:
             self._template(source)
+            self._native(source)
         except TemplateError as exc:
             return str(exc)
-        native = self._native(source)
-        if native is not None:
-            try:
-                self._expression(native)
-            except TemplateError as exc:
-                return str(exc)
         return None
 
     def render(self, source: str, context: Mapping[str, Any]) -> str:
@@ -106,55 +101,61 @@ class Renderer:
         if not is_template(source):
             return source
         template = self._template(source)
-        with self.budget():
-            budget = current_budget()
-            try:
-                chunks: list[str] = []
-                size = 0
-                # A lookup reads the context as it is; Jinja gets its own copy.
-                names = context if type(template) is TextLookup else dict(context)
-                for chunk in template.generate(names):
-                    size += len(chunk)
-                    budget.allow(size, "template output")
-                    chunks.append(chunk)
-            except TemplateError:
-                raise
-            except RecursionError as exc:
-                raise TemplateBudgetExceeded("template recursion is too deep") from exc
-            except Exception as exc:
-                raise TemplateError(f"template failed: {_describe(exc)}") from exc
-            if size > self.max_output:
-                raise TemplateBudgetExceeded(
-                    f"template output is {size} characters; the limit is {self.max_output}"
-                )
-            return "".join(chunks)
+        budget = active_budget()
+        if budget is None:
+            with self.budget():
+                return self.render(source, context)
+        try:
+            chunks: list[str] = []
+            size = 0
+            # A lookup reads the context as it is; Jinja gets its own copy.
+            names = context if type(template) is TextLookup else dict(context)
+            for chunk in template.generate(names):
+                size += len(chunk)
+                budget.allow(size, "template output")
+                chunks.append(chunk)
+        except TemplateError:
+            raise
+        except RecursionError as exc:
+            raise TemplateBudgetExceeded("template recursion is too deep") from exc
+        except Exception as exc:
+            raise TemplateError(f"template failed: {_describe(exc)}") from exc
+        if size > self.max_output:
+            raise TemplateBudgetExceeded(
+                f"template output is {size} characters; the limit is {self.max_output}"
+            )
+        return "".join(chunks)
 
     def render_native(self, source: str, context: Mapping[str, Any]) -> Any:
         """Render ``source``; a lone ``{{ expression }}`` keeps its type (number, list,
         object), anything else renders to text."""
-        native = self._native(source)
-        if native is None:
+        expression = self._native(source)
+        if expression is None:
             return self.render(source, context)
-        expression = self._expression(native)
-        with self.budget():
-            budget = current_budget()
-            try:
-                if type(expression) is ExpressionLookup:
-                    value = expression.value(context)
-                else:
-                    value = expression(**dict(context))
-            except TemplateError:
-                raise
-            except RecursionError as exc:
-                raise TemplateBudgetExceeded("template recursion is too deep") from exc
-            except Exception as exc:
-                raise TemplateError(f"expression failed: {_describe(exc)}") from exc
-            return _to_json_value(value, budget)
+        budget = active_budget()
+        if budget is None:
+            with self.budget():
+                return self.render_native(source, context)
+        try:
+            if type(expression) is ExpressionLookup:
+                value = expression.value(context)
+            else:
+                value = expression(**dict(context))
+        except TemplateError:
+            raise
+        except RecursionError as exc:
+            raise TemplateBudgetExceeded("template recursion is too deep") from exc
+        except Exception as exc:
+            raise TemplateError(f"expression failed: {_describe(exc)}") from exc
+        budget.weigh(value, "expression result")
+        return _plain(value)
 
     def render_value(self, value: Any, context: Mapping[str, Any], *, native: bool) -> Any:
         """Render every string inside ``value`` (dicts and lists are walked; keys too)."""
-        with self.budget():
-            return self._render_value(value, context, native)
+        if active_budget() is None:
+            with self.budget():
+                return self._render_value(value, context, native)
+        return self._render_value(value, context, native)
 
     def _render_value(self, value: Any, context: Mapping[str, Any], native: bool) -> Any:
         if isinstance(value, str):
@@ -168,16 +169,19 @@ class Renderer:
             return [self._render_value(item, context, native) for item in value]
         return value
 
-    def _native(self, source: str) -> str | None:
-        """The expression of a lone ``{{ expression }}``, or None."""
-        try:
-            return self._natives[source]
-        except KeyError:
-            pass
+    def _native(self, source: str) -> Any:
+        """The compiled expression of a lone ``{{ expression }}``, or None (render as text);
+        raises TemplateError if it does not compile (not remembered)."""
+        found = self._natives.get(source, _UNSEEN)
+        if found is not _UNSEEN:
+            return found
         match = _SINGLE_EXPRESSION.match(source)
-        native = match.group("expr") if match and _is_single(match.group("expr")) else None
-        _remember(self._natives, source, native)
-        return native
+        if match and _is_single(match.group("expr")):
+            found = self._expression(match.group("expr"))
+        else:
+            found = None
+        _remember(self._natives, source, found)
+        return found
 
     def _template(self, source: str) -> jinja2.Template | TextLookup:
         template = self._templates.get(source)
@@ -224,12 +228,6 @@ def _remember(cache: dict[str, Any], key: str, value: Any) -> None:
 
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-def _to_json_value(value: Any, budget: Budget) -> Any:
-    """Turn a native render result into plain JSON data (Undefined becomes None)."""
-    budget.weigh(value, "expression result")
-    return _plain(value)
 
 
 def _plain(value: Any) -> Any:

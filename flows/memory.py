@@ -151,10 +151,27 @@ _RecordT = TypeVar("_RecordT", Run, Step)
 _ATOMS = frozenset({str, int, float, bool, type(None), datetime})
 
 
+#: The fields of a record that may hold mutable data; the others hold immutable scalars
+#: (str, int, datetime, None) by their types, and a copy of the record shares them.
+_MUTABLE_FIELDS: dict[type, tuple[str, ...]] = {
+    Run: ("trigger", "contact", "inbound", "vars", "outputs", "visits", "seen_events", "wait"),
+    Step: ("input", "output"),
+}
+
+
 def copy_record(record: _RecordT) -> _RecordT:
     """A deep copy of a run or step, several times cheaper than :func:`copy.deepcopy`."""
     clone = object.__new__(type(record))
-    clone.__dict__ = _copy_dict(record.__dict__)
+    values = record.__dict__.copy()
+    names = _MUTABLE_FIELDS.get(type(record))
+    if names is None:  # a subclass: copy every field
+        values = _copy_dict(values)
+    else:
+        for name in names:
+            value = values[name]
+            if value is not None:
+                values[name] = _copy_dict(value) if type(value) is dict else _copy_other(value)
+    clone.__dict__ = values
     return clone
 
 
@@ -388,7 +405,8 @@ class FakeEffects:
     def _decide(self, command: SmsCommand) -> SmsOutcome:
         channel = command.channel_id or self.default_channel
         to = normalize_phone(command.to)
-        if self.contact(command.to).opted_out:
+        known = self.contacts.get(to)
+        if known is not None and known.opted_out:
             return SmsOutcome(status="suppressed", reason="opted_out", to=to, channel_id=channel)
         since = self.clock.now() - timedelta(seconds=self.loop_window_s)
         recent = [at for at in self._queued_at.get(to, ()) if at > since]

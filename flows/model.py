@@ -94,28 +94,29 @@ class Flow(BaseModel):
 
     def node(self, node_id: str) -> Node | None:
         """The node with this id (the first one if a broken flow repeats an id)."""
-        return self._index()[0].get(node_id)
+        by_id: dict[str, Node] | None = self._private()["_nodes_by_id"]
+        if by_id is None:
+            by_id = self._nodes_by_id = {}
+            for node in self.nodes:
+                by_id.setdefault(node.id, node)
+        return by_id.get(node_id)
 
     def next_node(self, node_id: str, port: str) -> str | None:
         """Where the edge leaving ``node_id`` on ``port`` goes, if there is one."""
-        return self._index()[1].get((node_id, port))
-
-    def _index(self) -> tuple[dict[str, Node], dict[tuple[str, str], str]]:
-        # Read through __pydantic_private__ (a slot): ``self._x`` on a model goes through
-        # pydantic's __getattr__, which costs more than the lookup it serves. The engine
-        # asks for nodes and edges on every step.
-        private = self.__pydantic_private__
-        assert private is not None
-        by_id: dict[str, Node] | None = private["_nodes_by_id"]
-        targets: dict[tuple[str, str], str] | None = private["_targets"]
-        if by_id is None or targets is None:
-            by_id, targets = {}, {}
-            for node in self.nodes:
-                by_id.setdefault(node.id, node)
+        targets: dict[tuple[str, str], str] | None = self._private()["_targets"]
+        if targets is None:
+            targets = self._targets = {}
             for edge in self.edges:
                 targets.setdefault((edge.from_, edge.port), edge.to)
-            self._nodes_by_id, self._targets = by_id, targets
-        return by_id, targets
+        return targets.get((node_id, port))
+
+    def _private(self) -> dict[str, Any]:
+        # The private attributes, read through __pydantic_private__ (a slot): ``self._x``
+        # on a model goes through pydantic's __getattr__, which costs more than the lookup
+        # it serves, and the engine asks for nodes and edges on every step.
+        private = self.__pydantic_private__
+        assert private is not None
+        return private
 
 
 def parse_flow(raw: Mapping[str, Any] | str | bytes) -> Flow:

@@ -108,6 +108,15 @@ class NodeContext:
         return str(phone) if phone else None
 
 
+def fast_node_context(**fields: Any) -> NodeContext:
+    """A :class:`NodeContext` made without the frozen dataclass's ``__init__`` (one
+    ``object.__setattr__`` per field): the executor makes one per step. ``fields`` must be
+    every field of NodeContext, as keywords."""
+    context = object.__new__(NodeContext)
+    context.__dict__.update(fields)
+    return context
+
+
 @dataclass(frozen=True, kw_only=True)
 class WaitRequest:
     """Returned by a handler that must wait: the executor persists it and sets a timer."""
@@ -244,7 +253,8 @@ def register(spec: NodeSpec[Any], *, replace: bool = False) -> None:
 
 def get_spec(node_type: str) -> NodeSpec[Any] | None:
     """The spec of a node type, or None if unknown."""
-    _ensure_builtins()
+    if not _builtins_loaded:
+        _ensure_builtins()
     return _registry.get(node_type)
 
 

@@ -17,6 +17,7 @@ enforced here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -57,6 +58,8 @@ class Walk:
     #: ``(run.inbound, reply_to(run.inbound))`` of the last step (``inbound`` is only ever
     #: replaced, never changed in place).
     reply: tuple[object, ReplyTo | None] | None = None
+    #: What templates see as ``run`` (built once per walk).
+    run_view: dict[str, Any] | None = None
 
 
 class RunBook:

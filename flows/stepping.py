@@ -54,10 +54,18 @@ from typing import Any
 
 from flows.configs import ConfigCache, ConfigError, validate_config
 from flows.events import reply_to
-from flows.expressions import Renderer, template_context
+from flows.expressions import Renderer
 from flows.model import ERROR_PORT, Flow, Node, RetryPolicy
 from flows.ports import EffectError, Effects, Scheduler
-from flows.registry import NodeConfig, NodeContext, NodeError, NodeResult, NodeSpec, get_spec
+from flows.registry import (
+    NodeConfig,
+    NodeContext,
+    NodeError,
+    NodeResult,
+    NodeSpec,
+    fast_node_context,
+    get_spec,
+)
 from flows.runbook import RunBook, Walk
 from flows.runs import Run, Step, Wait
 
@@ -126,7 +134,7 @@ class StepMachine(RunBook, abc.ABC):
             self._fail_run(walk, f"inconsistent run: step {step.seq} is {step.status}")
             return
         try:
-            config, rendered = self._config(spec, node, run, step)
+            config, rendered = self._config(spec, node, walk, step)
         except ConfigError as exc:
             self._failed(walk, flow, node, step, _Failure(str(exc), False))
             return
@@ -159,13 +167,14 @@ class StepMachine(RunBook, abc.ABC):
             self._succeeded(walk, flow, step, result)
 
     def _config(
-        self, spec: NodeSpec[Any], node: Node, run: Run, step: Step
+        self, spec: NodeSpec[Any], node: Node, walk: Walk, step: Step
     ) -> tuple[NodeConfig, dict[str, Any]]:
         """The node's config with templates rendered (or the input saved before a crash)."""
+        run = walk.run
         if step.input is not None:
             return validate_config(spec.config_model, step.input), step.input
         static = self._configs.get(run.flow_id, run.flow_version, node, spec)
-        return static.render(spec.config_model, self.renderer, lambda: self._template_context(run))
+        return static.render(spec.config_model, self.renderer, lambda: self._template_context(walk))
 
     def _succeeded(self, walk: Walk, flow: Flow, step: Step, result: NodeResult) -> None:
         run = walk.run
@@ -296,25 +305,31 @@ class StepMachine(RunBook, abc.ABC):
         if result.contact is not None:
             run.contact = result.contact.to_dict()
 
-    def _template_context(self, run: Run) -> dict[str, Any]:
-        return template_context(
-            trigger=run.trigger,
-            vars=run.vars,
-            steps=run.outputs,
-            contact=run.contact,
-            run={
+    def _template_context(self, walk: Walk) -> dict[str, Any]:
+        # What flows.expressions.template_context builds, without its copies: the run's
+        # trigger, vars and contact are plain dicts already, a template cannot change them
+        # (immutable sandbox) and a native result is rebuilt from them (never aliased).
+        run = walk.run
+        if walk.run_view is None:
+            walk.run_view = {
                 "id": run.id,
                 "flow_id": run.flow_id,
                 "version": run.flow_version,
                 "started_at": run.created_at.isoformat(),
-            },
-        )
+            }
+        return {
+            "trigger": _plain_dict(run.trigger),
+            "vars": _plain_dict(run.vars),
+            "steps": {node_id: {"output": output} for node_id, output in run.outputs.items()},
+            "contact": _plain_dict(run.contact or {}),
+            "run": walk.run_view,
+        }
 
     def _context(self, walk: Walk, step: Step) -> NodeContext:
         run = walk.run
         if walk.reply is None or walk.reply[0] is not run.inbound:
             walk.reply = (run.inbound, reply_to(run.inbound))
-        return NodeContext(
+        return fast_node_context(
             run_id=run.id,
             flow_id=run.flow_id,
             flow_version=run.flow_version,
@@ -328,3 +343,7 @@ class StepMachine(RunBook, abc.ABC):
             now=self.clock.now(),
             effects=self.effects,
         )
+
+
+def _plain_dict(value: dict[str, Any]) -> dict[str, Any]:
+    return value if type(value) is dict else dict(value)

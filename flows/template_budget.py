@@ -4,6 +4,8 @@ Every render (or every render of one node's config, see :func:`budget_scope`) ru
 one :class:`Budget`:
 
 * **time** — a deadline checked on every loop iteration, call, filter, operator and output;
+  time the interpreter spends collecting garbage does not count (a full collection of a
+  big heap can take longer than the whole budget, and is no template's doing);
 * **size** — the final output is capped (64 KiB by default), and so is the total text a
   render produces on the way (macro and ``{% set %}`` buffers included), and every single
   operation that can amplify data (``'a' * 10**9``, ``9 ** 9 ** 9``, ``|center(10**9)``,
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import gc
 import itertools
 import re
 import time
@@ -32,6 +35,7 @@ __all__ = [
     "Budget",
     "TemplateBudgetExceeded",
     "TemplateError",
+    "active_budget",
     "budget_scope",
     "check_percent_format",
     "current_budget",
@@ -73,10 +77,13 @@ class Budget:
     max_work: int
     produced: int = 0
     ticks: int = 0
+    #: Seconds the interpreter had spent collecting garbage when the budget began.
+    collected: float = 0.0
 
     def check_time(self) -> None:
-        """Raise once the deadline has passed."""
-        if time.monotonic() > self.deadline:
+        """Raise once the deadline has passed (garbage collections push it back)."""
+        now = time.monotonic()
+        if now > self.deadline and now - (_collections[0] - self.collected) > self.deadline:
             raise TemplateBudgetExceeded(
                 f"template took longer than its {self.max_time_s * 1000:.0f} ms budget"
             )
@@ -113,9 +120,27 @@ class Budget:
         return _weight(value, self.max_work, what)
 
 
+#: [seconds spent in garbage collections so far, when the current collection started].
+_collections = [0.0, 0.0]
+
+
+def _time_collections(phase: str, info: dict[str, int]) -> None:
+    if phase == "start":
+        _collections[1] = time.monotonic()
+    else:
+        _collections[0] += time.monotonic() - _collections[1]
+
+
+gc.callbacks.append(_time_collections)
+
 _active: contextvars.ContextVar[Budget | None] = contextvars.ContextVar(
     "flows_template_budget", default=None
 )
+
+
+def active_budget() -> Budget | None:
+    """The budget of the render in progress, or None outside any render."""
+    return _active.get()
 
 
 def current_budget() -> Budget:
@@ -162,6 +187,7 @@ class _Scope:
 def _new_budget(max_output: int, max_time_s: float) -> Budget:
     return Budget(
         deadline=time.monotonic() + max_time_s,
+        collected=_collections[0],
         max_time_s=max_time_s,
         max_output=max_output,
         max_work=max_output * _WORK_FACTOR,

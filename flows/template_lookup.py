@@ -77,20 +77,29 @@ def _chain(node: nodes.Node) -> tuple[str, ...] | None:
 
 def _resolve(env: SandboxEnvironment, names: tuple[str, ...], context: Mapping[str, Any]) -> Any:
     """The value Jinja's sandbox would find, or ``_SLOW`` where only Jinja can tell."""
-    if names[0] not in context:
+    first = names[0]
+    if first not in context:
         return _SLOW
-    value = context[names[0]]
-    for index in range(1, len(names)):
-        name = names[index]
+    value = context[first]
+    for index, name in enumerate(names):
+        if not index:
+            continue
         if type(value) is not dict or name in _DICT_ATTRIBUTES:
             return _SLOW
         if name not in value:
-            rest = names[index + 1 :]
-            if any(n.startswith("_") or n in _UNDEFINED_ATTRIBUTES for n in rest):
-                return _SLOW
-            return env.undefined(obj=value, name=name)
+            return _undefined(env, value, name, names[index + 1 :])
         value = value[name]
     return value
+
+
+def _undefined(
+    env: SandboxEnvironment, obj: dict[str, Any], name: str, rest: tuple[str, ...]
+) -> Any:
+    """Jinja's undefined for a missing key, chained through the names after it (unless
+    one of them could be an attribute of the undefined itself: then Jinja decides)."""
+    if any(n.startswith("_") or n in _UNDEFINED_ATTRIBUTES for n in rest):
+        return _SLOW
+    return env.undefined(obj=obj, name=name)
 
 
 class TextLookup:

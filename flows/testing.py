@@ -106,6 +106,7 @@ class FlowHarness:
         self.index = TriggerIndex()
         self._published: dict[str, int] = {}
         self._events = 0
+        self._iso: tuple[datetime, str] | None = None
 
     def publish(self, flow: FlowLike, flow_id: str | None = None) -> tuple[str, int]:
         """Publish a (new version of a) flow and rebuild the trigger index."""
@@ -134,7 +135,7 @@ class FlowHarness:
     ) -> DispatchResult:
         """An SMS arrives from ``from_``."""
         self._events += 1
-        now = self.clock.now().isoformat()
+        now = self._now_iso()
         self.log.append(f"{from_} says: {text}")
         event: TriggerEvent = {
             "id": f"evt_{self._events}",
@@ -173,7 +174,7 @@ class FlowHarness:
         event: TriggerEvent = {
             "id": f"evt_{self._events}",
             "type": f"sms.{status}",
-            "timestamp": self.clock.now().isoformat(),
+            "timestamp": self._now_iso(),
             "data": {
                 "message_id": message_id or f"msg_{self._events}",
                 "from": self.our_number,
@@ -187,6 +188,13 @@ class FlowHarness:
             },
         }
         return await self.dispatch(event)
+
+    def _now_iso(self) -> str:
+        """The fake time as ISO 8601 (remembered: the clock stands still between moves)."""
+        now = self.clock.now()
+        if self._iso is None or self._iso[0] != now:
+            self._iso = (now, now.isoformat())
+        return self._iso[1]
 
     async def http(self, flow_id: str, body: Mapping[str, Any]) -> Run | None:
         """Call a flow's trigger.http URL with ``body``."""

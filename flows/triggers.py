@@ -96,6 +96,8 @@ class TriggerIndex:
         return self._http.get(flow_id)
 
     def _sms_candidates(self, event: Mapping[str, Any]) -> list[_SmsEntry]:
+        if not self._first_word and not self._exact:
+            return self._scan
         text: str | None = sms_data(event).get("body")
         body = str(text or "")[:MAX_MATCH_TEXT].strip()
         first = body.partition(" ")[0].rstrip(_TRAILING).casefold()
@@ -133,6 +135,8 @@ class TriggerIndex:
 
 
 def _one_per_flow(matches: list[TriggerMatch]) -> list[TriggerMatch]:
+    if len(matches) < 2:
+        return matches
     chosen: dict[str, TriggerMatch] = {}
     for match in sorted(matches, key=lambda m: (m.flow_id, m.node_id)):
         chosen.setdefault(match.flow_id, match)

@@ -294,3 +294,55 @@ def test_copy_record_copies_unusual_values_deeply() -> None:
     assert clone == step and clone.output is not None and step.output is not None
     assert clone.output["t"][0] is not step.output["t"][0]
     assert clone.output["s"] is not step.output["s"]
+
+
+# -- the time budget and garbage collection ---------------------------------------------------
+
+
+def test_time_spent_collecting_garbage_is_not_a_templates() -> None:
+    import time
+
+    from flows.template_budget import TemplateBudgetExceeded, _time_collections, budget_scope
+
+    with budget_scope(1000, 0.05):
+        budget = current_budget()
+        _time_collections("start", {})
+        time.sleep(0.08)  # a long collection: the deadline moves with it
+        _time_collections("stop", {})
+        budget.check_time()
+        time.sleep(0.06)  # the template's own time runs out
+        with pytest.raises(TemplateBudgetExceeded):
+            budget.check_time()
+
+
+# -- what the engine builds by hand is what the slow way builds -------------------------------
+
+
+async def test_the_engines_contexts_are_the_documented_ones() -> None:
+    from flows import ContactView, template_context
+    from flows.events import bare_contact
+    from flows.registry import fast_node_context
+    from flows.runbook import Walk
+
+    h, run = await waiting_run()
+    walk = Walk(run)
+    assert h.executor._template_context(walk) == template_context(
+        trigger=run.trigger,
+        vars=run.vars,
+        steps=run.outputs,
+        contact=run.contact,
+        run={
+            "id": run.id,
+            "flow_id": run.flow_id,
+            "version": run.flow_version,
+            "started_at": run.created_at.isoformat(),
+        },
+    )
+    step = (await h.steps(run.id))[-1]
+    made = h.executor._context(walk, step)
+    fields = {f.name: getattr(made, f.name) for f in dataclasses.fields(NodeContext)}
+    assert made == NodeContext(**fields) and vars(made) == fields
+    assert fast_node_context(**fields) == made
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.attempt = 2  # type: ignore[misc]
+    assert bare_contact(PHONE) == ContactView(phone=PHONE).to_dict()
