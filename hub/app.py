@@ -61,9 +61,15 @@ def build_hub(settings: Settings, *, wiring: Wiring | None = None) -> Hub:
 
 
 def create_app(
-    settings: Settings | None = None, *, hub: Hub | None = None, workers: bool = True
+    settings: Settings | None = None,
+    *,
+    hub: Hub | None = None,
+    workers: bool = True,
+    first_start: bool = True,
 ) -> Litestar:
-    """The ASGI app; ``workers=False`` serves HTTP only (jobs run elsewhere)."""
+    """The ASGI app; ``workers=False`` serves HTTP only (jobs run elsewhere);
+    ``first_start=False`` leaves the first-start setup (simulator channel, example flow)
+    to whoever started this process."""
     import ui.app  # the browser UI: composed here, it depends on hub, never the reverse
 
     settings = settings or (hub.settings if hub else get_settings())
@@ -71,7 +77,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        await bootstrap(runtime)
+        if first_start:
+            await bootstrap(runtime)
         # The arq engine's pusher always runs; inline workers only when asked for.
         run_queue = workers or bool(runtime.settings.redis_url)
         if run_queue:
@@ -104,6 +111,12 @@ def create_app(
         template_config=ui.app.template_config(),
         debug=False,
     )
+
+
+def worker_process_app() -> Litestar:
+    """The app of one of ``smshub serve --processes N``'s processes (uvicorn's factory):
+    settings from the environment, the first-start setup already done by the parent."""
+    return create_app(get_settings(), first_start=False)
 
 
 def _api_router() -> Router:

@@ -48,10 +48,38 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     upgrade(settings.effective_database_url)
     host = args.host or settings.host
     port = args.port or settings.port
+    processes = args.processes or settings.processes
     logging.getLogger("smshub").info(
-        "smshub on http://%s:%s (public URL %s)", host, port, settings.public_url
+        "smshub on http://%s:%s (public URL %s, %d process%s)",
+        host,
+        port,
+        settings.public_url,
+        processes,
+        "" if processes == 1 else "es",
     )
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
+    options: dict[str, Any] = {"log_level": "warning", "access_log": False}
+    if processes == 1:
+        uvicorn.run(create_app(settings), host=host, port=port, **options)
+        return 0
+    # Several processes on one port (each serves HTTP and runs jobs; the database's
+    # leases and locks keep them apart). The first-start setup runs here, once, so
+    # they do not race to create the secret key or the simulator channel.
+    _run(_with_hub(settings, _first_start))
+    uvicorn.run(
+        "hub.app:worker_process_app",
+        factory=True,
+        workers=processes,
+        host=host,
+        port=port,
+        **options,
+    )
+    return 0
+
+
+async def _first_start(hub: Any) -> int:
+    from hub.services.bootstrap import bootstrap
+
+    await bootstrap(hub)
     return 0
 
 
@@ -275,6 +303,9 @@ def _add_process_commands(sub: Commands) -> None:
     serve = sub.add_parser("serve", help="run the HTTP server and the inline workers")
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
+    serve.add_argument(
+        "--processes", type=int, default=None, help="processes to run (default SMSHUB_PROCESSES, 1)"
+    )
     serve.set_defaults(func=cmd_serve)
 
     worker = sub.add_parser("worker", help="run queue workers (arq + Redis)")

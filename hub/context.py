@@ -9,12 +9,13 @@ in order (``hub/wiring.py`` lists them).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from connectors.base import Connector, ConnectorConfig, InboundEvent
+from connectors.base import CanReceive, CanSend, Connector, ConnectorConfig, InboundEvent
 from flows import Executor, RunStore, TriggerIndex
 from hub.crypto import SecretBox
 from hub.db import Database
@@ -69,6 +70,18 @@ class ChannelRuntime:
     def signing_secret(self) -> str | None:
         """The key inbound signatures are checked with."""
         return self.connector.signing_secret(self.config, self.webhook_secret)
+
+    # isinstance() against a runtime-checkable Protocol inspects every member each time;
+    # a channel's connector never changes, so each answer is worked out once.
+    @functools.cached_property
+    def can_receive(self) -> bool:
+        """Whether the connector takes webhooks (verify + parse)."""
+        return isinstance(self.connector, CanReceive)
+
+    @functools.cached_property
+    def can_send(self) -> bool:
+        """Whether the connector sends SMS (and its capabilities say so)."""
+        return isinstance(self.connector, CanSend) and self.connector.capabilities.send
 
 
 @dataclass

@@ -8,6 +8,8 @@ import re
 import phonenumbers
 
 _SENDER_ID = re.compile(r"^[A-Za-z0-9 .&_-]{1,15}$")
+#: An E.164 number as phonenumbers would write it: "+", a country code, 7-15 digits.
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 
 
 class InvalidNumber(ValueError):
@@ -59,6 +61,8 @@ def normalize_address(raw: str | None, region: str = "US") -> str | None:
     """
     if raw is None:
         return None
+    if _E164.fullmatch(raw):  # already canonical (what gateways send): nothing to parse
+        return raw
     try:
         return to_e164(raw, region)
     except InvalidNumber:

@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     """Interface ``smshub serve`` binds."""
     port: int = 8000
     """Port ``smshub serve`` binds."""
+    processes: int = Field(default=1, ge=1, le=64)
+    """Processes ``smshub serve`` runs (each serves HTTP and runs jobs; one per core)."""
     allow_private_destinations: bool = False
     """Turn the SSRF guard off (local tests only)."""
     delivery_retry_schedule: str = DEFAULT_RETRY_SCHEDULE

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from connectors.base import CanSend, SendError, SendRequest, SendResult
 from hub.context import ChannelRuntime, Hub
@@ -100,9 +100,9 @@ async def send_message(hub: Hub, message_id: str, channel_id: str | None = None)
     if prepared is None:
         return
     request, attempt = prepared
-    assert channel is not None and isinstance(channel.connector, CanSend)
+    assert channel is not None
     try:
-        result = await channel.connector.send(channel.config, request, hub.http)
+        result = await cast(CanSend, channel.connector).send(channel.config, request, hub.http)
     except (SendError, OSError, TimeoutError) as exc:
         error = exc if isinstance(exc, SendError) else SendError(str(exc), retryable=True)
         SENDS.labels(channel.connector.name, "retry" if error.retryable else "failed").inc()
@@ -122,7 +122,7 @@ def _prepare(
     message = yield from load_message(hub, message_id, lock=True)
     if message is None or message.status not in ("queued", "sending"):
         return None  # already handed over (a re-run) or final
-    if channel is None or not channel.enabled or not isinstance(channel.connector, CanSend):
+    if channel is None or not channel.enabled or not channel.can_send:
         yield from record_status(hub, message, "failed", detail="channel deleted or disabled")
         return None
     refusal = yield from _refusal(message, channel)

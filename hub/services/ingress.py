@@ -103,7 +103,7 @@ async def receive_webhook(hub: Hub, request: IngressRequest) -> WebhookResponse:
 async def _receiving_channel(hub: Hub, channel_id: str) -> ChannelRuntime:
     """The channel, if it exists, receives webhooks and is enabled (404 / 403 otherwise)."""
     channel = await hub.channels.get(channel_id)
-    if channel is None or not isinstance(channel.connector, CanReceive):
+    if channel is None or not channel.can_receive:
         raise NotFound(
             f"no channel {channel_id!r} receives webhooks here", code="channel_not_found"
         )

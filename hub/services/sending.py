@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from connectors.base import CanSend
 from connectors.segments import segment_info
 from hub.context import ChannelRuntime, Hub
 from hub.errors import Conflict, Unprocessable
@@ -155,12 +154,12 @@ async def _pick_channel(hub: Hub, channel_id: str | None, to: str) -> ChannelRun
             raise _field_error(
                 "channel_id", f"channel {channel_id!r} is disabled", "channel_disabled"
             )
-        if not isinstance(channel.connector, CanSend) or not channel.connector.capabilities.send:
+        if not channel.can_send:
             raise _field_error("channel_id", f"channel {channel_id!r} cannot send", "cannot_send")
         return channel
     for candidate in await hub.store.read(_channel_candidates(to)):
         channel = await hub.channels.get(candidate)
-        if channel and channel.enabled and isinstance(channel.connector, CanSend):
+        if channel and channel.enabled and channel.can_send:
             return channel
     raise _field_error("channel_id", "no channel can send SMS; create one first", "no_channel")
 

@@ -23,7 +23,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import enum
+import fcntl
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -125,6 +127,7 @@ class SqliteStore:
         self.path = str(path)
         self.synchronous = synchronous
         self._conn: sqlite3.Connection | None = None
+        self._lock: int | None = None
         self._reader: sqlite3.Connection | None = None
         self._thread = concurrent.futures.ThreadPoolExecutor(1, "smshub-committer")
         self._state = _State.IDLE
@@ -201,7 +204,24 @@ class SqliteStore:
         return self._conn
 
     def _begin(self) -> None:
-        self._connection().execute("BEGIN IMMEDIATE")  # may wait for another writer
+        self._lock_writers()
+        try:
+            self._connection().execute("BEGIN IMMEDIATE")  # may wait for another writer
+        except BaseException:
+            self._unlock_writers()
+            raise
+
+    def _lock_writers(self) -> None:
+        """Take the writers' lock file: with several processes on one database, a writer
+        waits here, woken the moment the other commits (SQLite's own busy handler sleeps
+        in steps of up to 100 ms instead)."""
+        if self._lock is None:
+            self._lock = os.open(f"{self.path}.write.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._lock, fcntl.LOCK_EX)
+
+    def _unlock_writers(self) -> None:
+        if self._lock is not None:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
 
     def _opened(self, error: BaseException | None) -> None:
         if error is not None:  # the lock could not be had: fail what waits, stay usable
@@ -242,8 +262,11 @@ class SqliteStore:
 
     def _rollback(self) -> None:
         conn = self._connection()
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        finally:
+            self._unlock_writers()
 
     def _commit(self) -> None:
         started = time.perf_counter()
@@ -257,9 +280,10 @@ class SqliteStore:
             raise
         finally:
             self.commit_wall_s += time.perf_counter() - started
+            self._unlock_writers()
         if self._pending:  # units queued meanwhile: open their transaction in this same hop
             try:
-                conn.execute("BEGIN IMMEDIATE")
+                self._begin()
                 self._begun = True
             except sqlite3.Error:
                 log.exception("could not start the next write transaction")
@@ -305,4 +329,7 @@ class SqliteStore:
         for conn in (self._conn, self._reader):
             if conn is not None:
                 conn.close()
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
         self._conn = self._reader = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -54,6 +55,7 @@ class Server:
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: kill() takes its children too
             )
 
     async def wait_healthy(self) -> Server:
@@ -72,9 +74,10 @@ class Server:
         raise AssertionError(f"server did not start:\n{self.log.read_text()}")
 
     def kill(self) -> None:
-        """SIGKILL: no shutdown hooks, no flushing, like a power cut."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
+        """SIGKILL the process and its children: no shutdown hooks, no flushing."""
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
 
 
