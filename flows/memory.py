@@ -368,8 +368,8 @@ class FakeEffects:
         self._by_key[command.idempotency_key] = outcome
         now = self.clock.now()
         self.sms.append(SentSms(command=command, outcome=outcome, at=now))
-        if outcome.status == "queued":
-            self._queued_at.setdefault(normalize_phone(command.to), []).append(now)
+        if outcome.status == "queued" and outcome.to is not None:  # normalized by _decide
+            self._queued_at.setdefault(outcome.to, []).append(now)
         note = f" [suppressed: {outcome.reason}]" if outcome.status == "suppressed" else ""
         sim = f" sim {command.sim_slot}" if command.sim_slot is not None else ""
         self.log.append(f"flow -> {command.to}{sim}: {command.text}{note}")

@@ -48,6 +48,7 @@ wait), the ``error`` edge, or a failed run. This is the middle layer of the
 from __future__ import annotations
 
 import abc
+import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -72,6 +73,8 @@ from flows.runs import Run, Step, Wait
 __all__ = ["StepMachine"]
 
 _NO_RETRY = RetryPolicy()
+#: Staged steps after which a walk yields to the event loop (at every further step).
+_YIELD_EVERY = 50
 
 
 @dataclass
@@ -104,6 +107,9 @@ class StepMachine(RunBook, abc.ABC):
         run = walk.run
         while run.status == "running":
             await self._step(walk)
+            if len(walk.pending) >= _YIELD_EVERY:
+                # A long stretch of pure steps (a loop) awaits nothing: let others run.
+                await asyncio.sleep(0)
         await self._flush(walk)  # the wait (before its timer) or the end
         if run.status == "waiting":
             # Just entered the wait, or called again after a crash that may have come

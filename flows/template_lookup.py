@@ -77,18 +77,18 @@ def _chain(node: nodes.Node) -> tuple[str, ...] | None:
 
 def _resolve(env: SandboxEnvironment, names: tuple[str, ...], context: Mapping[str, Any]) -> Any:
     """The value Jinja's sandbox would find, or ``_SLOW`` where only Jinja can tell."""
-    first = names[0]
-    if first not in context:
+    value = context.get(names[0], _SLOW)
+    if value is _SLOW:
         return _SLOW
-    value = context[first]
-    for index, name in enumerate(names):
-        if not index:
-            continue
+    index = 1
+    for name in names[1:]:
         if type(value) is not dict or name in _DICT_ATTRIBUTES:
             return _SLOW
-        if name not in value:
+        found = value.get(name, _SLOW)
+        if found is _SLOW:
             return _undefined(env, value, name, names[index + 1 :])
-        value = value[name]
+        value = found
+        index += 1
     return value
 
 

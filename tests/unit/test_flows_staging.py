@@ -247,3 +247,31 @@ async def test_crash_before_or_after_any_durable_point_keeps_what_effects_depend
 
     failures = await crash_everywhere(dependent_scenario, check)
     assert not failures, "\n".join(failures)
+
+
+async def test_a_long_pure_loop_is_one_save_and_lets_other_tasks_run() -> None:
+    import asyncio
+
+    h, store = recording_harness(
+        flow(
+            keyword("LOOP"),
+            node("count", "data.set", vars={"n": "{{ (vars.n or 0) + 1 }}"}),
+            node("more", "logic.condition", value="{{ vars.n }}", operator="lt", operand="200"),
+            edges=[edge("start", "count"), edge("count", "more"), edge("more", "count", "true")],
+        )
+    )
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    other = asyncio.create_task(ticker())
+    await h.inbound("loop", from_=PHONE)
+    other.cancel()
+    run = h.runs()[0]
+    assert run.status == "completed" and run.vars == {"n": 200} and run.step_count == 401
+    assert len(store.writes) == 1 and len(store.writes[0][2]) == 401
+    assert ticks > 5  # the event loop was not held for the whole walk
