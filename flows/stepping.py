@@ -14,10 +14,13 @@ a. **Before anything leaves the run**: before an effectful node's handler runs (
 b. **When the run waits** (reply, delay, retry backoff): the wait is saved before its
    timer is requested (:meth:`StepMachine._arm`, which ``Executor.advance`` calls on
    every waiting run, so a timer lost to a crash is requested again).
-c. **When the run ends** (completed, failed, cancelled).
+c. **When the run ends** (completed or failed; ``cancel`` and ``replay`` save at once).
 
-Everything between two durable points is pure — triggers, ``logic.*``, ``data.set``,
-``flow.stop``, the outcome of an effect, leaving a wait — and is only staged. So:
+A durable point with nothing new to save (an effect resumed from its stored intent)
+writes nothing. Everything between two durable points is pure — triggers, ``logic.*``,
+``data.set``, ``flow.stop``, ``flow.delay`` until it waits, the outcome of an effect,
+leaving a wait — and is only staged (a long stretch of it yields to the event loop now
+and then, :data:`_YIELD_EVERY`). So:
 
 * an effect's outcome is saved no later than the next durable point: it is stored before
   the next effect, wait or end of the run, together with what follows from it;
@@ -34,7 +37,12 @@ Everything between two durable points is pure — triggers, ``logic.*``, ``data.
   it afresh. If the id turns out to exist (``RunExistsError``), another worker has the
   run: the walk is dropped and the stored run continued;
 * two workers on one run cannot both save: the loser of a compare-and-swap
-  (:class:`~flows.ports.StaleRunError`) drops its staged work and stops.
+  (:class:`~flows.ports.StaleRunError`) drops its staged work and stops; compare-and-swap
+  is exactly as strict as when every step was a save, there are only fewer saves.
+
+What is *not* durable any more between two durable points: the history of pure steps
+(``run_steps`` rows, ``updated_at``) shows up only with the next save, and a crash in
+between is invisible in it (those steps are simply run again).
 
 How one step goes: it is created ``running`` (staged) when the previous one finished;
 its config is rendered (:mod:`flows.configs`; a resumed effect reuses its saved input);
