@@ -17,7 +17,7 @@ import contextlib
 import math
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 import jinja2
 
@@ -114,12 +114,8 @@ class Renderer:
                 size += len(chunk)
                 budget.allow(size, "template output")
                 chunks.append(chunk)
-        except TemplateError:
-            raise
-        except RecursionError as exc:
-            raise TemplateBudgetExceeded("template recursion is too deep") from exc
         except Exception as exc:
-            raise TemplateError(f"template failed: {_describe(exc)}") from exc
+            _reraise(exc, "template")
         if size > self.max_output:
             raise TemplateBudgetExceeded(
                 f"template output is {size} characters; the limit is {self.max_output}"
@@ -141,12 +137,8 @@ class Renderer:
                 value = expression.value(context)
             else:
                 value = expression(**dict(context))
-        except TemplateError:
-            raise
-        except RecursionError as exc:
-            raise TemplateBudgetExceeded("template recursion is too deep") from exc
         except Exception as exc:
-            raise TemplateError(f"expression failed: {_describe(exc)}") from exc
+            _reraise(exc, "expression")
         budget.weigh(value, "expression result")
         return _plain(value)
 
@@ -224,6 +216,15 @@ def _remember(cache: dict[str, Any], key: str, value: Any) -> None:
     if len(cache) >= _CACHE_SIZE:
         cache.pop(next(iter(cache)))
     cache[key] = value
+
+
+def _reraise(exc: Exception, what: str) -> NoReturn:
+    """Raise what a failed render raises: a TemplateError as it is, anything else as one."""
+    if isinstance(exc, TemplateError):
+        raise exc
+    if isinstance(exc, RecursionError):
+        raise TemplateBudgetExceeded("template recursion is too deep") from exc
+    raise TemplateError(f"{what} failed: {_describe(exc)}") from exc
 
 
 def _describe(exc: BaseException) -> str:
