@@ -20,6 +20,9 @@ def main() -> None:
     parser.add_argument("path", type=Path)
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--grep", default="", help="only stacks containing this text")
+    parser.add_argument(
+        "--by", choices=("frame", "package"), default="frame", help="group own time by"
+    )
     args = parser.parse_args()
     own: Counter[str] = Counter()
     total: Counter[str] = Counter()
@@ -31,7 +34,7 @@ def main() -> None:
         n = int(count)
         samples += n
         frames = stack.split(";")
-        own[frames[-1]] += n
+        own[_package(frames[-1]) if args.by == "package" else frames[-1]] += n
         for frame in set(frames):
             total[frame] += n
     print(f"{samples} samples")
@@ -41,6 +44,15 @@ def main() -> None:
     print("-- total --")
     for frame, n in total.most_common(args.top):
         print(f"{n / samples:6.1%}  {frame}")
+
+
+def _package(frame: str) -> str:
+    """``litestar/routes/http.py:81`` → ``litestar``; ``hub/store/sqlite.py`` → ``hub.store``."""
+    path = frame.rpartition("(")[2].split(":")[0]
+    parts = path.split("/")
+    if parts[0] in ("hub", "flows", "connectors", "ui") and len(parts) > 2:
+        return ".".join(parts[:2])
+    return parts[0].removesuffix(".py") or frame
 
 
 if __name__ == "__main__":

@@ -3,9 +3,11 @@
 Every render (or every render of one node's config, see :func:`budget_scope`) runs under
 one :class:`Budget`:
 
-* **time** — a deadline checked on every loop iteration, call, filter, operator and output;
-  time the interpreter spends collecting garbage does not count (a full collection of a
-  big heap can take longer than the whole budget, and is no template's doing);
+* **time** — a deadline checked on every loop iteration, call, filter, operator and output,
+  in CPU time of the rendering thread: on a busy machine a render may wait for a core,
+  and that wait is no template's doing (a wall-clock budget failed runs under load);
+  nor is time the interpreter spends collecting garbage (a full collection of a big heap
+  can take longer than the whole budget), which does not count either;
 * **size** — the final output is capped (64 KiB by default), and so is the total text a
   render produces on the way (macro and ``{% set %}`` buffers included), and every single
   operation that can amplify data (``'a' * 10**9``, ``9 ** 9 ** 9``, ``|center(10**9)``,
@@ -82,7 +84,7 @@ class Budget:
 
     def check_time(self) -> None:
         """Raise once the deadline has passed (garbage collections push it back)."""
-        now = time.monotonic()
+        now = time.thread_time()
         if now > self.deadline and now - (_collections[0] - self.collected) > self.deadline:
             raise TemplateBudgetExceeded(
                 f"template took longer than its {self.max_time_s * 1000:.0f} ms budget"
@@ -126,9 +128,9 @@ _collections = [0.0, 0.0]
 
 def _time_collections(phase: str, info: dict[str, int]) -> None:
     if phase == "start":
-        _collections[1] = time.monotonic()
+        _collections[1] = time.thread_time()
     else:
-        _collections[0] += time.monotonic() - _collections[1]
+        _collections[0] += time.thread_time() - _collections[1]
 
 
 gc.callbacks.append(_time_collections)
@@ -186,7 +188,7 @@ class _Scope:
 
 def _new_budget(max_output: int, max_time_s: float) -> Budget:
     return Budget(
-        deadline=time.monotonic() + max_time_s,
+        deadline=time.thread_time() + max_time_s,
         collected=_collections[0],
         max_time_s=max_time_s,
         max_output=max_output,

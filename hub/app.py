@@ -109,6 +109,9 @@ def create_app(
         openapi_config=OpenAPIConfig(title="smshub", version="0.1.0", path="/schema"),
         plugins=[PydanticPlugin(prefer_alias=True)],
         template_config=ui.app.template_config(),
+        # The hub configures logging once per process (hub.cli); Litestar's own config
+        # would add a queue-listener thread per app and a second log format.
+        logging_config=None,
         debug=False,
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import multiprocessing
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -45,7 +46,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from hub.migrate import upgrade
 
     _configure_logging(settings)
-    upgrade(settings.effective_database_url)
+    _upgrade_in_child(upgrade, settings.effective_database_url)
     host = args.host or settings.host
     port = args.port or settings.port
     processes = args.processes or settings.processes
@@ -74,6 +75,16 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         **options,
     )
     return 0
+
+
+def _upgrade_in_child(upgrade: Callable[[str], None], url: str) -> None:
+    """Run the migrations in a forked child: Alembic and the migration scripts then never
+    count towards the server's memory (its peak RSS would otherwise be set at start)."""
+    child = multiprocessing.get_context("fork").Process(target=upgrade, args=(url,))
+    child.start()
+    child.join()
+    if child.exitcode != 0:
+        raise SystemExit(f"database migration failed (exit code {child.exitcode})")
 
 
 async def _first_start(hub: Any) -> int:

@@ -18,12 +18,14 @@ Two pools, on purpose:
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any, Protocol
 
 import aiohttp
+import msgspec
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 from yarl import URL
@@ -110,6 +112,8 @@ class AiohttpClient:
                 connector_owner=True,
                 auto_decompress=True,
                 raise_for_status=False,
+                cookie_jar=aiohttp.DummyCookieJar(),  # gateways' cookies are not ours to keep
+                json_serialize=_json_text,
             )
         return self._session
 
@@ -137,7 +141,7 @@ class AiohttpClient:
                 json=json,
                 data=data if not isinstance(data, Mapping) else dict(data),
                 allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(total=timeout),
+                timeout=_timeout(timeout),
             ) as resp:
                 body = await _read_at_most(resp, self._max_response_bytes)
                 return HttpResponse(
@@ -168,6 +172,7 @@ class AiohttpClient:
                 auto_decompress=True,
                 raise_for_status=False,
                 trust_env=False,  # an environment proxy would connect where we did not check
+                cookie_jar=aiohttp.DummyCookieJar(),  # one user URL must not set another's
             )
             pool = (session, resolver)
             self._guarded[guard] = pool
@@ -204,7 +209,7 @@ class AiohttpClient:
                 headers=dict(headers or {}),
                 data=content,
                 allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(total=timeout),
+                timeout=_timeout(timeout),
             ) as resp:
                 body = await _read_at_most(resp, max_body + 1)
                 return (
@@ -236,13 +241,32 @@ class AiohttpClient:
 
 def _check_literal(host: str, guard: AddressGuard) -> None:
     """aiohttp connects to IP literals without asking the resolver, so check them here."""
+    reason = _literal_refusal(host, guard)
+    if reason is not None:
+        raise DestinationRefused(f"{reason} (SSRF guard)")
+
+
+@functools.lru_cache(maxsize=4096)
+def _literal_refusal(host: str, guard: AddressGuard) -> str | None:
+    """Why the guard refuses ``host`` if it is an IP literal (None: allowed or a name).
+    Kept: parsing the same few hosts on every request is measurable on the hot path."""
     try:
         address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
-        return
-    reason = guard.check_address(host, str(address))
-    if reason is not None:
-        raise DestinationRefused(f"{reason} (SSRF guard)")
+        return None
+    return guard.check_address(host, str(address))
+
+
+@functools.lru_cache(maxsize=64)
+def _timeout(total: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=total)
+
+
+def _json_text(value: Any) -> str:
+    return _ENCODER.encode(value).decode()
+
+
+_ENCODER = msgspec.json.Encoder()
 
 
 async def _read_at_most(resp: aiohttp.ClientResponse, limit: int) -> bytes:

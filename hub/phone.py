@@ -23,7 +23,7 @@ def to_e164(raw: str, region: str = "US") -> str:
 
 # The same few numbers come back all the time (a sender, then the reply to them), and
 # parsing one costs tens of microseconds; an invalid one is remembered too (the error).
-@functools.lru_cache(maxsize=65_536)
+@functools.lru_cache(maxsize=8192)
 def _cached(raw: str, region: str) -> str | InvalidNumber:
     try:
         return _parse(raw, region)

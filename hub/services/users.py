@@ -10,6 +10,7 @@ or header (the synchronizer-token pattern); :func:`csrf_matches` compares them.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import re
 import secrets
@@ -44,8 +45,14 @@ LAST_SEEN_RESOLUTION_S = 60.0
 
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 _hasher = PasswordHasher()
-#: Verified against when the e-mail is unknown, so both cases take the same time.
-_DUMMY_HASH = _hasher.hash("not a real password, only spends the same time")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash to verify against when the e-mail is unknown, so both cases take the same
+    time. Made on first use: argon2 takes 64 MiB for it, which would otherwise set the
+    process's peak memory at import."""
+    return _hasher.hash("not a real password, only spends the same time")
 
 
 class CsrfFailed(ApiError):
@@ -171,7 +178,7 @@ async def authenticate_password(hub: Hub, email: str, password: str) -> User | N
         ).scalar_one_or_none()
     if len(password or "") > MAX_PASSWORD_CHARS:
         return None
-    ok = await _verify(user.password_hash if user else _DUMMY_HASH, password or "")
+    ok = await _verify(user.password_hash if user else _dummy_hash(), password or "")
     if user is None or not ok:
         return None
     changes: dict[str, object] = {"last_login_at": utcnow()}

@@ -71,7 +71,6 @@ async def test_1000_events_to_three_endpoints_one_down_then_back(
         await subscribe(client, api_headers, sink.url)
     flaky.always(503)  # down…
     ids = await publish_many(hub, EVENTS, "load")
-    started = time.monotonic()
     await hub.queue.start()
     try:
         # Down for a while: a few hundred refused deliveries and a second more.
@@ -81,7 +80,6 @@ async def test_1000_events_to_three_endpoints_one_down_then_back(
         await wait_until(
             lambda: all(len(set(s.succeeded_ids())) == EVENTS for s in sinks), timeout=50
         )
-        elapsed = time.monotonic() - started
     finally:
         await hub.queue.stop()
 
@@ -95,7 +93,7 @@ async def test_1000_events_to_three_endpoints_one_down_then_back(
             (await session.execute(sa.select(Delivery.status))).scalars()  # type: ignore[call-overload]
         )
     assert statuses == {"succeeded": 3 * EVENTS}  # nothing lost, nothing left over
-    assert elapsed < 50, f"took {elapsed:.1f}s"
+    # How fast this goes is bench/'s business (scenario e), not a timed assertion here.
 
 
 async def test_a_slow_endpoint_does_not_delay_a_fast_one(

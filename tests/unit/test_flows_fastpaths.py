@@ -299,20 +299,39 @@ def test_copy_record_copies_unusual_values_deeply() -> None:
 # -- the time budget and garbage collection ---------------------------------------------------
 
 
-def test_time_spent_collecting_garbage_is_not_a_templates() -> None:
+def _spin(seconds: float) -> None:
+    """Burn this thread's CPU for ``seconds`` (the budget counts CPU time, not sleep)."""
     import time
 
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
+def test_time_spent_collecting_garbage_is_not_a_templates() -> None:
     from flows.template_budget import TemplateBudgetExceeded, _time_collections, budget_scope
 
     with budget_scope(1000, 0.05):
         budget = current_budget()
         _time_collections("start", {})
-        time.sleep(0.08)  # a long collection: the deadline moves with it
+        _spin(0.08)  # a long collection: the deadline moves with it
         _time_collections("stop", {})
         budget.check_time()
-        time.sleep(0.06)  # the template's own time runs out
+        _spin(0.06)  # the template's own time runs out
         with pytest.raises(TemplateBudgetExceeded):
             budget.check_time()
+
+
+def test_waiting_for_a_core_is_not_a_templates_time() -> None:
+    """Time the rendering thread does not run (the machine is busy) does not count."""
+    import time
+
+    from flows.template_budget import budget_scope
+
+    with budget_scope(1000, 0.05):
+        budget = current_budget()
+        time.sleep(0.08)  # as if preempted: no CPU spent by this thread
+        budget.check_time()
 
 
 # -- what the engine builds by hand is what the slow way builds -------------------------------
