@@ -15,21 +15,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
-from typing import Any
-
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
+from typing import Any, Protocol
 
 from hub.columns import utcnow
 from hub.context import Hub
 from hub.delivery import presets
-from hub.delivery.endpoints import current_secrets, extra_headers
-from hub.delivery.models import Delivery, DeliveryAttempt, Endpoint
+from hub.delivery.endpoints import SecretFields, current_secrets, extra_headers
 from hub.delivery.outbound import USER_AGENT, RequestOutcome, clean_text, perform
 from hub.delivery.signing import sign_headers
 from hub.event_data import endpoint_disabled, iso
-from hub.services.events import emit_in_session
+from hub.services.events import emit
+from hub.store import Unit, as_datetime, execute, fetch_one, fetch_value
 
 log = logging.getLogger("smshub.delivery")
 
@@ -70,7 +66,41 @@ class Plan:
         return "schedule" if self.generation == 0 else "manual"
 
 
-def make_plan(hub: Hub, delivery: Delivery, endpoint: Endpoint, payload: dict[str, Any]) -> Plan:
+class DeliveryFields(Protocol):
+    """What a plan reads of a delivery (an ORM row or a store read)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def generation(self) -> int: ...
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def test(self) -> bool: ...
+    @property
+    def generation_attempts(self) -> int: ...
+    @property
+    def max_attempts(self) -> int: ...
+
+
+class EndpointFields(SecretFields, Protocol):
+    """What a plan reads of an endpoint."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def url(self) -> str: ...
+    @property
+    def preset(self) -> str: ...
+    @property
+    def rate_limit_per_s(self) -> int | None: ...
+    @property
+    def failing_since(self) -> datetime | None: ...
+
+
+def make_plan(
+    hub: Hub, delivery: DeliveryFields, endpoint: EndpointFields, payload: dict[str, Any]
+) -> Plan:
     """The plan of the next attempt of ``delivery``."""
     return Plan(
         delivery_id=delivery.id,
@@ -162,95 +192,66 @@ def scheduled_delay(schedule: list[float], attempts_done: int) -> float:
 
 
 async def record(hub: Hub, plan: Plan, outcome: RequestOutcome) -> float | None:
-    """Store the attempt and its consequences; the delay before the next attempt, if any."""
-    async with hub.db.write() as session:
-        delay, disabled = await _record(hub, session, plan, outcome)
-    if disabled:
-        hub.queue.notify()  # the endpoint.disabled event waits to be dispatched
+    """Store the attempt and its consequences (one unit on the batching writer); the delay
+    before the next attempt, if any."""
+    delay: float | None = await hub.store.write(record_unit(hub, plan, outcome))
     return delay
 
 
-async def _record(
-    hub: Hub, session: AsyncSession, plan: Plan, outcome: RequestOutcome
-) -> tuple[float | None, bool]:
-    # Plain conditional UPDATEs rather than load-modify-flush: on SQLite every statement
-    # is a round trip while the single write lock is held, and this runs per attempt.
+def record_unit(hub: Hub, plan: Plan, outcome: RequestOutcome) -> Unit[float | None]:
+    """Unit: the attempt row, the delivery's next state and the endpoint's health.
+
+    Plain conditional UPDATEs, no load-modify-flush: this runs once per attempt, inside
+    the writer's batch."""
     now = utcnow()
     error = describe(outcome)
     endpoint_enabled = True
     if not plan.test:
-        endpoint_enabled = await _track_health(hub, session, plan, outcome, now)
+        endpoint_enabled = yield from _track_health(hub, plan, outcome, now)
     status, delay = _next_state(hub, plan, outcome, now, endpoint_enabled=endpoint_enabled)
-    common: dict[str, Any] = {
-        "attempts": col(Delivery.attempts) + 1,
-        "last_status_code": outcome.status,
-        "last_error": error,
-        "updated_at": now,
-    }
-    number = await _advance(session, plan, common, status, delay, now)
+    common = (outcome.status, error, now)
+    number = yield from fetch_value(
+        "UPDATE deliveries SET attempts = attempts + 1, last_status_code = ?, last_error = ?, "
+        "updated_at = ?, generation_attempts = generation_attempts + 1, status = ?, "
+        "next_attempt_at = ?, finished_at = ? "
+        "WHERE id = ? AND generation = ? AND status = 'pending' RETURNING attempts",
+        (
+            *common,
+            status,
+            now + timedelta(seconds=delay) if delay is not None else None,
+            now if status != "pending" else None,
+            plan.delivery_id,
+            plan.generation,
+        ),
+    )
     if number is None:
         # Cancelled or replaced while on the wire: keep the attempt, change nothing else.
         delay = None
-        number = await _count_only(session, plan, common)
+        number = yield from fetch_value(
+            "UPDATE deliveries SET attempts = attempts + 1, last_status_code = ?, "
+            "last_error = ?, updated_at = ? WHERE id = ? RETURNING attempts",
+            (*common, plan.delivery_id),
+        )
         if number is None:
-            return None, False
-    await session.execute(
-        sa.insert(DeliveryAttempt).values(
-            delivery_id=plan.delivery_id,
-            number=number,
-            generation=plan.generation,
-            trigger=plan.trigger,
-            at=now - timedelta(milliseconds=outcome.duration_ms),
-            duration_ms=outcome.duration_ms,
-            status_code=outcome.status,
-            response_body=outcome.body if outcome.status is not None else None,
-            response_truncated=outcome.truncated,
-            error=error,
-        )
+            return None
+    yield from execute(
+        "INSERT INTO delivery_attempts (delivery_id, number, generation, trigger, at, "
+        "duration_ms, status_code, response_body, response_truncated, error) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            plan.delivery_id,
+            number,
+            plan.generation,
+            plan.trigger,
+            now - timedelta(milliseconds=outcome.duration_ms),
+            outcome.duration_ms,
+            outcome.status,
+            outcome.body if outcome.status is not None else None,
+            outcome.truncated,
+            error,
+        ),
     )
-    return delay, not endpoint_enabled
-
-
-async def _advance(
-    session: AsyncSession,
-    plan: Plan,
-    common: dict[str, Any],
-    status: str,
-    delay: float | None,
-    now: datetime,
-) -> int | None:
-    """Move the delivery to its next state if it is still this plan's pending generation;
-    its attempt count after, or None when it was not."""
-    stmt = (
-        sa.update(Delivery)
-        .where(
-            col(Delivery.id) == plan.delivery_id,
-            col(Delivery.generation) == plan.generation,
-            col(Delivery.status) == "pending",
-        )
-        .values(
-            **common,
-            generation_attempts=col(Delivery.generation_attempts) + 1,
-            status=status,
-            next_attempt_at=now + timedelta(seconds=delay) if delay is not None else None,
-            finished_at=now if status != "pending" else None,
-        )
-        .returning(col(Delivery.attempts))
-    )
-    number: int | None = (await session.execute(stmt)).scalar_one_or_none()
-    return number
-
-
-async def _count_only(session: AsyncSession, plan: Plan, common: dict[str, Any]) -> int | None:
-    """Count the attempt on a delivery that moved on; its attempt count, None if gone."""
-    stmt = (
-        sa.update(Delivery)
-        .where(col(Delivery.id) == plan.delivery_id)
-        .values(**common)
-        .returning(col(Delivery.attempts))
-    )
-    number: int | None = (await session.execute(stmt)).scalar_one_or_none()
-    return number
+    return delay
 
 
 def _next_state(
@@ -269,63 +270,64 @@ def _next_state(
     return "pending", max(delay, wait) if wait is not None else delay
 
 
-async def _track_health(
-    hub: Hub, session: AsyncSession, plan: Plan, outcome: RequestOutcome, now: datetime
-) -> bool:
-    """A success clears the failure record; 410 or days of failures disable. Enabled after?"""
-    endpoints = Endpoint.__table__  # type: ignore[attr-defined]
+def _track_health(hub: Hub, plan: Plan, outcome: RequestOutcome, now: datetime) -> Unit[bool]:
+    """Unit: a success clears the failure record; 410 or days of failures disable. Enabled
+    after?"""
     if outcome.ok:
         if plan.failing_since is not None:
-            await session.execute(
-                sa.update(endpoints)
-                .where(endpoints.c.id == plan.endpoint_id, endpoints.c.failing_since.is_not(None))
-                .values(failing_since=None)
+            yield from execute(
+                "UPDATE endpoints SET failing_since = NULL "
+                "WHERE id = ? AND failing_since IS NOT NULL",
+                (plan.endpoint_id,),
             )
         return True
-    row = (
-        await session.execute(
-            sa.update(endpoints)
-            .where(endpoints.c.id == plan.endpoint_id)
-            .values(failing_since=sa.func.coalesce(endpoints.c.failing_since, now))
-            .returning(endpoints.c.failing_since, endpoints.c.enabled)
-        )
-    ).one_or_none()
-    if row is None or not row.enabled:
+    row = yield from fetch_one(
+        "UPDATE endpoints SET failing_since = COALESCE(failing_since, ?) WHERE id = ? "
+        "RETURNING failing_since, enabled",
+        (now, plan.endpoint_id),
+    )
+    if row is None or not row[1]:
         return False
     if outcome.status == 410:
-        return not await disable(session, plan.endpoint_id, now, "the endpoint answered 410 Gone")
-    failing_since: datetime = row.failing_since
+        disabled = yield from disable(hub, plan.endpoint_id, now, "the endpoint answered 410 Gone")
+        return not disabled
+    failing_since = as_datetime(row[0]) or now
     failing_for = now - failing_since
     if failing_for < timedelta(seconds=hub.settings.delivery_disable_after_s):
         return True
     days = failing_for.total_seconds() / 86_400
     reason = f"every delivery failed for {days:.1f} days (since {iso(failing_since)})"
-    return not await disable(session, plan.endpoint_id, now, reason)
+    disabled = yield from disable(hub, plan.endpoint_id, now, reason)
+    return not disabled
 
 
-async def disable(session: AsyncSession, endpoint_id: str, now: datetime, reason: str) -> bool:
-    """Disable an endpoint and emit ``endpoint.disabled``; False if it was not enabled."""
-    endpoint = await session.get(Endpoint, endpoint_id)
-    if endpoint is None or not endpoint.enabled or endpoint.deleted_at is not None:
+def disable(hub: Hub, endpoint_id: str, now: datetime, reason: str) -> Unit[bool]:
+    """Unit: disable an endpoint and emit ``endpoint.disabled``; False if it was not
+    enabled. The event reaches the sinks in the same unit (other endpoints may want it)."""
+    reason = reason[:500]
+    row = yield from fetch_one(
+        "UPDATE endpoints SET enabled = ?, disabled_at = ?, disabled_reason = ?, updated_at = ? "
+        "WHERE id = ? AND enabled = ? AND deleted_at IS NULL "
+        "RETURNING url, description, failing_since",
+        (False, now, reason, now, endpoint_id, True),
+    )
+    if row is None:
         return False
-    endpoint.enabled = False
-    endpoint.disabled_at = now
-    endpoint.disabled_reason = reason[:500]
-    endpoint.updated_at = now
-    session.add(endpoint)
-    log.warning("endpoint %s (%s) disabled: %s", endpoint.id, endpoint.url, reason)
-    await emit_in_session(
-        session,
+    url, description, failing_since = row
+    log.warning("endpoint %s (%s) disabled: %s", endpoint_id, url, reason)
+    yield from emit(
+        hub,
         type="endpoint.disabled",
         channel_id="hub",
-        dedupe_key=f"endpoint.disabled:{endpoint.id}:{iso(now)}",
+        dedupe_key=f"endpoint.disabled:{endpoint_id}:{iso(now)}",
         data=endpoint_disabled(
-            endpoint_id=endpoint.id,
-            url=endpoint.url,
-            description=endpoint.description,
+            endpoint_id=endpoint_id,
+            url=url,
+            description=description,
             reason=reason,
-            failing_since=endpoint.failing_since,
+            failing_since=as_datetime(failing_since),
             disabled_at=now,
         ),
+        at=now,
     )
     return True

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -139,7 +139,20 @@ async def list_endpoints(
     return await keyset_page(hub.db, stmt, key=col(Endpoint.id), limit=limit, cursor=cursor)
 
 
-def current_secrets(hub: Hub, row: Endpoint) -> list[str]:
+class SecretFields(Protocol):
+    """An endpoint's encrypted secrets and headers (an ORM row or a store read)."""
+
+    @property
+    def secret_enc(self) -> str: ...
+    @property
+    def previous_secret_enc(self) -> str | None: ...
+    @property
+    def previous_secret_until(self) -> datetime | None: ...
+    @property
+    def headers_enc(self) -> str | None: ...
+
+
+def current_secrets(hub: Hub, row: SecretFields) -> list[str]:
     """The secrets that sign now: the current one, then the previous one during its overlap."""
     secrets = [hub.box.decrypt(row.secret_enc)]
     if (
@@ -151,7 +164,7 @@ def current_secrets(hub: Hub, row: Endpoint) -> list[str]:
     return secrets
 
 
-def extra_headers(hub: Hub, row: Endpoint) -> dict[str, str]:
+def extra_headers(hub: Hub, row: SecretFields) -> dict[str, str]:
     """The endpoint's extra headers, decrypted."""
     return {str(k): str(v) for k, v in hub.box.decrypt_json(row.headers_enc).items()}
 

@@ -10,11 +10,9 @@ delivery row keeps the real attempt count; the job's own attempts are for crashe
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
-
-import sqlalchemy as sa
-from sqlmodel import col
 
 from hub.context import Hub
 from hub.delivery.attempts import (
@@ -26,11 +24,10 @@ from hub.delivery.attempts import (
     send,
 )
 from hub.delivery.gate import Ticket
-from hub.delivery.models import Delivery, Endpoint
 from hub.ids import new_id
-from hub.models import Event, utcnow
+from hub.models import utcnow
 from hub.queue.base import Retry, enqueue_job
-from hub.store import Unit, as_json, fetch_all, insert_rows
+from hub.store import Unit, as_datetime, as_json, execute, fetch_all, fetch_one, insert_rows
 
 #: Job: the next attempt of one delivery.
 DELIVER_JOB = "deliver_webhook"
@@ -132,24 +129,72 @@ async def deliver_webhook(hub: Hub, delivery_id: str, generation: int = 0) -> No
         raise Retry(delay, count_attempt=False, reason=f"next attempt in {delay:.1f}s")
 
 
+@dataclass(frozen=True, slots=True)
+class _Due:
+    """The columns of a delivery and its endpoint that an attempt needs (one read)."""
+
+    id: str
+    generation: int
+    event_id: str
+    test: bool
+    generation_attempts: int
+    max_attempts: int
+    status: str
+    next_attempt_at: datetime | None
+    payload: dict[str, Any] | None
+    endpoint: EndpointRow
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointRow:
+    """What :func:`hub.delivery.attempts.make_plan` reads of an endpoint."""
+
+    id: str
+    url: str
+    preset: str
+    rate_limit_per_s: int | None
+    failing_since: datetime | None
+    secret_enc: str
+    previous_secret_enc: str | None
+    previous_secret_until: datetime | None
+    headers_enc: str | None
+    enabled: bool
+    deleted_at: datetime | None
+    disabled_reason: str | None
+
+
+_DUE = (
+    "SELECT d.generation, d.event_id, d.test, d.generation_attempts, d.max_attempts, "
+    "d.status, d.next_attempt_at, d.payload, e.id, e.url, e.preset, e.rate_limit_per_s, "
+    "e.failing_since, e.secret_enc, e.previous_secret_enc, e.previous_secret_until, "
+    "e.headers_enc, e.enabled, e.deleted_at, e.disabled_reason, ev.payload "
+    "FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id "
+    "LEFT JOIN events ev ON ev.id = d.event_id WHERE d.id = ?"
+)
+
+
+def _load_due(delivery_id: str) -> Unit[_Due | None]:
+    """Unit (read): the delivery, its endpoint and the event body, in one round trip."""
+    row = yield from fetch_one(_DUE, (delivery_id,))
+    if row is None:
+        return None
+    endpoint = EndpointRow(
+        *(row[8], row[9], row[10], row[11], as_datetime(row[12]), row[13], row[14]),
+        *(as_datetime(row[15]), row[16], bool(row[17]), as_datetime(row[18]), row[19]),
+    )
+    payload = as_json(row[7]) if row[7] is not None else as_json(row[20])
+    return _Due(
+        *(delivery_id, row[0], row[1], bool(row[2]), row[3], row[4], row[5]),
+        *(as_datetime(row[6]), payload, endpoint),
+    )
+
+
 async def _prepare(hub: Hub, delivery_id: str, generation: int) -> Plan | None:
     """The plan of a due attempt; None when there is nothing to do; Retry when not yet due."""
-    async with hub.db.read() as session:
-        # One round trip for the delivery, its endpoint and the event body.
-        found = (
-            await session.execute(
-                sa.select(Delivery, Endpoint, col(Event.payload))
-                .join(Endpoint, col(Endpoint.id) == col(Delivery.endpoint_id))
-                .outerjoin(Event, col(Event.id) == col(Delivery.event_id))
-                .where(col(Delivery.id) == delivery_id)
-            )
-        ).one_or_none()
-    if found is None:
+    due: _Due | None = await hub.store.read(_load_due(delivery_id))
+    if due is None or due.status != "pending" or due.generation != generation:
         return None
-    delivery, endpoint, event_payload = found
-    if delivery.status != "pending" or delivery.generation != generation:
-        return None
-    payload = delivery.payload if delivery.payload is not None else event_payload
+    endpoint = due.endpoint
     now = utcnow()
     if endpoint.deleted_at is not None:
         await _close(hub, delivery_id, generation, "cancelled", "endpoint deleted")
@@ -158,32 +203,24 @@ async def _prepare(hub: Hub, delivery_id: str, generation: int) -> Plan | None:
         reason = f"endpoint disabled: {endpoint.disabled_reason or 'by a user'}"
         await _close(hub, delivery_id, generation, "failed", reason)
         return None
-    if payload is None:
+    if due.payload is None:
         await _close(hub, delivery_id, generation, "failed", "the event no longer exists")
         return None
-    if delivery.next_attempt_at is not None and delivery.next_attempt_at > now:
+    if due.next_attempt_at is not None and due.next_attempt_at > now:
         # A job that ran early (a lease taken over after a crash): wait for the schedule.
-        wait = (delivery.next_attempt_at - now).total_seconds()
+        wait = (due.next_attempt_at - now).total_seconds()
         raise Retry(wait, count_attempt=False, reason="not due yet")
-    return make_plan(hub, delivery, endpoint, payload)
+    return make_plan(hub, due, endpoint, due.payload)
 
 
 async def _close(hub: Hub, delivery_id: str, generation: int, status: str, reason: str) -> None:
     """Finish a pending delivery without an attempt (endpoint deleted or disabled)."""
     now = utcnow()
-    async with hub.db.write() as session:
-        await session.execute(
-            sa.update(Delivery)
-            .where(
-                col(Delivery.id) == delivery_id,
-                col(Delivery.generation) == generation,
-                col(Delivery.status) == "pending",
-            )
-            .values(
-                status=status,
-                last_error=reason,
-                next_attempt_at=None,
-                updated_at=now,
-                finished_at=now,
-            )
+    await hub.store.write(
+        execute(
+            "UPDATE deliveries SET status = ?, last_error = ?, next_attempt_at = NULL, "
+            "updated_at = ?, finished_at = ? "
+            "WHERE id = ? AND generation = ? AND status = 'pending'",
+            (status, reason, now, now, delivery_id, generation),
         )
+    )
