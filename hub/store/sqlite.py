@@ -50,7 +50,9 @@ def sqlite_timestamp(value: datetime) -> str:
     """A timestamp as SQLAlchemy stores it in SQLite: naive UTC text, microseconds always."""
     if value.tzinfo is not None and value.tzinfo is not UTC:
         value = value.astimezone(UTC)
-    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+    # The first 26 characters are the same with or without an offset after them, and
+    # slicing is half the cost of replace(tzinfo=None) (one of these per timestamp bound).
+    return value.isoformat(" ", "microseconds")[:26]
 
 
 # sqlite3 converts these in C as it binds them (no Python pass over every parameter).

@@ -54,7 +54,9 @@ __all__ = [
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass's __init__ goes through object.__setattr__, three times
+# slower, and one Exec is made per statement. Treat them as values all the same.
+@dataclass(slots=True)
 class Exec:
     """One statement: ``params`` for one execution, or ``many`` rows for executemany."""
 
@@ -64,7 +66,7 @@ class Exec:
     many: Sequence[Sequence[Any]] | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Note:
     """Something the process learns after the unit's transaction commits."""
 
@@ -80,7 +82,7 @@ class Result:
     rowcount: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Json:
     """A parameter stored in a JSON column."""
 
