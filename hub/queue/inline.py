@@ -29,6 +29,11 @@ from hub.store import Note
 
 log = logging.getLogger("smshub.queue")
 
+#: Jobs handed over in memory and waiting for a worker, per worker, at most. Beyond that
+#: new jobs are written pending and claimed by polling as workers free up: a burst then
+#: waits in the table, not in memory, and no job waits in memory for longer than its lease.
+READY_PER_WORKER = 8
+
 __all__ = ["InlineQueue", "backoff_s"]
 
 
@@ -56,7 +61,7 @@ class InlineQueue:
 
     def lease(self) -> Lease | None:
         """Where new due jobs go: straight to this process's workers while they run."""
-        if not self._accepting:
+        if not self._accepting or len(self._ready) >= self.concurrency * READY_PER_WORKER:
             return None
         return Lease(self.runner.worker_id, self.runner.lease_until())
 
@@ -155,9 +160,10 @@ class InlineQueue:
             return 0  # HTTP only: another process runs the jobs
         await self.periodic.tick()
         self._start_ready()
-        free = self.concurrency - len(self._running) - len(self._ready)
-        if free <= 0:
-            return 0
+        busy = len(self._running) + len(self._ready)
+        free = self.concurrency * READY_PER_WORKER - busy
+        if free <= 0 or (busy and free < self.concurrency):
+            return 0  # claim in bulk, once there is room for a worker's worth of jobs
         try:
             # A cheap read first: an idle poll must not take the write lock.
             if not await self.runner.has_due(include_expired=True):
@@ -166,8 +172,8 @@ class InlineQueue:
         except Exception:  # the database is down or busy: try again next round
             log.exception("claiming jobs failed")
             return 0
-        for row in jobs:
-            self._spawn(row)
+        self._ready.extend(jobs)  # claimed (leased) now; they start as workers free up
+        self._start_ready()
         return len(jobs)
 
     def _finished(self, task: asyncio.Task[Any]) -> None:
