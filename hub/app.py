@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -119,7 +120,26 @@ def create_app(
 def worker_process_app() -> Litestar:
     """The app of one of ``smshub serve --processes N``'s processes (uvicorn's factory):
     settings from the environment, the first-start setup already done by the parent."""
-    return create_app(get_settings(), first_start=False)
+    app = create_app(get_settings(), first_start=False)
+    tune_gc()
+    return app
+
+
+#: Allocations between young-generation collections in a server process (Python: 700).
+GC_GEN0_THRESHOLD = 20_000
+
+
+def tune_gc() -> None:
+    """Garbage collection for a long-running server process, once it is built.
+
+    Everything made at start (modules, the app, the routes) moves to the permanent
+    generation, so full collections no longer walk it, and young collections run after
+    20,000 allocations instead of 700. With Python's defaults a collection every few
+    requests walked the whole heap and stalled every request in flight: ingest's ack p99
+    fell from ~75 ms to ~20 ms with this (bench/README.md)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_GEN0_THRESHOLD, 20, 20)
 
 
 def _api_router() -> Router:

@@ -42,7 +42,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     """Upgrade the database, then serve HTTP with the inline workers."""
     import uvicorn
 
-    from hub.app import create_app
+    from hub.app import create_app, tune_gc
     from hub.migrate import upgrade
 
     _configure_logging(settings)
@@ -60,7 +60,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     )
     options: dict[str, Any] = {"log_level": "warning", "access_log": False}
     if processes == 1:
-        uvicorn.run(create_app(settings), host=host, port=port, **options)
+        app = create_app(settings)
+        tune_gc()
+        uvicorn.run(app, host=host, port=port, **options)
         return 0
     # Several processes on one port (each serves HTTP and runs jobs; the database's
     # leases and locks keep them apart). The first-start setup runs here, once, so
@@ -109,8 +111,10 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     upgrade(settings.effective_database_url)
 
     async def action(hub: Any) -> int:
+        from hub.app import tune_gc
         from hub.queue.arq_queue import make_worker
 
+        tune_gc()
         await hub.queue.start()  # this process pushes the jobs its own jobs queue
         worker = make_worker(hub)
         try:
