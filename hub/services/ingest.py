@@ -26,7 +26,7 @@ from hub.models import utcnow
 from hub.phone import normalize_address
 from hub.services.events import dispatch_inline
 from hub.services.keywords import classify
-from hub.services.messages import load_message
+from hub.services.messages import NEW_MESSAGE_COLUMNS, load_message
 from hub.services.optouts import handle_keyword
 from hub.services.reports import store_report
 from hub.store import Json, Unit, as_json, execute, insert_rows
@@ -255,18 +255,7 @@ _DEVICE_COLUMNS = (
 )
 _EVENT_COLUMNS = ("id", "channel_id", "type", "dedupe_key", "message_id", "payload", "created_at")
 _MESSAGE_COLUMNS = (
-    "id",
-    "direction",
-    "channel_id",
-    "device_id",
-    "sim_slot",
-    "contact_id",
-    "from_number",
-    "to_number",
-    "body",
-    "segments",
-    "encoding",
-    "status",
+    *NEW_MESSAGE_COLUMNS,
     "provider_message_id",
     "source",
     "bypass_opt_out",

@@ -73,6 +73,23 @@ class MessageRow:
     handed_at: datetime | None
 
 
+#: The columns every new messages row is written with first, in this order (inbound rows
+#: from ingest and outbound ones from sending add their own after them).
+NEW_MESSAGE_COLUMNS = (
+    "id",
+    "direction",
+    "channel_id",
+    "device_id",
+    "sim_slot",
+    "contact_id",
+    "from_number",
+    "to_number",
+    "body",
+    "segments",
+    "encoding",
+    "status",
+)
+
 #: The columns of :class:`MessageRow`, in order, for SELECTs.
 MESSAGE_COLUMNS = (
     "id, direction, status, channel_id, device_id, sim_slot, contact_id, from_number, "

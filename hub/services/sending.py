@@ -21,7 +21,12 @@ from hub.phone import InvalidNumber, to_e164
 from hub.queue.base import enqueue_job
 from hub.services.contacts import contact_for
 from hub.services.handover import SEND_MESSAGE
-from hub.services.messages import MESSAGE_COLUMNS, MessageRow, message_row
+from hub.services.messages import (
+    MESSAGE_COLUMNS,
+    NEW_MESSAGE_COLUMNS,
+    MessageRow,
+    message_row,
+)
 from hub.store import IntegrityError, Unit, execute, fetch_all, fetch_one, fetch_value, insert_rows
 
 log = logging.getLogger("smshub.sending")
@@ -30,18 +35,7 @@ log = logging.getLogger("smshub.sending")
 MAX_TEXT_CHARS = 1600
 
 _MESSAGE_INSERT = (
-    "id",
-    "direction",
-    "channel_id",
-    "device_id",
-    "sim_slot",
-    "contact_id",
-    "from_number",
-    "to_number",
-    "body",
-    "segments",
-    "encoding",
-    "status",
+    *NEW_MESSAGE_COLUMNS,
     "error",
     "idempotency_key",
     "source",
