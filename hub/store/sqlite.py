@@ -46,13 +46,24 @@ BUSY_TIMEOUT_MS = 10_000
 OnCommit = Callable[[list[Note]], None]
 
 
+#: The last timestamp bound and its text: a unit binds the same ``now`` to several
+#: columns (created_at, updated_at, run_at…). The tuple keeps the datetime alive, so an
+#: identity match is never a different object at a reused address.
+_last_timestamp: tuple[datetime | None, str] = (None, "")
+
+
 def sqlite_timestamp(value: datetime) -> str:
     """A timestamp as SQLAlchemy stores it in SQLite: naive UTC text, microseconds always."""
-    if value.tzinfo is not None and value.tzinfo is not UTC:
-        value = value.astimezone(UTC)
+    global _last_timestamp
+    last = _last_timestamp
+    if last[0] is value:
+        return last[1]
+    utc = value.astimezone(UTC) if value.tzinfo not in (None, UTC) else value
     # The first 26 characters are the same with or without an offset after them, and
-    # slicing is half the cost of replace(tzinfo=None) (one of these per timestamp bound).
-    return value.isoformat(" ", "microseconds")[:26]
+    # slicing is half the cost of replace(tzinfo=None).
+    text = utc.isoformat(" ", "microseconds")[:26]
+    _last_timestamp = (value, text)
+    return text
 
 
 # sqlite3 converts these in C as it binds them (no Python pass over every parameter).
