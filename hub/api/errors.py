@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from typing import Any
 
+import asyncpg
+import sqlalchemy.exc
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
@@ -77,6 +80,49 @@ def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     return error_response(status, code, str(exc.detail), exc.extra or None)
 
 
+#: Seconds a client is asked to wait when the database cannot be reached.
+RETRY_AFTER_S = 5
+#: Errors that mean "the database cannot be reached or refuses work right now", not "this
+#: request is wrong": the answer is a 503 with Retry-After, so a gateway retries the
+#: webhook later (its retry is the safety net) instead of dropping it after a 500.
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    ConnectionError,  # refused, reset, broken pipe (PostgreSQL down or restarting)
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,  # starting up, shutting down, in recovery
+    asyncpg.InterfaceError,  # e.g. the connection was closed under us
+    asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, crash shutdown
+    asyncpg.exceptions.InsufficientResourcesError,  # too many connections, disk full
+    sqlite3.OperationalError,  # locked for too long, disk I/O error, cannot open the file
+)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what SQLAlchemy wrapped in it) says the database is away."""
+    if isinstance(exc, sqlalchemy.exc.DBAPIError):
+        if exc.connection_invalidated or isinstance(exc.orig, UNAVAILABLE):
+            return True
+        return isinstance(exc, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError)
+    return isinstance(exc, UNAVAILABLE)
+
+
+def _unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if not is_unavailable(exc):
+        return _internal(request, exc)
+    reason = type(exc).__name__
+    if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.orig is not None:
+        reason = type(exc.orig).__name__
+    log.warning("database unavailable on %s %s: %s", request.method, request.url.path, reason)
+    response = error_response(
+        503,
+        "database_unavailable",
+        f"the database cannot be reached right now ({reason}); try again in a few seconds",
+        {"retry_after_s": RETRY_AFTER_S},
+    )
+    response.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return response
+
+
 def _internal(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "internal server error")
@@ -86,5 +132,6 @@ exception_handlers: dict[Any, Any] = {
     ApiError: _api_error,
     ValidationException: _validation,
     HTTPException: _http,
+    **{kind: _unavailable for kind in (*UNAVAILABLE, sqlalchemy.exc.DBAPIError)},
     Exception: _internal,
 }
