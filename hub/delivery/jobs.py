@@ -178,14 +178,37 @@ def _load_due(delivery_id: str) -> Unit[_Due | None]:
     row = yield from fetch_one(_DUE, (delivery_id,))
     if row is None:
         return None
+    (generation, event_id, test, generation_attempts, max_attempts, status, next_attempt_at,
+     own_payload, *endpoint_columns, event_payload) = row  # fmt: skip
+    (endpoint_id, url, preset, rate_limit_per_s, failing_since, secret_enc,
+     previous_secret_enc, previous_secret_until, headers_enc, enabled, deleted_at,
+     disabled_reason) = endpoint_columns  # fmt: skip
     endpoint = EndpointRow(
-        *(row[8], row[9], row[10], row[11], as_datetime(row[12]), row[13], row[14]),
-        *(as_datetime(row[15]), row[16], bool(row[17]), as_datetime(row[18]), row[19]),
+        id=endpoint_id,
+        url=url,
+        preset=preset,
+        rate_limit_per_s=rate_limit_per_s,
+        failing_since=as_datetime(failing_since),
+        secret_enc=secret_enc,
+        previous_secret_enc=previous_secret_enc,
+        previous_secret_until=as_datetime(previous_secret_until),
+        headers_enc=headers_enc,
+        enabled=bool(enabled),
+        deleted_at=as_datetime(deleted_at),
+        disabled_reason=disabled_reason,
     )
-    payload = as_json(row[7]) if row[7] is not None else as_json(row[20])
     return _Due(
-        *(delivery_id, row[0], row[1], bool(row[2]), row[3], row[4], row[5]),
-        *(as_datetime(row[6]), payload, endpoint),
+        id=delivery_id,
+        generation=generation,
+        event_id=event_id,
+        test=bool(test),
+        generation_attempts=generation_attempts,
+        max_attempts=max_attempts,
+        status=status,
+        next_attempt_at=as_datetime(next_attempt_at),
+        # A test delivery carries its own body; every other one is the event's.
+        payload=as_json(own_payload if own_payload is not None else event_payload),
+        endpoint=endpoint,
     )
 
 

@@ -156,23 +156,25 @@ async def _killer(load: Load, server: Server) -> int:
     return kills
 
 
+async def phone_with_keyword_flow(setup_hub: Hub, gateway: FakeProvider, zap: Sink) -> Any:
+    """An SMS Gateway for Android channel on ``gateway`` and the published keyword flow
+    posting to ``zap``: what the load tests send webhooks to."""
+    channel = await create_channel(
+        setup_hub,
+        connector="smsgate",
+        name="phone",
+        config={"mode": "private", "base_url": gateway.base_url, "username": "u", "password": "p"},
+        webhook_secret=SIGNING_KEY,
+    )
+    await import_flow(setup_hub, keyword_flow(zap.url), publish_it=True)
+    return channel
+
+
 async def test_three_sigkills_under_load_lose_and_repeat_nothing(
     tmp_path: Path, database_url: str, setup_hub: Hub, servers: list[Server]
 ) -> None:
     async with FakeProvider("smsgate", username="u", password="p") as gateway, Sink("/zap") as zap:
-        channel = await create_channel(
-            setup_hub,
-            connector="smsgate",
-            name="phone",
-            config={
-                "mode": "private",
-                "base_url": gateway.base_url,
-                "username": "u",
-                "password": "p",
-            },
-            webhook_secret=SIGNING_KEY,
-        )
-        await import_flow(setup_hub, keyword_flow(zap.url), publish_it=True)
+        channel = await phone_with_keyword_flow(setup_hub, gateway, zap)
         server = Server(
             tmp_path,
             database_url,

@@ -13,12 +13,15 @@ import sqlalchemy as sa
 
 from hub.context import Hub
 from hub.models import FlowRun, Message
-from hub.services.channels import create_channel
-from hub.services.flows import import_flow
 from tests.fakes.providers import FakeProvider
 from tests.fakes.sink import Sink
 from tests.fault.server import Server, wait_for
-from tests.fault.test_crash_load import SIGNING_KEY, keyword_flow, sender, signed_webhook, text
+from tests.fault.test_crash_load import (
+    phone_with_keyword_flow,
+    sender,
+    signed_webhook,
+    text,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -29,19 +32,7 @@ async def test_two_processes_share_the_database_safely(
     tmp_path: Path, database_url: str, setup_hub: Hub, servers: list[Server]
 ) -> None:
     async with FakeProvider("smsgate", username="u", password="p") as gateway, Sink("/zap") as zap:
-        channel = await create_channel(
-            setup_hub,
-            connector="smsgate",
-            name="phone",
-            config={
-                "mode": "private",
-                "base_url": gateway.base_url,
-                "username": "u",
-                "password": "p",
-            },
-            webhook_secret=SIGNING_KEY,
-        )
-        await import_flow(setup_hub, keyword_flow(zap.url), publish_it=True)
+        channel = await phone_with_keyword_flow(setup_hub, gateway, zap)
         server = Server(
             tmp_path,
             database_url,
