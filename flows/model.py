@@ -1,7 +1,8 @@
 """The flow document: what the editor saves and ``flows import`` reads (DESIGN.md "Flow format").
 
 A flow is a name, a list of nodes (id, type, config, editor ``ui`` data, optional retry
-policy) and a list of edges ``{from, port, to}``. This module only knows the shape; what a
+policy), a list of edges ``{from, port, to}`` and optional ``settings`` (what the run
+history keeps of the steps). This module only knows the shape; what a
 node type accepts is checked by :mod:`flows.validation` against the node registry.
 """
 
@@ -9,9 +10,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints
 
 __all__ = [
     "DEFAULT_PORT",
@@ -19,6 +20,7 @@ __all__ = [
     "NODE_ID_PATTERN",
     "Edge",
     "Flow",
+    "FlowSettings",
     "Node",
     "RetryPolicy",
     "dump_flow",
@@ -78,6 +80,38 @@ class Edge(BaseModel):
     to: str = Field(description="Id of the node the edge enters.")
 
 
+#: A key named in ``settings.redact``.
+RedactedKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class FlowSettings(BaseModel):
+    """What the stored step log of the flow's runs keeps (personal data need not stay).
+
+    Only the *stored* copy of a finished step is stripped: the engine still has the data
+    in memory, and the run record (trigger, ``steps.<id>.output``, vars) keeps what later
+    steps, a resumed wait and a replay need."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    store_step_data: bool = Field(
+        True,
+        strict=True,
+        description="false: finished steps are stored without their input and output "
+        '(null, with "redacted": true).',
+    )
+    redact: list[RedactedKey] = Field(
+        default_factory=list,
+        max_length=50,
+        description='Keys whose values are stored as "[redacted]" in finished steps\' '
+        "input and output, at any depth (e.g. body, from, text).",
+    )
+
+    @property
+    def strips(self) -> bool:
+        """True when stored steps lose anything."""
+        return not self.store_step_data or bool(self.redact)
+
+
 class Flow(BaseModel):
     """A whole flow document."""
 
@@ -88,6 +122,9 @@ class Flow(BaseModel):
     nodes: list[Node] = Field(default_factory=list)
     edges: list[Edge] = Field(default_factory=list)
     ui: dict[str, Any] = Field(default_factory=dict, description="Editor data for the canvas.")
+    settings: FlowSettings = Field(
+        default_factory=FlowSettings, description="What the run history keeps of the steps."
+    )
 
     _nodes_by_id: dict[str, Node] | None = PrivateAttr(None)
     _targets: dict[tuple[str, str], str] | None = PrivateAttr(None)
@@ -140,6 +177,9 @@ def dump_flow(flow: Flow) -> dict[str, Any]:
     ]
     if flow.ui:
         out["ui"] = _sorted_keys(flow.ui)
+    settings = flow.settings.model_dump(exclude_defaults=True)
+    if settings:
+        out["settings"] = settings
     return out
 
 

@@ -11,25 +11,32 @@ only once the store took the save. Steps are only ever written together with the
 so no step is stored without the run state that leads to it, and what a walk holds
 unsaved is always recomputed, identically, from the last save (see
 :mod:`flows.stepping` for when the durable points come). The per-run step limit is
-enforced here.
+enforced here, and so are the flow's ``settings``: a *finished* step is saved without its
+input / output (``store_step_data: false``) or with the ``redact`` keys' values replaced
+— a running or waiting step keeps them, as a resume after a crash or a reply reads them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Collection
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import ValidationError
 
-from flows.model import Flow, Node, parse_flow
-from flows.ports import Clock, FlowSource, ReplyTo, RunStore
+from flows.model import Flow, FlowSettings, Node, parse_flow
+from flows.ports import Clock, FlowSource, ReplyTo, RunObserver, RunStore
 from flows.registry import get_spec
 from flows.runs import Run, Step, idempotency_key
 
-__all__ = ["FlowNotFoundError", "RunBook", "RunNotFoundError", "Walk"]
+__all__ = ["REDACTED", "FlowNotFoundError", "RunBook", "RunNotFoundError", "Walk", "stored_step"]
 
 #: Parsed flow versions kept in memory (versions never change, so caching is safe).
 _FLOW_CACHE = 256
+#: What a ``redact`` key's value is stored as.
+REDACTED = "[redacted]"
+#: Step statuses the engine never reads the input / output of again.
+_DONE = frozenset({"succeeded", "failed", "cancelled"})
 
 
 class RunNotFoundError(LookupError):
@@ -71,6 +78,8 @@ class RunBook:
     flows: FlowSource
     clock: Clock
     step_limit: int
+    #: Told of steps run and runs ended (None: nobody watches).
+    observer: RunObserver | None
     _flow_cache: dict[tuple[str, int], Flow]
 
     # -- the next step -----------------------------------------------------------------
@@ -138,7 +147,7 @@ class RunBook:
             return
         run = walk.run
         run.updated_at = self.clock.now()
-        steps = list(walk.pending.values())
+        steps = await self._stored(run, list(walk.pending.values()))
         if walk.stored:
             await self.store.save_run(run, steps)
             run.revision += 1
@@ -148,6 +157,7 @@ class RunBook:
         walk.pending.clear()
         walk.dirty = False
         walk.saves += 1
+        self._saved(run)
 
     async def _step_of(self, walk: Walk, seq: int | None) -> Step:
         """A step of the walk's run: from the walk if it holds it, else from the store."""
@@ -159,8 +169,28 @@ class RunBook:
 
     async def _save(self, run: Run, steps: list[Step]) -> None:
         run.updated_at = self.clock.now()
-        await self.store.save_run(run, steps)
+        await self.store.save_run(run, await self._stored(run, steps))
         run.revision += 1
+
+    async def _stored(self, run: Run, steps: list[Step]) -> list[Step]:
+        """The steps as the store is to keep them (the flow's ``settings`` applied to the
+        finished ones); the walk keeps the originals."""
+        if not steps:
+            return steps
+        try:
+            settings = (await self._flow(run.flow_id, run.flow_version)).settings
+        except (FlowNotFoundError, ValidationError):
+            return steps  # the run fails on it elsewhere; nothing to strip by
+        if not settings.strips:
+            return steps
+        return [stored_step(step, settings) if step.status in _DONE else step for step in steps]
+        self._saved(run)
+
+    def _saved(self, run: Run) -> None:
+        """The store took a save of ``run``: if it ended the run, say so (a run that ended
+        is never saved again, so each end is told once)."""
+        if run.is_terminal and self.observer is not None:
+            self.observer.run_ended(run.status)
 
     async def _load(self, run_id: str) -> Run:
         run = await self.store.get_run(run_id)
@@ -208,3 +238,32 @@ class RunBook:
         if not candidates:
             raise ValueError(f"flow has no trigger node {node_id or ''}".strip())
         return candidates[0]
+
+
+def stored_step(step: Step, settings: FlowSettings) -> Step:
+    """A copy of a finished step as ``settings`` let it be stored."""
+    if not settings.store_step_data:
+        return replace(step, input=None, output=None, redacted=True)
+    keys = frozenset(settings.redact)
+    found: list[bool] = []
+    stripped = replace(
+        step, input=_redact(step.input, keys, found), output=_redact(step.output, keys, found)
+    )
+    stripped.redacted = bool(found)
+    return stripped
+
+
+def _redact(value: Any, keys: Collection[str], found: list[bool]) -> Any:
+    """``value`` with the values of ``keys`` replaced by REDACTED, at any depth."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if key in keys:
+                found.append(True)
+                out[key] = REDACTED
+            else:
+                out[key] = _redact(item, keys, found)
+        return out
+    if isinstance(value, list | tuple):
+        return [_redact(item, keys, found) for item in value]
+    return value

@@ -198,11 +198,14 @@ class Step:
     port: str | None = None
     error: str | None = None
     finished_at: datetime | None = None
+    #: True on a stored step whose input / output the flow's ``settings`` stripped
+    #: (``store_step_data: false`` or ``redact``); the key is left out when False.
+    redacted: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (shares ``input`` and ``output``, which the engine never changes
         in place)."""
-        return {
+        out = {
             "run_id": self.run_id,
             "seq": self.seq,
             "node_id": self.node_id,
@@ -218,6 +221,9 @@ class Step:
             "error": self.error,
             "finished_at": _iso(self.finished_at),
         }
+        if self.redacted:
+            out["redacted"] = True
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Step:
