@@ -36,6 +36,7 @@ from flows.ports import (
     Effects,
     FlowSource,
     RunExistsError,
+    RunObserver,
     RunStore,
     Scheduler,
     StaleRunError,
@@ -81,6 +82,7 @@ class Executor(StepMachine):
         renderer: Renderer | None = None,
         step_limit: int = DEFAULT_STEP_LIMIT,
         new_run_id: Callable[[], str] | None = None,
+        observer: RunObserver | None = None,
     ) -> None:
         self.store = store
         self.flows = flows
@@ -90,6 +92,7 @@ class Executor(StepMachine):
         self.renderer = renderer or Renderer()
         self.step_limit = step_limit
         self._new_run_id = new_run_id or (lambda: f"run_{uuid.uuid4().hex}")
+        self.observer = observer
         self._flow_cache = {}
         self._configs = ConfigCache()
 

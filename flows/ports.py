@@ -36,6 +36,7 @@ __all__ = [
     "HttpOutcome",
     "ReplyTo",
     "RunExistsError",
+    "RunObserver",
     "RunStore",
     "Scheduler",
     "SmsCommand",
@@ -346,6 +347,19 @@ class Clock(Protocol):
 
     def now(self) -> datetime:
         """Current time."""
+        ...
+
+
+class RunObserver(Protocol):
+    """What the engine tells whoever watches it (the hub's metrics); called inline, so it
+    must be cheap and must not raise."""
+
+    def step_ran(self, node_type: str, seconds: float) -> None:
+        """A step's handler of ``node_type`` returned (or raised) after ``seconds``."""
+        ...
+
+    def run_ended(self, status: str) -> None:
+        """The store took the save that ended a run (completed, failed or cancelled)."""
         ...
 
 

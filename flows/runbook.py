@@ -25,7 +25,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from flows.model import Flow, FlowSettings, Node, parse_flow
-from flows.ports import Clock, FlowSource, ReplyTo, RunStore
+from flows.ports import Clock, FlowSource, ReplyTo, RunObserver, RunStore
 from flows.registry import get_spec
 from flows.runs import Run, Step, idempotency_key
 
@@ -78,6 +78,8 @@ class RunBook:
     flows: FlowSource
     clock: Clock
     step_limit: int
+    #: Told of steps run and runs ended (None: nobody watches).
+    observer: RunObserver | None
     _flow_cache: dict[tuple[str, int], Flow]
 
     # -- the next step -----------------------------------------------------------------
@@ -155,6 +157,7 @@ class RunBook:
         walk.pending.clear()
         walk.dirty = False
         walk.saves += 1
+        self._saved(run)
 
     async def _step_of(self, walk: Walk, seq: int | None) -> Step:
         """A step of the walk's run: from the walk if it holds it, else from the store."""
@@ -181,6 +184,13 @@ class RunBook:
         if not settings.strips:
             return steps
         return [stored_step(step, settings) if step.status in _DONE else step for step in steps]
+        self._saved(run)
+
+    def _saved(self, run: Run) -> None:
+        """The store took a save of ``run``: if it ended the run, say so (a run that ended
+        is never saved again, so each end is told once)."""
+        if run.is_terminal and self.observer is not None:
+            self.observer.run_ended(run.status)
 
     async def _load(self, run_id: str) -> Run:
         run = await self.store.get_run(run_id)

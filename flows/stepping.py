@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -169,16 +170,23 @@ class StepMachine(RunBook, abc.ABC):
         step: Step,
         config: NodeConfig,
     ) -> None:
+        started = time.perf_counter()
         try:
             result = await spec.handler(config, self._context(walk, step))
         except (NodeError, EffectError) as exc:
+            self._timed(node, started)
             output = exc.output if isinstance(exc, NodeError) else None
             self._failed(walk, flow, node, step, _Failure(str(exc), exc.retryable, output))
             return
+        self._timed(node, started)
         if result.wait is not None:
             await self._wait(walk, step, result)
         else:
             self._succeeded(walk, flow, step, result)
+
+    def _timed(self, node: Node, started: float) -> None:
+        if self.observer is not None:
+            self.observer.step_ran(node.type, time.perf_counter() - started)
 
     def _config(
         self, spec: NodeSpec[Any], node: Node, walk: Walk, step: Step

@@ -24,6 +24,7 @@ from hub.delivery.endpoints import SecretFields, current_secrets, extra_headers
 from hub.delivery.outbound import USER_AGENT, RequestOutcome, clean_text, perform
 from hub.delivery.signing import sign_headers
 from hub.event_data import endpoint_disabled, iso
+from hub.metrics import DELIVERIES
 from hub.services.events import emit
 from hub.store import Unit, as_datetime, execute, fetch_one, fetch_value
 
@@ -224,9 +225,11 @@ def record_unit(hub: Hub, plan: Plan, outcome: RequestOutcome) -> Unit[float | N
             plan.generation,
         ),
     )
+    # succeeded, retry (pending again), failed (the dead letter), cancelled on the wire
+    counted = "retry" if status == "pending" else status
     if number is None:
         # Cancelled or replaced while on the wire: keep the attempt, change nothing else.
-        delay = None
+        delay, counted = None, "cancelled"
         number = yield from fetch_value(
             "UPDATE deliveries SET attempts = attempts + 1, last_status_code = ?, "
             "last_error = ?, updated_at = ? WHERE id = ? RETURNING attempts",
@@ -251,6 +254,7 @@ def record_unit(hub: Hub, plan: Plan, outcome: RequestOutcome) -> Unit[float | N
             error,
         ),
     )
+    DELIVERIES.labels(counted).inc()
     return delay
 
 

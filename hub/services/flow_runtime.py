@@ -17,6 +17,7 @@ from sqlmodel import col
 from flows import Executor, PublishedFlow, TriggerIndex
 from hub.context import Hub
 from hub.ids import new_id
+from hub.metrics import FlowMetrics
 from hub.models import Flow, FlowVersion
 from hub.services.flow_effects import HubEffects
 from hub.services.flow_store import HubClock, QueueScheduler, SqlFlowSource, SqlRunStore
@@ -39,6 +40,7 @@ class FlowsRuntime:
             clock=HubClock(hub),
             step_limit=hub.settings.flow_step_limit,
             new_run_id=lambda: new_id("run"),
+            observer=FlowMetrics(),
         )
         self._index: TriggerIndex | None = None
         self._index_stamp: tuple[Any, ...] | None = None

@@ -34,7 +34,7 @@ from hub.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
-from hub.metrics import WEBHOOKS
+from hub.metrics import UNKNOWN_CONNECTOR, WEBHOOKS
 from hub.services.ingest import ingest_events
 
 log = logging.getLogger("smshub.ingress")
@@ -66,8 +66,29 @@ class IngressRequest:
 
 
 async def receive_webhook(hub: Hub, request: IngressRequest) -> WebhookResponse:
-    """Check, parse and store one webhook request; the answer the gateway gets."""
-    channel = await _receiving_channel(hub, request.channel_id)
+    """Check, parse and store one webhook request; the answer the gateway gets (counted in
+    ``smshub_webhooks_total``, refusals and failures too)."""
+    connector = UNKNOWN_CONNECTOR
+    try:
+        channel = await _receiving_channel(hub, request.channel_id)
+        connector = channel.connector.name
+        answer = await _checked_and_stored(hub, channel, request)
+    except ApiError as exc:
+        WEBHOOKS.labels(connector, str(exc.status_code)).inc()
+        raise
+    except Exception:  # 503 while the database is away, 500 for a bug (hub.api.errors)
+        WEBHOOKS.labels(connector, "5xx").inc()
+        raise
+    WEBHOOKS.labels(connector, str(answer.status_code)).inc()
+    return answer
+
+
+async def _checked_and_stored(
+    hub: Hub, channel: ChannelRuntime, request: IngressRequest
+) -> WebhookResponse:
+    """Enabled, size, content type, authentication, parse, store; the connector's answer."""
+    if not channel.enabled:
+        raise ChannelDisabled(f"channel {channel.id!r} is disabled")
     limit = hub.settings.max_body_bytes
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
@@ -95,20 +116,16 @@ async def receive_webhook(hub: Hub, request: IngressRequest) -> WebhookResponse:
     except PayloadError as exc:
         raise BadRequest(str(exc), code="malformed_payload") from exc
     await ingest_events(hub, channel, events)
-    answer = channel.connector.webhook_response(webhook, events)
-    WEBHOOKS.labels(channel.connector.name, str(answer.status_code)).inc()
-    return answer
+    return channel.connector.webhook_response(webhook, events)
 
 
 async def _receiving_channel(hub: Hub, channel_id: str) -> ChannelRuntime:
-    """The channel, if it exists, receives webhooks and is enabled (404 / 403 otherwise)."""
+    """The channel, if it exists and receives webhooks (404 otherwise)."""
     channel = await hub.channels.get(channel_id)
     if channel is None or not channel.can_receive:
         raise NotFound(
             f"no channel {channel_id!r} receives webhooks here", code="channel_not_found"
         )
-    if not channel.enabled:
-        raise ChannelDisabled(f"channel {channel_id!r} is disabled")
     return channel
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from hub.context import Hub
+from hub.metrics import OPTOUTS
 from hub.services.keywords import classify
 from hub.services.messages import MessageRow
 from hub.services.sending import queue_system_reply
@@ -20,6 +21,7 @@ def handle_keyword(hub: Hub, inbound: MessageRow, now: datetime) -> Unit[None]:
     settings = hub.settings
     if keyword == "help":
         yield from queue_system_reply(hub, inbound, settings.help_text)
+        OPTOUTS.labels("help").inc()
         return
     found = yield from fetch_one(
         "SELECT opted_out FROM contacts WHERE id = ?", (inbound.contact_id,)
@@ -33,3 +35,4 @@ def handle_keyword(hub: Hub, inbound: MessageRow, now: datetime) -> Unit[None]:
         (stop, now if stop else None, now, inbound.contact_id),
     )
     yield from queue_system_reply(hub, inbound, settings.stop_text if stop else settings.start_text)
+    OPTOUTS.labels(keyword).inc()
