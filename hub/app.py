@@ -12,12 +12,13 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.pydantic import PydanticPlugin
+from redis.asyncio import Redis
 
 from hub.api import endpoints, flows, health, ingress, v1
 from hub.api.deps import provide_hub, reject_nul
 from hub.api.errors import exception_handlers
 from hub.context import Hub, Wiring
-from hub.crypto import SecretBox, load_or_create_secret_key
+from hub.crypto import SecretBox, new_secret_key, read_secret_key
 from hub.db import Database
 from hub.delivery.gate import EndpointGate
 from hub.http_client import AiohttpClient
@@ -27,8 +28,10 @@ from hub.services.bootstrap import bootstrap
 from hub.services.channels import ChannelCache
 from hub.services.flow_runtime import FlowsRuntime
 from hub.services.ingest import IngestWriter
+from hub.services.meta import confirm_secret_key
 from hub.settings import Settings, get_settings
 from hub.store import open_store
+from hub.throttle import login_throttle
 from hub.wiring import default_wiring
 
 log = logging.getLogger("smshub")
@@ -39,15 +42,17 @@ def build_hub(settings: Settings, *, wiring: Wiring | None = None) -> Hub:
 
     ``wiring`` (default: :func:`hub.wiring.default_wiring`) says which jobs and event
     sinks exist in this process."""
-    key = settings.secret_key or load_or_create_secret_key(settings.var_dir)
     hub = Hub(
         settings=settings,
         db=Database(
             settings.effective_database_url, sqlite_synchronous=settings.sqlite_synchronous
         ),
-        box=SecretBox(key),
+        box=_secret_box(settings),
         http=AiohttpClient(),
     )
+    if settings.redis_url:
+        hub.redis = Redis.from_url(settings.redis_url)
+    hub.login_throttle = login_throttle(settings, hub.db, hub.redis)
     hub.wiring = wiring or default_wiring()
     hub.store = open_store(
         settings.effective_database_url, sqlite_synchronous=settings.sqlite_synchronous
@@ -55,10 +60,19 @@ def build_hub(settings: Settings, *, wiring: Wiring | None = None) -> Hub:
     hub.channels = ChannelCache(hub)
     hub.ingest = IngestWriter(hub)
     hub.flows = FlowsRuntime(hub)
-    hub.gates = EndpointGate.for_settings(settings)
+    hub.gates = EndpointGate.for_settings(settings, hub.redis)
     # With Redis, `smshub worker` processes run the jobs; this process only pushes them.
     hub.queue = ArqQueue(hub) if settings.redis_url else InlineQueue(hub)
     return hub
+
+
+def _secret_box(settings: Settings) -> SecretBox:
+    """The key from the settings or the key file; else a new one, saved only once the
+    database is known to hold no other key's secrets (``confirm_secret_key``)."""
+    key = settings.secret_key or read_secret_key(settings.var_dir)
+    if key:
+        return SecretBox(key)
+    return SecretBox(new_secret_key(), generated_for=settings.var_dir)
 
 
 def create_app(
@@ -78,6 +92,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        await confirm_secret_key(runtime)
         if first_start:
             await bootstrap(runtime)
         # The arq engine's pusher always runs; inline workers only when asked for.

@@ -22,11 +22,13 @@ from hub.db import Database
 from hub.http_client import AiohttpClient
 from hub.settings import Settings
 from hub.store import Unit
-from hub.throttle import LoginThrottle
 
 if TYPE_CHECKING:  # the package hub.delivery imports this module
+    from redis.asyncio import Redis
+
     from hub.delivery.gate import EndpointGate
     from hub.queue.base import Lease
+    from hub.throttle import LoginThrottle
 
 #: A job: the hub plus the job row's arguments (ids, never objects). Must be idempotent.
 JobFunc = Callable[..., Awaitable[None]]
@@ -181,8 +183,10 @@ class Hub:
     channels: ChannelLookup
     ingest: IngestPort
     flows: FlowEngine
-    #: In-flight caps and pacing of webhook deliveries per endpoint, in this process.
+    #: In-flight caps and pacing of webhook deliveries per endpoint (caps shared via Redis).
     gates: EndpointGate
+    #: Failed sign-ins per address and e-mail, shared by every process (Redis or database).
+    login_throttle: LoginThrottle
 
     def __init__(
         self, *, settings: Settings, db: Database, box: SecretBox, http: AiohttpClient
@@ -193,8 +197,8 @@ class Hub:
         self.http = http
         #: The wall clock; tests freeze it to check signature windows.
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-        #: Failed sign-ins per address and e-mail (in memory, this process).
-        self.login_throttle = LoginThrottle(settings.login_attempts_per_min)
+        #: The Redis client shared state uses (None without ``settings.redis_url``).
+        self.redis: Redis | None = None
         #: Set once any account is known to exist (accounts are never deleted from the UI).
         self.users_exist = False
 
@@ -204,3 +208,5 @@ class Hub:
         await self.http.close()
         await self.store.close()
         await self.db.dispose()
+        if self.redis is not None:
+            await self.redis.aclose()

@@ -295,3 +295,36 @@ class UserSession(SQLModel, table=True):
     created_at: datetime = ts_field()
     last_seen_at: datetime = ts_field()
     expires_at: datetime = ts_field(index=True)
+
+
+class HubMeta(SQLModel, table=True):
+    """Facts about the installation every process checks (the secret key's check value)."""
+
+    __tablename__ = "hub_meta"
+
+    name: str = Field(primary_key=True, max_length=64)
+    value: str = Field(max_length=500)
+    updated_at: datetime = ts_field()
+
+
+class LoginFailure(SQLModel, table=True):
+    """A failed sign-in, kept a minute: the throttle every process shares (no Redis)."""
+
+    __tablename__ = "login_failures"
+
+    id: int | None = Field(default=None, primary_key=True)
+    #: SHA-256 of the throttle key (address + e-mail): no e-mail addresses at rest.
+    key: str = Field(index=True, max_length=64)
+    at: datetime = ts_field(index=True)
+
+
+class EditorTestRun(SQLModel, table=True):
+    """A flow editor test run: the tested draft and what the tester did, replayed on each
+    request (any process can answer it)."""
+
+    __tablename__ = "ui_test_runs"
+
+    id: str = Field(primary_key=True, max_length=40)
+    #: The draft document, the start time and the inputs so far (see ``ui.testrun``).
+    doc: dict[str, Any] = json_field(dict)
+    used_at: datetime = ts_field(index=True)

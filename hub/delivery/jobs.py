@@ -113,13 +113,13 @@ async def deliver_webhook(hub: Hub, delivery_id: str, generation: int = 0) -> No
     if plan is None:
         return
     gate = hub.gates
-    admission = gate.enter(plan.endpoint_id, rate_per_s=plan.rate_limit_per_s)
+    admission = await gate.admit(plan.endpoint_id, rate_per_s=plan.rate_limit_per_s)
     if not isinstance(admission, Ticket):
         raise Retry(admission, count_attempt=False, reason="endpoint busy: deferred")
     try:
         outcome = await send(hub, plan)
     finally:
-        gate.leave(admission)
+        await gate.release(admission)
     delay = await record(hub, plan, outcome)
     asked = retry_after_s(outcome, utcnow())
     if asked:

@@ -16,6 +16,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
@@ -63,6 +64,11 @@ class CsrfFailed(ApiError):
 class TooManyAttempts(ApiError):
     status_code = 429
     code = "rate_limited"
+
+    def __init__(self, message: str, *, details: Any = None, retry_after: int = 60) -> None:
+        super().__init__(message, details=details)
+        #: Seconds until the next attempt may be made (the answer's Retry-After).
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -264,21 +270,22 @@ async def sign_in(hub: Hub, email: str, password: str, *, ip: str, user_agent: s
     422 naming the field on a wrong e-mail or password, 429 when throttled."""
     key = f"{ip}|{(email or '').strip().lower()}"
     guard = hub.login_throttle
-    wait = guard.retry_after(key)
+    wait = await guard.retry_after(key)
     if wait is not None:
         raise TooManyAttempts(
             f"too many failed sign-ins; try again in {wait} s",
             details=[{"field": "password", "message": f"too many attempts; wait {wait} s"}],
+            retry_after=wait,
         )
     user = await authenticate_password(hub, email, password)
     if user is None:
-        guard.failed(key)
+        await guard.failed(key)
         raise Unprocessable(
             "wrong e-mail or password",
             code="bad_credentials",
             details=[{"field": "password", "message": "wrong e-mail or password"}],
         )
-    guard.succeeded(key)
+    await guard.succeeded(key)
     return await create_session(hub, user, ip=ip, user_agent=user_agent)
 
 

@@ -100,6 +100,7 @@ class AuthController(Controller):
         target = safe_next(form.get("next"))
         errors = FormErrors()
         status = 422
+        retry_after: int | None = None
         if not pre_session_ok(request, form.get(users.CSRF_FIELD)):
             errors.message = "This form expired; it has been refreshed, sign in again."
             status = 403
@@ -116,12 +117,13 @@ class AuthController(Controller):
             except ApiError as exc:
                 errors = FormErrors.from_api_error(exc).shown_on(("email", "password"))
                 status = exc.status_code
+                retry_after = getattr(exc, "retry_after", None)
             else:
                 response = see_other(target)
                 set_session_cookie(response, hub, token)
                 return response
         values = {"email": form.get("email", "")}
-        return _form_page(
+        page = _form_page(
             request,
             "auth/login.html",
             status_code=status,
@@ -129,6 +131,9 @@ class AuthController(Controller):
             values=values,
             next=target,
         )
+        if retry_after is not None:
+            page.headers["Retry-After"] = str(retry_after)
+        return page
 
     @post("/logout", status_code=303, guards=[require_user])
     async def logout(self, request: Request[Any, Any, Any]) -> Response[Any]:
