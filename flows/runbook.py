@@ -171,6 +171,7 @@ class RunBook:
         run.updated_at = self.clock.now()
         await self.store.save_run(run, await self._stored(run, steps))
         run.revision += 1
+        self._saved(run)
 
     async def _stored(self, run: Run, steps: list[Step]) -> list[Step]:
         """The steps as the store is to keep them (the flow's ``settings`` applied to the
@@ -184,7 +185,6 @@ class RunBook:
         if not settings.strips:
             return steps
         return [stored_step(step, settings) if step.status in _DONE else step for step in steps]
-        self._saved(run)
 
     def _saved(self, run: Run) -> None:
         """The store took a save of ``run``: if it ended the run, say so (a run that ended

@@ -19,7 +19,13 @@ from hub.store import execute, fetch_value
 from tests.conftest import ChannelFactory, drain
 from tests.fakes.sink import Sink
 from tests.helpers import SimPhone
-from tests.integration.test_flows_hub import example, publish, without_http
+from tests.integration.test_flows_hub import (
+    appointment,
+    example,
+    publish,
+    start_appointment,
+    without_http,
+)
 
 SECRET = "simulator-secret-123"
 SIM_NUMBER = "+15550100000"
@@ -168,3 +174,18 @@ async def test_queue_depth_oldest_due_and_dead_jobs_are_read_at_scrape_time(
     assert queued.value("smshub_queue_depth", status="running") == 0
     assert queued.value("smshub_jobs_dead") == 1
     assert 110 < queued.value("smshub_queue_oldest_due_seconds") < 600
+
+
+async def test_a_run_cancelled_by_stop_is_counted_cancelled(
+    hub: Hub, client: httpx.AsyncClient, api_headers: dict[str, str], phone: SimPhone
+) -> None:
+    flow = await publish(client, api_headers, appointment())
+    before = await scrape(client)
+    assert (await start_appointment(client, api_headers, flow))["status"] == "waiting"
+    await drain(hub)
+    await phone.says(ANN, "STOP")  # cancels the runs waiting for this contact's reply
+    await drain(hub)
+    after = await scrape(client)
+    for status, moved in (("cancelled", 1), ("completed", 0), ("failed", 0)):
+        name = "smshub_flow_runs_total"
+        assert after.value(name, status=status) - before.value(name, status=status) == moved
