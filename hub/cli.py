@@ -302,6 +302,23 @@ def cmd_flows_export(args: argparse.Namespace, settings: Settings) -> int:
     return _run(_with_hub(settings, action))
 
 
+def cmd_prune(args: argparse.Namespace, settings: Settings) -> int:
+    """Apply the data retention settings now (or, with --dry-run, count what would go)."""
+    from hub.services.retention import KINDS, prune, retention_days
+
+    async def action(hub: Any) -> int:
+        counts = await prune(hub, dry_run=args.dry_run)
+        days = retention_days(hub)
+        print("would prune (dry run, nothing changed):" if args.dry_run else "pruned:")
+        for kind in KINDS:
+            print(f"  {kind}: {counts[kind]}")
+        if not any(days.values()):
+            print("# every SMSHUB_RETAIN_* setting is 0: everything is kept", file=sys.stderr)
+        return 0
+
+    return _run(_with_hub(settings, action))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every sub-command."""
     parser = argparse.ArgumentParser(prog="smshub", description="Self-hosted SMS integration hub.")
@@ -314,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_process_commands(sub: Commands) -> None:
-    """serve, worker, db upgrade."""
+    """serve, worker, db upgrade, prune."""
     serve = sub.add_parser("serve", help="run the HTTP server and the inline workers")
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
@@ -331,6 +348,12 @@ def _add_process_commands(sub: Commands) -> None:
     up = db_sub.add_parser("upgrade", help="apply schema migrations")
     up.add_argument("revision", nargs="?", default="head")
     up.set_defaults(func=cmd_db_upgrade)
+
+    prune = sub.add_parser("prune", help="apply the data retention settings (SMSHUB_RETAIN_*)")
+    prune.add_argument(
+        "--dry-run", action="store_true", help="print what would be pruned, change nothing"
+    )
+    prune.set_defaults(func=cmd_prune)
 
 
 def _add_account_commands(sub: Commands) -> None:

@@ -102,6 +102,8 @@ class Message(SQLModel, table=True):
     from_number: str | None = Field(default=None, max_length=32)
     to_number: str | None = Field(default=None, max_length=32)
     body: str = Field(default="")
+    #: When data retention cleared ``body`` (hub.services.retention); None while it is kept.
+    body_pruned_at: datetime | None = ts_field(nullable=True)
     segments: int = Field(default=1)
     encoding: str = Field(default="GSM-7", max_length=8)
     status: str = Field(max_length=16, index=True)

@@ -119,7 +119,13 @@ class MessageOut(BaseModel):
     contact_id: str
     from_: str | None = Field(alias="from", serialization_alias="from")
     to: str | None
-    body: str
+    body: str = Field(description='The text; "" once data retention cleared it (body_pruned).')
+    body_pruned: bool = Field(
+        False,
+        description="True when data retention (SMSHUB_RETAIN_MESSAGE_BODIES_DAYS) cleared "
+        "the text; the rest of the message is kept.",
+    )
+    body_pruned_at: datetime | None = Field(None, description="When the text was cleared.")
     segments: int
     encoding: str
     provider_message_id: str | None
@@ -130,6 +136,11 @@ class MessageOut(BaseModel):
     history: list[StatusChangeOut] | None = None
 
     model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    @model_validator(mode="after")
+    def _pruned(self) -> MessageOut:
+        self.body_pruned = self.body_pruned_at is not None
+        return self
 
 
 # --- channels, devices, contacts ---------------------------------------------------------

@@ -88,6 +88,16 @@ class Settings(BaseSettings):
     """How long a browser sign-in lasts (default 14 days); signing out ends it at once."""
     login_attempts_per_min: int = 5
     """Failed sign-ins allowed per minute for one address and e-mail before 429."""
+    retain_message_bodies_days: int = Field(default=0, ge=0, le=36_500)
+    """Days a message's text is kept (0: forever); older messages keep their metadata
+    (numbers, status, times) but their text is cleared, in the message and its events."""
+    retain_events_days: int = Field(default=0, ge=0, le=36_500)
+    """Days an event row is kept (0: forever); never less than 3 days, the dedupe floor
+    that keeps a gateway's late retry a no-op (hub.services.retention)."""
+    retain_runs_days: int = Field(default=0, ge=0, le=36_500)
+    """Days a finished flow run and its steps are kept after it ended (0: forever)."""
+    retain_deliveries_days: int = Field(default=0, ge=0, le=36_500)
+    """Days a finished webhook delivery and its attempts are kept after it ended (0: forever)."""
 
     @field_validator("delivery_retry_schedule")
     @classmethod

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from hub.context import Wiring
 from hub.delivery import jobs as delivery
-from hub.services import events, flow_dispatch, followups, handover, reports
+from hub.services import events, flow_dispatch, followups, handover, reports, retention
 
 
 def default_wiring() -> Wiring:
@@ -36,7 +36,11 @@ def default_wiring() -> Wiring:
             reports.MATCH_REPORT: reports.match_report,
             followups.INGEST_FOLLOWUP: followups.ingest_followup,
             delivery.DELIVER_JOB: delivery.deliver_webhook,
+            retention.RETENTION_PRUNE: retention.retention_prune,
         },
-        periodic={flow_dispatch.FLOW_SWEEP: 60.0},
+        periodic={
+            flow_dispatch.FLOW_SWEEP: 60.0,
+            retention.RETENTION_PRUNE: retention.PRUNE_INTERVAL_S,
+        },
         sinks=(flow_dispatch.flows_sink, delivery.fan_out),
     )
