@@ -24,7 +24,11 @@ def ask_flow(settings: dict[str, Any] | None = None) -> dict[str, Any]:
                 "config": {"match": "first_word", "keywords": ["ASK"]},
             },
             {"id": "ask", "type": "sms.wait_for_reply", "config": {"text": "Your name?"}},
-            {"id": "got", "type": "sms.reply", "config": {"text": "Hi {{ steps.ask.output.body }}"}},
+            {
+                "id": "got",
+                "type": "sms.reply",
+                "config": {"text": "Hi {{ steps.ask.output.body }}"},
+            },
         ],
         "edges": [
             {"from": "start", "to": "ask"},
