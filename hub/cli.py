@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import sys
@@ -15,13 +16,6 @@ from hub.settings import Settings, get_settings
 if TYPE_CHECKING:
     # What add_subparsers() returns; argparse keeps the class private.
     Commands: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
-
-
-def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
 
 
 def _run(coro: Coroutine[Any, Any, int]) -> int:
@@ -43,9 +37,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from hub.app import create_app, tune_gc
+    from hub.logs import logging_config
     from hub.migrate import upgrade
 
-    _configure_logging(settings)
     _upgrade_in_child(upgrade, settings.effective_database_url)
     host = args.host or settings.host
     port = args.port or settings.port
@@ -58,7 +52,12 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         processes,
         "" if processes == 1 else "es",
     )
-    options: dict[str, Any] = {"log_level": "warning", "access_log": False}
+    # uvicorn logs in the hub's format too (its worker processes configure it again).
+    options: dict[str, Any] = {
+        "log_level": "warning",
+        "access_log": False,
+        "log_config": logging_config(settings),
+    }
     if processes == 1:
         app = create_app(settings)
         tune_gc()
@@ -98,7 +97,6 @@ async def _first_start(hub: Any) -> int:
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     """Run queue workers only (arq + Redis when SMSHUB_REDIS_URL is set)."""
-    _configure_logging(settings)
     if not settings.redis_url:
         print(
             "smshub worker needs SMSHUB_REDIS_URL; "
@@ -118,7 +116,8 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         await hub.queue.start()  # this process pushes the jobs its own jobs queue
         worker = make_worker(hub)
         try:
-            await worker.async_run()
+            async with _worker_metrics(hub):
+                await worker.async_run()
         finally:
             await worker.close()
             await hub.queue.stop()
@@ -126,6 +125,16 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
     logging.getLogger("smshub").info("smshub worker on %s", settings.redis_url)
     return _run(_with_hub(settings, action))
+
+
+def _worker_metrics(hub: Any) -> contextlib.AbstractAsyncContextManager[None]:
+    """``GET /metrics`` on SMSHUB_METRICS_PORT while the worker runs (0: none)."""
+    from hub.metrics import metrics_server
+
+    settings: Settings = hub.settings
+    if not settings.metrics_port:
+        return contextlib.nullcontext()
+    return metrics_server(hub, settings.host, settings.metrics_port)
 
 
 def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
@@ -412,8 +421,11 @@ def _add_simulate_commands(sub: Commands) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``smshub`` console script."""
+    from hub.logs import configure_logging
+
     args = build_parser().parse_args(argv)
     settings = get_settings()
+    configure_logging(settings)
     func: Callable[[argparse.Namespace, Settings], int] = args.func
     return func(args, settings)
 

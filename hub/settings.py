@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     """Confirmation sent once on START."""
     log_level: str = "INFO"
     """Python logging level."""
+    log_format: Literal["text", "json"] = "text"
+    """Log lines as text, or as one JSON object per line (every logger, ids included)."""
+    metrics_port: int = Field(default=0, ge=0, le=65_535)
+    """Port ``smshub worker`` serves /metrics on, at ``host`` (0: no metrics server)."""
     loop_breaker_max: int = 5
     """Automatic (flow) SMS one number may get within the loop-breaker window."""
     loop_breaker_window_s: float = 600.0

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from hub.context import Hub
+from hub.logs import job_ids, log_context
 from hub.metrics import JOB_SECONDS, JOBS
 from hub.models import utcnow
 from hub.queue.base import JobRow, Retry, enqueue_job
@@ -104,7 +105,12 @@ class JobRunner:
         return found is not None
 
     async def run(self, row: JobRow) -> None:
-        """Run one claimed job and record the outcome."""
+        """Run one claimed job and record the outcome; its log lines carry the job's name
+        and the ids among its arguments (run, message, delivery, event)."""
+        with log_context(**job_ids(row.name, row.args)):
+            await self._run(row)
+
+    async def _run(self, row: JobRow) -> None:
         started = time.perf_counter()
         try:
             await self._call(row.name, dict(row.args))

@@ -34,6 +34,7 @@ from hub.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
+from hub.logs import log_context
 from hub.metrics import UNKNOWN_CONNECTOR, WEBHOOKS
 from hub.services.ingest import ingest_events
 
@@ -72,7 +73,8 @@ async def receive_webhook(hub: Hub, request: IngressRequest) -> WebhookResponse:
     try:
         channel = await _receiving_channel(hub, request.channel_id)
         connector = channel.connector.name
-        answer = await _checked_and_stored(hub, channel, request)
+        with log_context(channel_id=channel.id):
+            answer = await _checked_and_stored(hub, channel, request)
     except ApiError as exc:
         WEBHOOKS.labels(connector, str(exc.status_code)).inc()
         raise
