@@ -24,9 +24,11 @@ def _run(coro: Coroutine[Any, Any, int]) -> int:
 
 async def _with_hub(settings: Settings, action: Callable[[Any], Awaitable[int]]) -> int:
     from hub.app import build_hub
+    from hub.services.meta import confirm_secret_key
 
     hub = build_hub(settings)
     try:
+        await confirm_secret_key(hub)  # SecretKeyError: main() prints it, exit code 2
         return await action(hub)
     finally:
         await hub.close()
@@ -59,6 +61,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         "log_config": logging_config(settings),
     }
     if processes == 1:
+        _run(_with_hub(settings, _nothing))  # the secret-key guard, before serving
         app = create_app(settings)
         tune_gc()
         uvicorn.run(app, host=host, port=port, **options)
@@ -86,6 +89,10 @@ def _upgrade_in_child(upgrade: Callable[[str], None], url: str) -> None:
     child.join()
     if child.exitcode != 0:
         raise SystemExit(f"database migration failed (exit code {child.exitcode})")
+
+
+async def _nothing(hub: Any) -> int:
+    return 0
 
 
 async def _first_start(hub: Any) -> int:
@@ -427,7 +434,13 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
     configure_logging(settings)
     func: Callable[[argparse.Namespace, Settings], int] = args.func
-    return func(args, settings)
+    from hub.services.meta import SecretKeyError
+
+    try:
+        return func(args, settings)
+    except SecretKeyError as exc:  # one line, no traceback: the operator must fix the key
+        print(f"smshub: refusing to start: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -169,6 +169,9 @@ class FlowEngine(Protocol):
     async def refresh(self) -> None:
         """Rebuild the index now (a flow was published, paused or deleted)."""
 
+    async def close(self) -> None:
+        """Stop listening for other processes' flow changes."""
+
 
 class Hub:
     """Shared runtime objects of one process (the composition root fills it).
@@ -203,8 +206,10 @@ class Hub:
         self.users_exist = False
 
     async def close(self) -> None:
-        """Stop the queue, then let go of HTTP pools, the store and the database."""
+        """Stop the queue and the flow listener, then let go of HTTP pools, the store, the
+        database and Redis."""
         await self.queue.stop()
+        await self.flows.close()
         await self.http.close()
         await self.store.close()
         await self.db.dispose()

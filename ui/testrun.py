@@ -1,25 +1,32 @@
 """The flow editor's test run: the real engine on a throwaway in-memory harness.
 
-Nothing leaves the process: SMS and HTTP requests are recorded by the fakes of
-:mod:`flows.memory` (HTTP answers 200), and the harness lives in this process's memory
-for a few minutes so the tester can reply to a waiting flow or let its timer run out.
+Nothing leaves the harness: SMS and HTTP requests are recorded by the fakes of
+:mod:`flows.memory` (HTTP answers 200). So that the tester can reply to a waiting flow or
+let its timer run out through *any* API process, no harness is kept between requests:
+the ``ui_test_runs`` row holds the tested draft, the harness's start time and every input
+so far, and each request replays them on a fresh harness (the engine is deterministic:
+fake clock, numbered run ids), adds its own input and saves the longer list. Rows unused
+for :data:`SESSION_TTL_S` are dropped when the next test run starts.
 """
 
 from __future__ import annotations
 
+import itertools
 import secrets
-import time
-from collections import OrderedDict
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from flows import Run, validate_flow
-from flows.testing import FlowHarness
+import sqlalchemy as sa
+from sqlmodel import col
 
-#: Harnesses kept per process, and for how long after their last use.
-MAX_SESSIONS = 50
+from flows import Executor, Run, validate_flow
+from flows.testing import FlowHarness
+from hub.context import Hub
+from hub.models import EditorTestRun, utcnow
+
+#: How long a test run is kept after its last use, and the most inputs it may take.
 SESSION_TTL_S = 900.0
+MAX_INPUTS = 200
 #: The flow id the tested draft gets inside its harness.
 TEST_FLOW_ID = "draft"
 #: Longest wait one "let time pass" may skip (30 days, the longest a node waits).
@@ -34,36 +41,79 @@ class TestRunError(ValueError):
         self.field = field
 
 
-@dataclass
-class _Session:
-    harness: FlowHarness
-    contact: str
-    channel_id: str
-    used: float
+def _harness(doc: dict[str, Any]) -> FlowHarness:
+    """A fresh harness with the draft published, numbering its runs (so a replay gives
+    every run the id it had)."""
+    harness = FlowHarness(start=datetime.fromisoformat(doc["start"]), channel_id=doc["channel"])
+    numbers = itertools.count(1)
+    harness.executor = Executor(
+        store=harness.store,
+        flows=harness.flows,
+        effects=harness.effects,
+        scheduler=harness.scheduler,
+        clock=harness.clock,
+        new_run_id=lambda: f"run_test_{next(numbers)}",
+    )
+    harness.publish(doc["document"], flow_id=TEST_FLOW_ID)
+    return harness
 
 
-_sessions: OrderedDict[str, _Session] = OrderedDict()
+async def _apply(harness: FlowHarness, doc: dict[str, Any], step: dict[str, Any]) -> None:
+    """Feed one recorded input to the harness."""
+    if "sms" in step:
+        await harness.inbound(step["sms"], from_=doc["contact"], channel_id=doc["channel_id"])
+    elif "http" in step:
+        await harness.http(TEST_FLOW_ID, step["http"])
+    else:
+        await harness.advance_time(float(step["advance"]))
 
 
-def _evict() -> None:
-    now = time.monotonic()
-    for key in [k for k, s in _sessions.items() if now - s.used > SESSION_TTL_S]:
-        _sessions.pop(key, None)
-    while len(_sessions) > MAX_SESSIONS:
-        _sessions.popitem(last=False)
+async def _replayed(doc: dict[str, Any]) -> FlowHarness:
+    harness = _harness(doc)
+    for step in doc["inputs"]:
+        await _apply(harness, doc, step)
+    return harness
 
 
-def _session(sid: str) -> _Session:
-    _evict()
-    found = _sessions.get(sid)
-    if found is None:
+async def _load(hub: Hub, sid: str) -> dict[str, Any]:
+    async with hub.db.read() as session:
+        row = await session.get(EditorTestRun, sid[:40])
+    if row is None or utcnow() - row.used_at > timedelta(seconds=SESSION_TTL_S):
         raise TestRunError("this test run has expired; start a new one")
-    found.used = time.monotonic()
-    _sessions.move_to_end(sid)
-    return found
+    return dict(row.doc)
+
+
+async def _save(hub: Hub, sid: str, doc: dict[str, Any], *, new: bool = False) -> None:
+    now = utcnow()
+    async with hub.db.write() as session:
+        if new:
+            cutoff = now - timedelta(seconds=SESSION_TTL_S)
+            await session.execute(
+                sa.delete(EditorTestRun).where(col(EditorTestRun.used_at) < cutoff)
+            )
+            session.add(EditorTestRun(id=sid, doc=doc, used_at=now))
+        else:
+            await session.execute(
+                sa.update(EditorTestRun)
+                .where(col(EditorTestRun.id) == sid)
+                .values(doc=doc, used_at=now)
+            )
+
+
+async def _step(
+    hub: Hub, sid: str, doc: dict[str, Any], harness: FlowHarness, step: dict[str, Any]
+) -> dict[str, Any]:
+    """Apply a new input, record it, and report."""
+    if len(doc["inputs"]) >= MAX_INPUTS:
+        raise TestRunError("this test run has had enough inputs; start a new one")
+    await _apply(harness, doc, step)
+    doc["inputs"].append(step)
+    await _save(hub, sid, doc)
+    return await report(sid, harness)
 
 
 async def start(
+    hub: Hub,
     document: dict[str, Any],
     *,
     mode: str,
@@ -81,31 +131,32 @@ async def start(
     sender = sender.strip() or "+15550001234"
     if mode == "sms" and not text.strip():
         raise TestRunError("type the SMS the contact sends", "text")
-    harness = FlowHarness(start=datetime.now(UTC), channel_id=channel_id or "ch_test")
-    harness.publish(document, flow_id=TEST_FLOW_ID)
-    if mode == "sms":
-        await harness.inbound(text, from_=sender, channel_id=channel_id or None)
-    else:
-        await harness.http(TEST_FLOW_ID, body or {})
+    doc: dict[str, Any] = {
+        "document": document,
+        "start": datetime.now(UTC).isoformat(),
+        "channel": channel_id or "ch_test",
+        "channel_id": channel_id or None,
+        "contact": sender,
+        "inputs": [{"sms": text} if mode == "sms" else {"http": body or {}}],
+    }
+    harness = await _replayed(doc)
     sid = secrets.token_urlsafe(12)
-    _sessions[sid] = _Session(harness, sender, channel_id, time.monotonic())
-    _evict()
-    return await report(sid)
+    await _save(hub, sid, doc, new=True)
+    return await report(sid, harness)
 
 
-async def reply(sid: str, text: str) -> dict[str, Any]:
+async def reply(hub: Hub, sid: str, text: str) -> dict[str, Any]:
     """The contact sends another SMS (continues a run waiting for a reply)."""
-    found = _session(sid)
+    doc = await _load(hub, sid)
     if not text.strip():
         raise TestRunError("type the reply", "text")
-    await found.harness.inbound(text, from_=found.contact, channel_id=found.channel_id)
-    return await report(sid)
+    return await _step(hub, sid, doc, await _replayed(doc), {"sms": text})
 
 
-async def advance(sid: str, seconds: float | None = None) -> dict[str, Any]:
+async def advance(hub: Hub, sid: str, seconds: float | None = None) -> dict[str, Any]:
     """Let time pass: ``seconds``, or until the next timer (a delay or reply timeout) fires."""
-    found = _session(sid)
-    harness = found.harness
+    doc = await _load(hub, sid)
+    harness = await _replayed(doc)
     if seconds is None:
         due = harness.scheduler.next_at()
         if due is None:
@@ -113,13 +164,11 @@ async def advance(sid: str, seconds: float | None = None) -> dict[str, Any]:
         seconds = max(0.0, (due - harness.clock.now()).total_seconds()) + 0.001
     if not 0 <= seconds <= MAX_ADVANCE_S:
         raise TestRunError("seconds must be between 0 and 30 days", "seconds")
-    await harness.advance_time(seconds)
-    return await report(sid)
+    return await _step(hub, sid, doc, harness, {"advance": seconds})
 
 
-async def report(sid: str) -> dict[str, Any]:
+async def report(sid: str, harness: FlowHarness) -> dict[str, Any]:
     """Everything the harness saw: runs with their steps, SMS, HTTP calls, transcript."""
-    harness = _sessions[sid].harness
     runs = [await _run_view(harness, run) for run in harness.runs()]
     return {
         "session": sid,

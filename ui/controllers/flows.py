@@ -15,6 +15,7 @@ from litestar.params import FromPath
 from litestar.response import Template
 
 from flows.examples import example_names, load_example
+from hub.context import Hub
 from hub.errors import ApiError
 from hub.services import channels as channel_service
 from hub.services import flows as flow_service
@@ -136,15 +137,18 @@ class FlowsController(Controller):
             await flow_service.load_flow_view(hub_of(request), flow_id)
         except ApiError as exc:
             return json_error(exc.status_code, exc.code, exc.message)
-        return await _answer(request, _start)
+        hub = hub_of(request)
+        return await _answer(request, lambda payload: _start(hub, payload))
 
     @post("/test-runs/{sid:str}/reply", status_code=200)
     async def test_reply(
         self, request: Request[Any, Any, Any], sid: FromPath[str]
     ) -> Response[Any]:
         """The tested contact answers."""
+        hub = hub_of(request)
         return await _answer(
-            request, lambda payload: testrun.reply(sid, str(payload.get("text") or "")[:1600])
+            request,
+            lambda payload: testrun.reply(hub, sid, str(payload.get("text") or "")[:1600]),
         )
 
     @post("/test-runs/{sid:str}/advance", status_code=200)
@@ -152,7 +156,8 @@ class FlowsController(Controller):
         self, request: Request[Any, Any, Any], sid: FromPath[str]
     ) -> Response[Any]:
         """Let time pass in the test (to the next timer by default)."""
-        return await _answer(request, lambda payload: _advance(sid, payload))
+        hub = hub_of(request)
+        return await _answer(request, lambda payload: _advance(hub, sid, payload))
 
 
 #: One test-run request: from the posted JSON object, the step's result to await, or the
@@ -160,7 +165,7 @@ class FlowsController(Controller):
 _Work = Callable[[dict[str, Any]], Awaitable[Any] | Response[Any]]
 
 
-def _start(payload: dict[str, Any]) -> Awaitable[Any] | Response[Any]:
+def _start(hub: Hub, payload: dict[str, Any]) -> Awaitable[Any] | Response[Any]:
     document = payload.get("document")
     if not isinstance(document, dict) or not isinstance(document.get("name"), str):
         return json_error(422, "invalid_flow", "document must be a flow object with a name")
@@ -168,6 +173,7 @@ def _start(payload: dict[str, Any]) -> Awaitable[Any] | Response[Any]:
     if body is not None and not isinstance(body, dict):
         return json_error(422, "validation_error", "body must be a JSON object", "body")
     return testrun.start(
+        hub,
         document,
         mode=str(payload.get("mode") or "sms"),
         text=str(payload.get("text") or "")[:1600],
@@ -177,7 +183,7 @@ def _start(payload: dict[str, Any]) -> Awaitable[Any] | Response[Any]:
     )
 
 
-def _advance(sid: str, payload: dict[str, Any]) -> Awaitable[Any] | Response[Any]:
+def _advance(hub: Hub, sid: str, payload: dict[str, Any]) -> Awaitable[Any] | Response[Any]:
     raw = payload.get("seconds")
     if raw is not None and (isinstance(raw, bool) or not isinstance(raw, int | float)):
         return json_error(422, "validation_error", "seconds must be a number", "seconds")
@@ -186,7 +192,7 @@ def _advance(sid: str, payload: dict[str, Any]) -> Awaitable[Any] | Response[Any
         return json_error(
             422, "validation_error", "seconds must be between 0 and 30 days", "seconds"
         )
-    return testrun.advance(sid, float(raw) if raw is not None else None)
+    return testrun.advance(hub, sid, float(raw) if raw is not None else None)
 
 
 async def _json_object(request: Request[Any, Any, Any]) -> dict[str, Any] | Response[Any]:
