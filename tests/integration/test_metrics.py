@@ -6,15 +6,19 @@ after (:class:`Scrape`); the queue gauges describe the test's own database.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.parser import text_string_to_metric_families
 
 from connectors.simulator import SIGNATURE_HEADER, event_body, sign_request
 from hub.context import Hub
+from hub.metrics import REGISTRY
 from hub.store import execute, fetch_value
 from tests.conftest import ChannelFactory, drain
 from tests.fakes.sink import Sink
@@ -189,3 +193,14 @@ async def test_a_run_cancelled_by_stop_is_counted_cancelled(
     for status, moved in (("cancelled", 1), ("completed", 0), ("failed", 0)):
         name = "smshub_flow_runs_total"
         assert after.value(name, status=status) - before.value(name, status=status) == moved
+
+
+def test_every_metric_is_documented_with_its_labels() -> None:
+    text = (Path(__file__).parents[2] / "docs" / "deployment.md").read_text()
+    rows = dict(re.findall(r"^\| `(smshub_[a-z_]+)` \|([^|]*)\|", text, flags=re.M))
+    for collector in REGISTRY._collector_to_names:
+        assert isinstance(collector, MetricWrapperBase)
+        name = collector._name + ("_total" if collector._type == "counter" else "")
+        assert name in rows, name
+        labels = [label.strip("` ") for label in rows[name].split(",") if label.strip()]
+        assert labels == list(collector._labelnames), name
