@@ -131,9 +131,7 @@ def logging_config(settings: Settings) -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"smshub": {"()": f"{formatter.__module__}.{formatter.__qualname__}"}},
-        "handlers": {
-            "stderr": {"class": f"{__name__}.StderrHandler", "formatter": "smshub"}
-        },
+        "handlers": {"stderr": {"class": f"{__name__}.StderrHandler", "formatter": "smshub"}},
         "root": {"level": settings.log_level.upper(), "handlers": ["stderr"]},
         "loggers": {name: {"handlers": [], "propagate": True} for name in _PROPAGATING},
     }

@@ -1,4 +1,7 @@
-"""Alembic environment: runs migrations on the hub's async engine."""
+"""Alembic environment: runs migrations on the hub's async engine.
+
+No ``fileConfig`` here: Alembic logs through the process's logging (``hub.logs``, set up
+by the CLI), so its lines come out in the hub's format, JSON included."""
 
 from __future__ import annotations
 
