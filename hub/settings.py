@@ -27,7 +27,9 @@ class Settings(BaseSettings):
     redis_url: str = ""
     """Redis URL for the arq queue; empty means the inline (database) queue."""
     secret_key: str = ""
-    """Key that encrypts stored secrets; generated into ``<var_dir>/secret.key`` if empty."""
+    """Key that encrypts stored secrets; the same in every process on one database (checked
+    at start). If empty, ``<var_dir>/secret.key``, generated only for a database without
+    secrets."""
     public_url: str = "http://127.0.0.1:8000"
     """Base of the webhook URLs shown to users and used to check Twilio signatures."""
     host: str = "127.0.0.1"
@@ -87,11 +89,13 @@ class Settings(BaseSettings):
     delivery_secret_overlap_s: float = 86_400.0
     """After a secret rotation, how long the old secret still signs (default 24 h)."""
     delivery_max_in_flight_per_endpoint: int = 8
-    """Concurrent delivery attempts to one healthy endpoint per process (slow ones get 1)."""
+    """Concurrent delivery attempts to one healthy endpoint (slow ones get 1): across every
+    process with Redis, per process without."""
     session_ttl_s: float = 14 * 86_400.0
     """How long a browser sign-in lasts (default 14 days); signing out ends it at once."""
     login_attempts_per_min: int = 5
-    """Failed sign-ins allowed per minute for one address and e-mail before 429."""
+    """Failed sign-ins allowed per minute for one address and e-mail before 429, counted
+    across every process (Redis when configured, else the database)."""
     retain_message_bodies_days: int = Field(default=0, ge=0, le=36_500)
     """Days a message's text is kept (0: forever); older messages keep their metadata
     (numbers, status, times) but their text is cleared, in the message and its events."""
