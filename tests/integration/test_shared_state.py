@@ -24,7 +24,7 @@ from sqlmodel import col
 from hub.app import build_hub, create_app
 from hub.context import Hub
 from hub.delivery.gate import EndpointGate, SharedSlots, Ticket
-from hub.models import Flow, LoginFailure, utcnow
+from hub.models import EditorTestRun, Flow, LoginFailure, utcnow
 from hub.services import flow_runtime
 from hub.services.apikeys import create_api_key
 from hub.services.users import create_user
@@ -185,6 +185,14 @@ async def test_a_test_run_continues_through_another_process(
             f"/flows/test-runs/{sid}/advance", json={"seconds": 5}, headers={"X-CSRF-Token": csrf}
         )
         assert again.status_code == 200 and again.json()["sms"][-1]["text"] == "Got yes"
+        # The state is the row, not any process's memory: without it, no process knows it.
+        assert await count(hub_b, EditorTestRun) == 1
+        async with hub_b.db.write() as session:
+            await session.execute(sa.delete(EditorTestRun))
+        gone = await a.post(
+            f"/flows/test-runs/{sid}/reply", json={"text": "y"}, headers={"X-CSRF-Token": csrf}
+        )
+        assert gone.status_code == 422 and "expired" in gone.text
 
 
 # --- the trigger index -----------------------------------------------------------------------
