@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     """How long a claimed job is ours before another worker may take it over."""
     job_poll_s: float = 0.5
     """How often idle inline workers look for due jobs."""
+    job_repush_after_s: float = Field(default=30.0, gt=0)
+    """arq queue: a job row pushed to Redis that is this overdue (or whose lease expired
+    this long ago) is pushed again — the sweep that recovers from a Redis restart."""
     send_max_attempts: int = 8
     """Attempts to hand one SMS to a provider before it is marked failed."""
     device_rate_limit_per_min: int = 20

@@ -35,8 +35,6 @@ _JOBS = Job.__table__  # type: ignore[attr-defined]
 ARQ_FUNCTION = "run_job_row"
 #: Rows pushed per round.
 PUSH_BATCH = 500
-#: A pushed row that is this overdue (or whose lease expired this long ago) is pushed again.
-REPUSH_AFTER_S = 30.0
 #: How often the pusher looks for rows without being woken.
 PUSH_INTERVAL_S = 1.0
 
@@ -118,30 +116,44 @@ class ArqQueue:
         Future rows go to Redis deferred to their run time, unless ``due_only``."""
         pool = await self._redis()
         now = utcnow()
-        stale = now - timedelta(seconds=REPUSH_AFTER_S)
-        rows = await self._unpushed(now, stale, due_only=due_only)
-        for row_id, run_at in rows:
-            await pool.enqueue_job(
-                ARQ_FUNCTION,
-                row_id,
-                _job_id=arq_job_id(row_id, run_at),
-                _defer_until=run_at if run_at > now else None,
-            )
-        if rows:
+        # Marked first, in one short statement, pushed after its commit: a worker's claim
+        # (FOR UPDATE SKIP LOCKED) never meets a row locked by the pusher, which would make
+        # it skip a job it was just handed (the job then waited out the repush delay), and
+        # two pushers never pick the same rows. A row marked by a process that dies before
+        # pushing it is pushed again by the sweep, as when Redis loses it.
+        rows = await self._mark_unpushed(now, due_only=due_only)
+        for done, (row_id, run_at) in enumerate(rows):
+            try:
+                await pool.enqueue_job(
+                    ARQ_FUNCTION,
+                    row_id,
+                    _job_id=arq_job_id(row_id, run_at),
+                    _defer_until=run_at if run_at > now else None,
+                )
+            except Exception:
+                # Redis is away: the rest goes out as soon as it is back, not after the sweep.
+                await self._unmark([row_id for row_id, _ in rows[done:]], now)
+                raise
+        return len(rows)
+
+    async def _unmark(self, row_ids: list[str], marked_at: Any) -> None:
+        with contextlib.suppress(Exception):  # the database is away too: the sweep will do
             async with self.hub.db.write() as session:
                 await session.execute(
                     sa.update(_JOBS)
-                    .where(_JOBS.c.id.in_([row_id for row_id, _ in rows]))
-                    .values(enqueued_at=now)
+                    .where(_JOBS.c.id.in_(row_ids), _JOBS.c.enqueued_at == marked_at)
+                    .values(enqueued_at=None)
                 )
-        return len(rows)
 
-    async def _unpushed(self, now: Any, stale: Any, *, due_only: bool) -> list[tuple[str, Any]]:
+    async def _mark_unpushed(self, now: Any, *, due_only: bool) -> list[tuple[str, Any]]:
+        """Set ``enqueued_at`` on the rows to push now; their ids and run times."""
+        # A pushed row this overdue (or whose lease expired this long ago) is pushed again.
+        stale = now - timedelta(seconds=self.hub.settings.job_repush_after_s)
         never = _JOBS.c.enqueued_at.is_(None)
         lost = sa.and_(_JOBS.c.enqueued_at < stale, _JOBS.c.run_at < stale)
         expired = sa.and_(_JOBS.c.status == "running", _JOBS.c.lease_until < stale)
-        stmt = (
-            sa.select(_JOBS.c.id, _JOBS.c.run_at)
+        pick = (
+            sa.select(_JOBS.c.id)
             .where(
                 sa.or_(
                     sa.and_(_JOBS.c.status == "pending", sa.or_(never, lost)),
@@ -152,9 +164,18 @@ class ArqQueue:
             .limit(PUSH_BATCH)
         )
         if due_only:
-            stmt = stmt.where(_JOBS.c.run_at <= now)
-        async with self.hub.db.read() as session:
-            return [(row.id, row.run_at) for row in (await session.execute(stmt)).all()]
+            pick = pick.where(_JOBS.c.run_at <= now)
+        if self.hub.db.dialect == "postgresql":
+            pick = pick.with_for_update(skip_locked=True)
+        mark = (
+            sa.update(_JOBS)
+            .where(_JOBS.c.id.in_(pick.scalar_subquery()))
+            .values(enqueued_at=now)
+            .returning(_JOBS.c.id, _JOBS.c.run_at)
+        )
+        async with self.hub.db.write() as session:
+            rows = (await session.execute(mark)).all()
+        return sorted(((row.id, row.run_at) for row in rows), key=lambda row: row[1])
 
     async def drain(self, *, timeout: float = 30.0) -> None:
         """Push and run until no job is due or running (tests; an in-process arq worker).
@@ -163,6 +184,7 @@ class ArqQueue:
         inline engine's drain does not run future jobs either."""
 
         async def rounds() -> None:
+            await self.periodic.tick()  # as a starting pusher would: the sweep is due
             while True:
                 while await self.push_once(due_only=True):
                     pass
