@@ -117,16 +117,14 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
     async def action(hub: Any) -> int:
         from hub.app import tune_gc
-        from hub.queue.arq_queue import make_worker
+        from hub.queue.arq_queue import run_worker
 
         tune_gc()
         await hub.queue.start()  # this process pushes the jobs its own jobs queue
-        worker = make_worker(hub)
         try:
             async with _worker_metrics(hub):
-                await worker.async_run()
+                await run_worker(hub)  # until a signal; it outlives a Redis outage
         finally:
-            await worker.close()
             await hub.queue.stop()
         return 0
 

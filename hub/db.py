@@ -9,12 +9,15 @@ schema and the cold paths; the hot path writes through ``hub.store``.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import sqlalchemy as sa
+import sqlalchemy.exc
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -24,6 +27,29 @@ from sqlalchemy.ext.asyncio import (
 
 #: Milliseconds a SQLite connection waits for another process's write lock.
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+#: Errors that mean "the database cannot be reached or refuses work right now", not "this
+#: request is wrong": the answer is a 503 with Retry-After, so a gateway retries the
+#: webhook later (its retry is the safety net) instead of dropping it after a 500.
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    ConnectionError,  # refused, reset, broken pipe (PostgreSQL down or restarting)
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,  # starting up, shutting down, in recovery
+    asyncpg.InterfaceError,  # e.g. the connection was closed under us
+    asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, crash shutdown
+    asyncpg.exceptions.InsufficientResourcesError,  # too many connections, disk full
+    sqlite3.OperationalError,  # locked for too long, disk I/O error, cannot open the file
+)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what SQLAlchemy wrapped in it) says the database is away."""
+    if isinstance(exc, sqlalchemy.exc.DBAPIError):
+        if exc.connection_invalidated or isinstance(exc.orig, UNAVAILABLE):
+            return True
+        return isinstance(exc, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError)
+    return isinstance(exc, UNAVAILABLE)
 
 
 def _sqlite_pragmas(synchronous: str) -> Any:

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 from typing import Any
 
-import asyncpg
 import sqlalchemy.exc
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
+from hub.db import UNAVAILABLE, is_unavailable
 from hub.errors import ApiError
 
 log = logging.getLogger("smshub.api")
-
 _HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -82,28 +80,6 @@ def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
 
 #: Seconds a client is asked to wait when the database cannot be reached.
 RETRY_AFTER_S = 5
-#: Errors that mean "the database cannot be reached or refuses work right now", not "this
-#: request is wrong": the answer is a 503 with Retry-After, so a gateway retries the
-#: webhook later (its retry is the safety net) instead of dropping it after a 500.
-UNAVAILABLE: tuple[type[BaseException], ...] = (
-    ConnectionError,  # refused, reset, broken pipe (PostgreSQL down or restarting)
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,  # starting up, shutting down, in recovery
-    asyncpg.InterfaceError,  # e.g. the connection was closed under us
-    asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, crash shutdown
-    asyncpg.exceptions.InsufficientResourcesError,  # too many connections, disk full
-    sqlite3.OperationalError,  # locked for too long, disk I/O error, cannot open the file
-)
-
-
-def is_unavailable(exc: BaseException) -> bool:
-    """Whether ``exc`` (or what SQLAlchemy wrapped in it) says the database is away."""
-    if isinstance(exc, sqlalchemy.exc.DBAPIError):
-        if exc.connection_invalidated or isinstance(exc.orig, UNAVAILABLE):
-            return True
-        return isinstance(exc, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError)
-    return isinstance(exc, UNAVAILABLE)
 
 
 def _unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

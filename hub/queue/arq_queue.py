@@ -20,8 +20,10 @@ import sqlalchemy as sa
 from arq import Worker
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.worker import func
+from redis.exceptions import RedisError
 
 from hub.context import Hub
+from hub.db import is_unavailable
 from hub.models import Job, utcnow
 from hub.queue.base import JOB_NOTE
 from hub.queue.runner import JobRunner, PeriodicClock
@@ -37,6 +39,16 @@ ARQ_FUNCTION = "run_job_row"
 PUSH_BATCH = 500
 #: How often the pusher looks for rows without being woken.
 PUSH_INTERVAL_S = 1.0
+
+
+def away(exc: BaseException) -> bool:
+    """Whether ``exc`` says Redis or the database cannot be reached (not a bug)."""
+    return isinstance(exc, RedisError | OSError) or is_unavailable(exc)
+
+
+def reason(exc: BaseException) -> str:
+    """A one-line reason: the error's type and message, no traceback."""
+    return f"{type(exc).__name__}: {exc}"
 
 
 def redis_settings(url: str) -> RedisSettings:
@@ -60,6 +72,8 @@ class ArqQueue:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        #: Redis or the database was away at the last round (logged once).
+        self._away = False
         hub.store.on_commit(self._committed)
 
     def notify(self) -> None:
@@ -97,8 +111,16 @@ class ArqQueue:
                 await self.periodic.tick()
                 while await self.push_once() == PUSH_BATCH:
                     pass
-            except Exception:  # Redis or the database is away: try again next round
-                log.exception("pushing jobs to Redis failed")
+            except Exception as exc:  # Redis or the database is away: try again next round
+                if not away(exc):
+                    log.exception("pushing jobs to Redis failed")
+                elif not self._away:  # one line per outage, not one per round
+                    log.warning("pushing jobs to Redis failed (%s); retrying", reason(exc))
+                self._away = away(exc)
+            else:
+                if self._away:
+                    log.info("pushing jobs to Redis again")
+                self._away = False
             if self._stopping:
                 return
             self._wake.clear()
@@ -229,3 +251,27 @@ def make_worker(hub: Hub, *, burst: bool = False) -> Worker:
         handle_signals=not burst,
         log_results=False,
     )
+
+
+#: Seconds a worker that lost Redis waits before it starts again.
+RECONNECT_S = 1.0
+
+
+async def run_worker(hub: Hub) -> None:
+    """Run an arq worker until a signal stops it. arq's loop ends at the first Redis
+    error: when Redis goes away, a new worker starts once it answers again (the jobs a
+    restart of Redis lost come back through the pusher's sweep)."""
+    while True:
+        worker = make_worker(hub)
+        try:
+            await worker.async_run()
+            return
+        except Exception as exc:
+            if not away(exc):
+                raise
+            log.warning("the worker lost Redis (%s); starting again", reason(exc))
+        finally:
+            # Waits for the running jobs (their outcome is in the database already).
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(worker.close(), hub.settings.job_lease_s)
+        await asyncio.sleep(RECONNECT_S)

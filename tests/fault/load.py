@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+import subprocess
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -24,6 +27,7 @@ from hub.context import Hub
 from hub.models import Event, FlowRun, Job
 from hub.services.channels import create_channel
 from hub.services.flows import import_flow
+from tests.conftest import free_port, port_open, service_missing
 from tests.fakes.providers import FakeProvider
 from tests.fakes.sink import Sink
 from tests.fault.server import Server
@@ -271,3 +275,40 @@ async def backlog(hub: Hub, tally: Tally, total: int) -> str:
         f"{len(extra)} SMS to other phones ({sorted(extra)[:5]}); "
         f"jobs left: {[tuple(row) for row in jobs]}"
     )
+
+
+class RedisServer:
+    """A private ``redis-server`` on a free port, without persistence: :meth:`kill` loses
+    everything it held, and :meth:`start` again gives an empty one on the same port."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.port = free_port()
+        self.dir = tmp_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    async def start(self) -> RedisServer:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            service_missing("redis-server", "no redis-server binary on PATH")
+        args = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly"]
+        self.proc = subprocess.Popen(
+            [str(binary), *args, "no", "--dir", str(self.dir)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(100):
+            if port_open("127.0.0.1", self.port):
+                return self
+            await asyncio.sleep(0.05)
+        raise AssertionError("redis-server did not start")
+
+    def kill(self) -> None:
+        """SIGKILL: no save, nothing left."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(10)
+            self.proc = None
