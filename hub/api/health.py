@@ -21,11 +21,13 @@ async def healthz() -> HealthOut:
     return HealthOut(status="ok")
 
 
-@get("/readyz", tags=["health"], summary="The database (and Redis, in arq mode) answer")
+@get("/readyz", tags=["health"], summary="The database (and Redis, in arq mode) answer; stored secrets decrypt")
 async def readyz(hub: NamedDependency[Hub]) -> Response[HealthOut]:
     checks = {"database": await _check_database(hub)}
     if hub.settings.redis_url:
         checks["redis"] = await _check_redis(hub)
+    if hub.box.mismatch:  # a stored secret did not decrypt: another process's key?
+        checks["secret_key"] = "error: stored secrets do not decrypt; check SMSHUB_SECRET_KEY"
     ok = all(v == "ok" for v in checks.values())
     return Response(
         HealthOut(status="ok" if ok else "unavailable", checks=checks),

@@ -148,11 +148,14 @@ async def test_a_webhook_whose_channel_secret_cannot_be_decrypted_is_a_503(
         async with httpx.AsyncClient(transport=transport, base_url="http://t.local") as client:
             with caplog.at_level(logging.ERROR):
                 resp = await client.post(f"/webhooks/{channel_id}", content=body, headers=headers)
+            ready = await client.get("/readyz")  # the process now says it is not fit
+        assert ready.status_code == 503
+        assert "SMSHUB_SECRET_KEY" in ready.json()["checks"]["secret_key"]
         assert resp.status_code == 503, resp.text
         assert resp.json()["error"]["code"] == "secret_key_mismatch"
         assert "SMSHUB_SECRET_KEY" in resp.json()["error"]["message"]
         [record] = [r for r in caplog.records if "cannot be decrypted" in r.getMessage()]
         assert "SMSHUB_SECRET_KEY" in record.getMessage() and record.exc_info is None
-        assert hub.box.mismatch  # what /readyz can report
+        assert hub.box.mismatch
     finally:
         await hub.close()

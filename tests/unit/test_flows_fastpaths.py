@@ -201,6 +201,8 @@ def _old_to_dict(record: Run | Step | Wait) -> dict[str, Any]:
             data[name] = value.isoformat()
     if isinstance(record, Run) and record.wait is not None:
         data["wait"] = _old_to_dict(record.wait)
+    if isinstance(record, Step) and not record.redacted:
+        del data["redacted"]  # added later: left out unless the flow's settings stripped data
     return data
 
 
