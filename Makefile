@@ -27,8 +27,18 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The suite in each configuration, one pytest process each (tests/conftest.py):
+# sqlite = the embedded default (every test), postgres = the hub-backed tests on
+# PostgreSQL + the inline queue, arq = the same on PostgreSQL + Redis + arq workers.
+# Every configuration runs even when an earlier one failed; the target fails if any did.
+TEST_CONFIGS ?= sqlite postgres arq
+
 pytest: $(STAMP)
-	$(BIN)/pytest $(PYTEST_ARGS)
+	@failed=""; for config in $(TEST_CONFIGS); do \
+	  echo "== pytest, SMSHUB_TEST_CONFIG=$$config"; \
+	  SMSHUB_TEST_CONFIG=$$config $(BIN)/pytest $(PYTEST_ARGS) || failed="$$failed $$config"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "== pytest failed in:$$failed"; exit 1; fi
 
 test: lint typecheck pytest
 

@@ -2,6 +2,22 @@
 
 Tests that need PostgreSQL, Redis or Chromium skip with a reason when the service is
 missing, and fail instead when ``SMSHUB_REQUIRE_SERVICES=1`` (CI).
+
+``SMSHUB_TEST_CONFIG`` picks the configuration the hub-backed tests run in (``make test``
+runs each one in its own pytest process):
+
+- unset: every test; hub-backed ones on SQLite and on PostgreSQL, inline queue;
+- ``sqlite``: every test, hub-backed ones on SQLite + the inline queue (``make run``'s
+  embedded default);
+- ``postgres``: the hub-backed tests (those using ``database_url``) on PostgreSQL + the
+  inline queue;
+- ``arq``: the hub-backed tests on PostgreSQL + Redis + arq: ``drain`` pushes the job rows
+  to Redis and runs them with an arq worker, and the fault tests' ``smshub serve`` only
+  accepts and pushes while ``smshub worker`` processes run the jobs.
+
+Tests that touch no database run once, in the unset and ``sqlite`` configurations. A test
+that is about one engine only says so with ``@pytest.mark.engine("inline")`` (or
+``"arq"``) and is skipped, with that reason, elsewhere.
 """
 
 from __future__ import annotations
@@ -40,6 +56,16 @@ PG_ADMIN_URL = os.environ.get(
     "SMSHUB_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
 REDIS_TEST_URL = os.environ.get("SMSHUB_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+
+TEST_CONFIG = os.environ.get("SMSHUB_TEST_CONFIG", "")
+CONFIGS = {"": ["sqlite", "postgres"], "sqlite": ["sqlite"], "postgres": ["postgres"]}
+CONFIGS["arq"] = CONFIGS["postgres"]
+if TEST_CONFIG not in CONFIGS:
+    raise SystemExit(f"SMSHUB_TEST_CONFIG must be one of {sorted(CONFIGS)}, not {TEST_CONFIG!r}")
+#: True when the hub-backed tests run on Redis + arq.
+ARQ_CONFIG = TEST_CONFIG == "arq"
+#: The Redis database the arq configuration's hubs use (flushed around every test).
+ARQ_CONFIG_REDIS_DB = 8
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -115,7 +141,34 @@ async def _truncate_pg(url: str) -> None:
     await engine.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "engine(name): the test is about one queue engine (inline or arq) only"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Per configuration: drop the tests that touch no database where they already ran
+    elsewhere, and skip a test bound to the other queue engine."""
+    engine = "arq" if ARQ_CONFIG else "inline"
+    kept, dropped = [], []
+    for item in items:
+        uses_hub = "database_url" in getattr(item, "fixturenames", ())
+        if TEST_CONFIG in ("postgres", "arq") and not uses_hub:
+            dropped.append(item)
+            continue
+        marker = item.get_closest_marker("engine")
+        if marker is not None and uses_hub and marker.args[0] != engine:
+            item.add_marker(
+                pytest.mark.skip(reason=f"{marker.args[0]} engine only; this run is {engine}")
+            )
+        kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+@pytest.fixture(params=CONFIGS[TEST_CONFIG])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A clean, migrated database: each integration test runs on SQLite and on PostgreSQL."""
     if request.param == "sqlite":
@@ -147,8 +200,38 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settin
         # servers run with it.
         "sqlite_synchronous": "NORMAL",
     }
+    if ARQ_CONFIG:
+        values["redis_url"] = arq_config_redis_url()
     values.update(overrides)
     return Settings(**values)
+
+
+def arq_config_redis_url() -> str:
+    """The Redis URL of the arq configuration's hubs."""
+    return f"{REDIS_TEST_URL.rstrip('/')}/{ARQ_CONFIG_REDIS_DB}"
+
+
+async def _flush_redis(url: str) -> None:
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(url)
+    try:
+        await client.flushdb()
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture(autouse=True)
+def _arq_config_redis(request: pytest.FixtureRequest) -> Iterator[None]:
+    """In the arq configuration, a hub-backed test starts and ends with an empty Redis db."""
+    if not (ARQ_CONFIG and "database_url" in request.fixturenames):
+        yield
+        return
+    if not port_open("127.0.0.1", 6379):
+        service_missing("Redis", "nothing listens on 127.0.0.1:6379")
+    asyncio.run(_flush_redis(arq_config_redis_url()))
+    yield
+    asyncio.run(_flush_redis(arq_config_redis_url()))
 
 
 @pytest.fixture

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +17,7 @@ from sqlmodel import SQLModel
 
 from hub.context import Hub
 from hub.models import Contact, Event, Job, Message, MessageStatusChange
+from hub.queue.arq_queue import ArqQueue, make_worker
 
 FIXTURES = Path(__file__).parent / "fixtures"
 GATEWAY_DIRS = ("mysmsgate", "smsgate", "twilio", "vonage")
@@ -146,3 +150,30 @@ async def fast_forward(hub: Hub, *names: str) -> int:
     async with hub.db.write() as session:
         result = await session.execute(stmt.values(run_at=datetime.now(UTC) - timedelta(seconds=1)))
         return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+@contextlib.asynccontextmanager
+async def running_queue(hub: Hub) -> AsyncIterator[Hub]:
+    """The hub's queue running as in a live deployment until the block ends.
+
+    Inline: the process's own workers. arq: the pusher, plus an arq worker on this
+    event loop doing what ``smshub worker`` does (the fault tests run real worker
+    processes)."""
+    await hub.queue.start()
+    worker, task = None, None
+    if isinstance(hub.queue, ArqQueue):
+        worker = make_worker(hub, burst=False)
+        task = asyncio.create_task(worker.main(), name="test-arq-worker")
+    try:
+        yield hub
+    finally:
+        if worker is not None and task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            for job in worker.tasks.values():  # what a killed worker leaves: leases
+                job.cancel()
+            await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
+            if worker._pool is not None:
+                await worker._pool.aclose()
+        await hub.queue.stop()

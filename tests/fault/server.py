@@ -14,16 +14,31 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import free_port
+from tests.conftest import ARQ_CONFIG, arq_config_redis_url, free_port
 
 
 class Server:
-    """``smshub serve`` in a child process, on its own port, killable with SIGKILL."""
+    """``smshub serve`` in a child process, on its own port, killable with SIGKILL.
+
+    In the arq test configuration (``SMSHUB_TEST_CONFIG=arq``) a server on PostgreSQL
+    that was not given a Redis URL gets the configuration's, and a ``smshub worker``
+    process beside it that runs the jobs (``serve`` with Redis only accepts and pushes);
+    the two start, die and restart together, as one supervised unit would."""
 
     #: The CLI sub-command this process runs.
     command = "serve"
 
     def __init__(self, tmp_path: Path, database_url: str, **env: str) -> None:
+        self.companion: WorkerProcess | None = None
+        if (
+            ARQ_CONFIG
+            and self.command == "serve"
+            and database_url.startswith("postgresql")
+            and "SMSHUB_REDIS_URL" not in env
+        ):
+            env["SMSHUB_REDIS_URL"] = arq_config_redis_url()
+            if env.get("SMSHUB_WORKERS") != "0":
+                self.companion = WorkerProcess(tmp_path, database_url, **env)
         self.port = free_port()
         self.env = {
             **os.environ,
@@ -48,7 +63,9 @@ class Server:
         return await self.wait_healthy()
 
     def spawn(self) -> None:
-        """Start the child process."""
+        """Start the child process (and its worker, in the arq configuration)."""
+        if self.companion is not None:
+            self.companion.spawn()
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "hub.cli", self.command],
@@ -75,6 +92,8 @@ class Server:
 
     def kill(self) -> None:
         """SIGKILL the process and its children: no shutdown hooks, no flushing."""
+        if self.companion is not None:
+            self.companion.kill()
         if self.proc is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)

@@ -16,7 +16,7 @@ from tests.fault.server import Server, WorkerProcess, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 
-REDIS_DB = 11
+REDIS_DB = 13
 
 
 @pytest.fixture

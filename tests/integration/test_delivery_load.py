@@ -17,6 +17,7 @@ from hub.context import Hub
 from hub.delivery.models import Delivery
 from hub.services.events import emit_in_session as emit
 from tests.fakes.sink import Reply, Sink, wait_until
+from tests.helpers import running_queue
 
 pytestmark = pytest.mark.slow
 
@@ -71,8 +72,7 @@ async def test_1000_events_to_three_endpoints_one_down_then_back(
         await subscribe(client, api_headers, sink.url)
     flaky.always(503)  # down…
     ids = await publish_many(hub, EVENTS, "load")
-    await hub.queue.start()
-    try:
+    async with running_queue(hub):
         # Down for a while: a few hundred refused deliveries and a second more.
         await wait_until(lambda: len(flaky.requests) >= 300, timeout=40)
         await asyncio.sleep(1.0)
@@ -80,8 +80,6 @@ async def test_1000_events_to_three_endpoints_one_down_then_back(
         await wait_until(
             lambda: all(len(set(s.succeeded_ids())) == EVENTS for s in sinks), timeout=50
         )
-    finally:
-        await hub.queue.stop()
 
     for sink in (healthy_a, healthy_b):
         assert Counter(sink.ids()) == Counter(ids)  # each event exactly once, nothing else
@@ -105,13 +103,10 @@ async def test_a_slow_endpoint_does_not_delay_a_fast_one(
         await subscribe(client, api_headers, fast.url)
         ids = await publish_many(hub, 40, "slow-fast")
         started = time.monotonic()
-        await hub.queue.start()
-        try:
+        async with running_queue(hub):
             await wait_until(lambda: len(fast.requests) == 40, timeout=10)
             fast_done = time.monotonic() - started
             slow_seen = len(slow.requests)
-        finally:
-            await hub.queue.stop()
     # 40 one-second answers at <= 8 in flight need >= 5 s; the fast endpoint is not in line.
     assert fast_done < 2.5, f"fast endpoint needed {fast_done:.1f}s"
     assert slow_seen < 40
@@ -128,16 +123,13 @@ async def test_hanging_endpoints_leave_workers_for_a_fast_one(
             await subscribe(client, api_headers, sink.url, ["sms.received"])
         await subscribe(client, api_headers, fast.url, ["sms.sent"])
         await publish_many(hub, 30, "hang-first")  # the hanging endpoints' backlog
-        await hub.queue.start()
-        try:
+        async with running_queue(hub):
             await wait_until(lambda: all(s.requests for s in hanging), timeout=5)
             ids = await publish_many(hub, 20, "hang-then", type_="sms.sent")
             started = time.monotonic()
             await wait_until(lambda: len(fast.requests) >= 20, timeout=10)
             fast_done = time.monotonic() - started
             in_flight = sum(1 for s in hanging for r in s.requests if r.status is None)
-        finally:
-            await hub.queue.stop()
     # Four dead endpoints hold at most two attempts each before their first answer.
     assert in_flight <= 8
     assert fast_done < 1.5, f"fast endpoint needed {fast_done:.1f}s"

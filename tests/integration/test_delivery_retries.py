@@ -17,7 +17,7 @@ from hub.delivery.models import Endpoint
 from hub.models import Event
 from hub.services.events import emit_in_session as emit
 from tests.fakes.sink import Reply, Sink, wait_until
-from tests.helpers import count
+from tests.helpers import count, running_queue
 
 #: Three attempts: at once, then twice 0.3 s apart (±10 % jitter).
 SCHEDULE = [0.0, 0.3, 0.3]
@@ -33,10 +33,9 @@ def settings_overrides() -> dict[str, Any]:
 
 @pytest.fixture
 async def running(hub: Hub) -> AsyncIterator[Hub]:
-    """The hub with its real inline queue running."""
-    await hub.queue.start()
-    yield hub
-    await hub.queue.stop()
+    """The hub with its real queue running."""
+    async with running_queue(hub):
+        yield hub
 
 
 @pytest.fixture

@@ -19,6 +19,10 @@ from hub.wiring import default_wiring
 from tests.conftest import make_settings
 from tests.fakes.sink import wait_until
 
+#: The in-memory hand-over and the table as overflow are the inline engine's; arq has its own
+#: tests (test_arq_queue.py).
+pytestmark = pytest.mark.engine("inline")
+
 SLOW_JOB = "test_slow_job"
 WORKERS = 2
 RAN: Counter[int] = Counter()
