@@ -120,3 +120,52 @@ async def test_bad_input_in_the_browser_shows_next_to_the_field(tmp_path: Path) 
             ).to_contain_text("required")
 
     await _bounded(run())
+
+
+async def test_saving_in_the_editor_keeps_the_flows_settings(tmp_path: Path) -> None:
+    """The editor has no form for a flow's ``settings`` (what its run history keeps): a
+    save from the editor must hand them back unchanged, not drop them."""
+    import subprocess
+    import sys
+
+    import httpx
+
+    async def run() -> None:
+        async with (
+            running_hub(tmp_path) as server,
+            chromium(tmp_path / "profile") as page,
+        ):
+            created = subprocess.run(
+                [sys.executable, "-m", "hub.cli", "apikey", "create", "--name", "e2e"],
+                env=server.env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=True,
+            )
+            key = created.stdout.strip()
+            auth = {"Authorization": f"Bearer {key}"}
+            document = {
+                "name": "Private survey",
+                "nodes": [
+                    {"id": "t", "type": "trigger.sms_received", "config": {"keywords": ["ASK"]}},
+                    {"id": "r", "type": "sms.reply", "config": {"text": "Thanks"}},
+                ],
+                "edges": [{"from": "t", "to": "r"}],
+                "settings": {"store_step_data": False, "redact": ["body"]},
+            }
+            async with httpx.AsyncClient(base_url=server.url, headers=auth) as api:
+                resp = await api.post("/api/v1/flows/import", json=document)
+                assert resp.status_code == 201, resp.text
+                flow_id = resp.json()["id"]
+                await scenario.first_start(page, server.url)
+                await page.goto(f"{server.url}/flows/{flow_id}")
+                await page.wait_for_selector(".drawflow-node")
+                await page.click("[data-action=save]")
+                await (await scenario.expect(page.locator("[data-save-state]"))).to_have_text(
+                    "Draft saved"
+                )
+                draft = (await api.get(f"/api/v1/flows/{flow_id}")).json()["draft"]
+            assert draft["settings"] == {"store_step_data": False, "redact": ["body"]}
+
+    await _bounded(run())

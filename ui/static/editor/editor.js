@@ -21,7 +21,7 @@ export function Editor(options) {
   this.canvas = options.canvas;
   this.panel = options.panel;
   this.palette = options.palette;
-  this.meta = { name: this.data.draft.name || this.data.name, description: this.data.draft.description || "", ui: this.data.draft.ui };
+  this.meta = { name: this.data.draft.name || this.data.name, description: this.data.draft.description || "", ui: this.data.draft.ui, settings: this.data.draft.settings };
   this.graph = new Graph(this.canvas, this.catalog, "edit");
   this.selected = null;
   this.problems = this.data.problems || [];

@@ -185,6 +185,7 @@ Graph.prototype.toDocument = function (base) {
   var doc = { name: base.name, nodes: nodes, edges: edges };
   if (base.description) doc.description = base.description;
   if (base.ui) doc.ui = base.ui;
+  if (base.settings) doc.settings = clone(base.settings);  // no editor for them: kept as they were
   return doc;
 };
 /** Fade the nodes a run never reached (the run viewer). */
