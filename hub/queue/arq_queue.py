@@ -19,11 +19,12 @@ from typing import Any
 import sqlalchemy as sa
 from arq import Worker
 from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.worker import Retry as ArqRetry
 from arq.worker import func
 from redis.exceptions import RedisError
 
 from hub.context import Hub
-from hub.db import is_unavailable
+from hub.db import Outage, is_unavailable
 from hub.models import Job, utcnow
 from hub.queue.base import JOB_NOTE
 from hub.queue.runner import JobRunner, PeriodicClock
@@ -222,10 +223,23 @@ class ArqQueue:
         await asyncio.wait_for(rounds(), timeout)
 
 
+#: Seconds before arq delivers a job again whose row could not be claimed (database away).
+CLAIM_RETRY_S = 1.0
+
+
 async def run_job_row(ctx: dict[str, Any], row_id: str) -> None:
     """The arq job: claim the row (a duplicate finds nothing to claim), run, record."""
     runner: JobRunner = ctx["runner"]
-    for row in await runner.claim(1, job_id=row_id):
+    claiming: Outage = ctx["claiming"]
+    try:
+        rows = await runner.claim(1, job_id=row_id)
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise
+        claiming.failed(exc)  # one line per outage; arq delivers the job again soon
+        raise ArqRetry(defer=CLAIM_RETRY_S) from None
+    claiming.worked()
+    for row in rows:
         await runner.run(row)
 
 
@@ -241,7 +255,7 @@ def make_worker(hub: Hub, *, burst: bool = False) -> Worker:
     return Worker(
         functions=[func(run_job_row, name=ARQ_FUNCTION, keep_result=0, max_tries=1000)],
         redis_settings=redis_settings(hub.settings.redis_url),
-        ctx={"hub": hub, "runner": JobRunner(hub)},
+        ctx={"hub": hub, "runner": JobRunner(hub), "claiming": Outage(log, "claiming a job")},
         max_jobs=max(1, hub.settings.workers),
         # A job's lease is the longest it may run before another worker takes it over.
         job_timeout=hub.settings.job_lease_s,
@@ -266,6 +280,11 @@ async def run_worker(hub: Hub) -> None:
         try:
             await worker.async_run()
             return
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # we are being cancelled, not the worker
+            return  # SIGTERM / SIGINT: arq cancelled its own main task; a clean stop
         except Exception as exc:
             if not away(exc):
                 raise
