@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import SQLModel, col
 
+from hub.app import create_app
 from hub.cli import main
 from hub.context import Hub
 from hub.delivery.models import Delivery, DeliveryAttempt
@@ -23,6 +24,7 @@ from hub.models import Event, FlowRun, FlowStep, Message
 from hub.queue.runner import PeriodicClock
 from hub.services.retention import DEDUPE_FLOOR_DAYS, KINDS
 from tests.conftest import ChannelFactory, drain, free_port
+from tests.e2e.helpers import set_up_admin
 from tests.helpers import FIXTURE_PUBLIC_URL, SimPhone, count, load_gateway_fixtures
 
 SECRET = "simulator-secret-123"
@@ -146,6 +148,15 @@ async def test_an_old_message_keeps_its_metadata_but_not_its_text(
             await session.execute(sa.select(Event).where(col(Event.message_id) == old.id))
         ).scalar_one()
     assert event.payload["data"]["body"] == "" and event.payload["data"]["body_pruned"] is True
+    # The conversation shows that a message was there, not an empty bubble.
+    # (a browser on the public URL: the sign-in cookie is Secure on https)
+    transport = httpx.ASGITransport(app=create_app(hub=hub, workers=False))
+    async with httpx.AsyncClient(transport=transport, base_url=FIXTURE_PUBLIC_URL) as web:
+        await set_up_admin(web)
+        thread = f"/conversations/{shown['contact_id']}/{phone.channel_id}/messages"
+        bubbles = await web.get(thread)
+    assert bubbles.status_code == 200
+    assert "Text removed by data retention" in bubbles.text and "my old secret" not in bubbles.text
     # A second pass finds nothing more to do.
     again = await client.get(f"/api/v1/messages/{old.id}", headers=api_headers)
     await run_the_job(hub)
