@@ -25,3 +25,12 @@ def upgrade(url: str, revision: str = "head") -> None:
     if url.startswith("sqlite"):
         _ensure_sqlite_dir(url)
     command.upgrade(alembic_config(url), revision)
+
+
+def head_revision() -> str:
+    """The newest migration's revision id (what ``upgrade`` brings a database to)."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    assert head is not None
+    return head

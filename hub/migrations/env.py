@@ -16,6 +16,9 @@ from hub import models
 config = context.config
 target_metadata = models.metadata
 
+#: The PostgreSQL advisory lock migrations hold (any constant; "smshub" in ASCII).
+MIGRATION_LOCK = 0x736D73687562
+
 
 def _run(connection: sa.Connection) -> None:
     context.configure(
@@ -25,6 +28,11 @@ def _run(connection: sa.Connection) -> None:
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Several processes starting at once (each runs the upgrade): one migrates,
+            # the others wait here, then find the version current and do nothing. Held
+            # until the migrations' transaction ends.
+            connection.execute(sa.text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
         context.run_migrations()
 
 
