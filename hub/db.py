@@ -9,6 +9,7 @@ schema and the cold paths; the hot path writes through ``hub.store``.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -50,6 +51,36 @@ def is_unavailable(exc: BaseException) -> bool:
             return True
         return isinstance(exc, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError)
     return isinstance(exc, UNAVAILABLE)
+
+
+class Outage:
+    """Logs a database outage once — a warning when the first attempt fails, a line when
+    one works again — instead of a traceback per failed attempt (hundreds a second under
+    load); any other error is logged with its traceback."""
+
+    def __init__(self, log: logging.Logger, what: str) -> None:
+        self.log = log
+        self.what = what
+        self.away = False
+
+    def failed(self, exc: BaseException) -> None:
+        """``what`` failed with ``exc``."""
+        if not is_unavailable(exc):
+            self.log.error("%s failed", self.what, exc_info=exc)
+        elif not self.away:
+            self.away = True
+            self.log.warning(
+                "%s failed: the database is unavailable (%s: %s); retrying",
+                self.what,
+                type(exc).__name__,
+                exc,
+            )
+
+    def worked(self) -> None:
+        """``what`` worked."""
+        if self.away:
+            self.away = False
+            self.log.info("%s works again", self.what)
 
 
 def _sqlite_pragmas(synchronous: str) -> Any:

@@ -23,6 +23,7 @@ import os
 from typing import Any
 
 from hub.context import Hub
+from hub.db import Outage
 from hub.queue.base import JOB_NOTE, JobNote, JobRow, Lease
 from hub.queue.runner import JobRunner, PeriodicClock, backoff_s
 from hub.store import Note
@@ -53,6 +54,7 @@ class InlineQueue:
         self._stopping = False
         self._accepting = False
         self._lock: int | None = None
+        self._outage = Outage(log, "claiming jobs")
         hub.store.on_commit(self._committed)
 
     def notify(self) -> None:
@@ -138,6 +140,7 @@ class InlineQueue:
                 continue
             job: JobNote = item.value
             if job.row is not None and self._accepting:
+                self.runner.held.add(job.row.id)  # leased to us at write: ours to run
                 self._ready.append(job.row)
             else:
                 wake = True
@@ -169,9 +172,10 @@ class InlineQueue:
             if not await self.runner.has_due(include_expired=True):
                 return 0
             jobs = await self.runner.claim(free)
-        except Exception:  # the database is down or busy: try again next round
-            log.exception("claiming jobs failed")
+        except Exception as exc:  # the database is down or busy: try again next round
+            self._outage.failed(exc)
             return 0
+        self._outage.worked()
         self._ready.extend(jobs)  # claimed (leased) now; they start as workers free up
         self._start_ready()
         return len(jobs)

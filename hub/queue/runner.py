@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from hub.context import Hub
+from hub.db import Outage
 from hub.logs import job_ids, log_context
 from hub.metrics import JOB_SECONDS, JOBS
 from hub.models import utcnow
@@ -40,12 +41,18 @@ def backoff_s(attempt: int) -> float:
     return base * random.uniform(0.8, 1.2)
 
 
-#: Rows a worker may take: pending and due, or running with an expired lease that is not
-#: its own (a job leased to this worker is in its memory and will run).
-_CLAIMABLE = (
-    "((status = 'pending' AND run_at <= ?) OR "
-    "(status = 'running' AND lease_until < ? AND (locked_by IS NULL OR locked_by <> ?)))"
-)
+#: Rows a worker may take: pending and due, or running with an expired lease — any
+#: worker's, its own too, unless the row is in its memory (:attr:`JobRunner.held`): a
+#: lease whose outcome could not be written (the database went away) or whose claim's
+#: answer was lost is this worker's to take again, or with one worker nobody's ever.
+_CLAIMABLE = "((status = 'pending' AND run_at <= ?) OR (status = 'running' AND lease_until < ?{}))"
+
+
+def _claimable(now: datetime, held: set[str]) -> tuple[str, list[Any]]:
+    """The claimable condition and its parameters, leaving out the ``held`` rows."""
+    if not held:
+        return _CLAIMABLE.format(""), [now, now]
+    return _CLAIMABLE.format(f" AND id NOT IN ({placeholders(len(held))})"), [now, now, *held]
 
 
 class UnknownJob(LookupError):
@@ -65,6 +72,11 @@ class JobRunner:
         self.worker_id = f"{os.uname().nodename}:{os.getpid()}:{id(self):x}"
         self._finished: list[str] = []
         self._flushing: asyncio.Task[None] | None = None
+        #: Rows leased to this worker that are in its memory: claimed or handed over and
+        #: not run yet, running, or finished and not deleted yet. Not claimable by it.
+        self.held: set[str] = set()
+        self._outage = Outage(log, "deleting finished jobs")
+        self._recording = Outage(log, "writing a job's outcome")
 
     def lease_until(self) -> datetime:
         """The end of a lease taken now."""
@@ -72,11 +84,15 @@ class JobRunner:
 
     async def claim(self, limit: int, *, job_id: str | None = None) -> list[JobRow]:
         """Take up to ``limit`` claimable rows (or exactly ``job_id`` if it is claimable)."""
-        return list(await self.hub.store.write(self._claim(limit, job_id)))
+        if job_id is not None and job_id in self.held:
+            return []  # delivered again while this worker has it
+        rows = list(await self.hub.store.write(self._claim(limit, job_id)))
+        self.held.update(row.id for row in rows)
+        return rows
 
     def _claim(self, limit: int, job_id: str | None) -> Unit[list[JobRow]]:
         now = utcnow()
-        where, params = _CLAIMABLE, [now, now, self.worker_id]
+        where, params = _claimable(now, self.held)
         if job_id is not None:
             where, params = f"{where} AND id = ?", [*params, job_id]
         pick = f"SELECT id FROM jobs WHERE {where} ORDER BY run_at LIMIT ?"
@@ -92,26 +108,41 @@ class JobRunner:
 
     async def has_due(self, *, include_expired: bool = False) -> bool:
         """Whether a job is due (pending and due, or running; with ``include_expired``,
-        only running jobs whose lease has expired — and are not this worker's — count)."""
+        only running jobs whose lease has expired — and are not in this worker's memory —
+        count)."""
         now = utcnow()
-        params: tuple[Any, ...]
+        params: list[Any]
         if include_expired:
-            where, params = _CLAIMABLE, (now, now, self.worker_id)
+            where, params = _claimable(now, self.held)
         else:
-            where, params = "(status = 'pending' AND run_at <= ?) OR status = 'running'", (now,)
+            where, params = "(status = 'pending' AND run_at <= ?) OR status = 'running'", [now]
         found = await self.hub.store.read(
-            fetch_value(f"SELECT id FROM jobs WHERE {where} LIMIT 1", params)
+            fetch_value(f"SELECT id FROM jobs WHERE {where} LIMIT 1", tuple(params))
         )
         return found is not None
 
     async def run(self, row: JobRow) -> None:
         """Run one claimed job and record the outcome; its log lines carry the job's name
         and the ids among its arguments (run, message, delivery, event)."""
-        with log_context(**job_ids(row.name, row.args)):
-            await self._run(row)
+        self.held.add(row.id)
+        try:
+            with log_context(**job_ids(row.name, row.args)):
+                await self._run(row)
+        finally:
+            if row.id not in self._finished:  # a finished row is held until deleted
+                self.held.discard(row.id)
 
     async def _run(self, row: JobRow) -> None:
         started = time.perf_counter()
+        try:
+            await self._attempt(row)
+        except Exception as exc:  # its outcome could not be written: the row stays leased,
+            self._recording.failed(exc)  # and is claimed again when the lease runs out
+        finally:
+            JOB_SECONDS.labels(row.name).observe(time.perf_counter() - started)
+
+    async def _attempt(self, row: JobRow) -> None:
+        """Call the job function and write the outcome."""
         try:
             await self._call(row.name, dict(row.args))
         except Retry as exc:
@@ -128,8 +159,6 @@ class JobRunner:
         else:
             JOBS.labels(row.name, "done").inc()
             self._complete(row)
-        finally:
-            JOB_SECONDS.labels(row.name).observe(time.perf_counter() - started)
 
     async def _call(self, name: str, args: dict[str, Any]) -> None:
         """Run the job function the wiring lists under ``name``."""
@@ -151,8 +180,12 @@ class JobRunner:
             done, self._finished = self._finished, []
             try:
                 await self.hub.store.write(self._delete(done))
-            except Exception:  # they run once more after a restart; idempotent by contract
-                log.exception("deleting %d finished jobs failed", len(done))
+            except Exception as exc:  # they run once more, when their lease expired:
+                self._outage.failed(exc)  # job functions are idempotent by contract
+            else:
+                self._outage.worked()
+            finally:
+                self.held.difference_update(done)
 
     def _delete(self, ids: list[str]) -> Unit[None]:
         for start in range(0, len(ids), DELETE_CHUNK):

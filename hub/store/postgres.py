@@ -21,6 +21,7 @@ from typing import Any, cast
 
 import asyncpg
 
+from hub.db import Outage
 from hub.store.sqlite import OnCommit
 from hub.store.units import Exec, IntegrityError, Json, Note, Result, Unit, dumps
 
@@ -127,6 +128,7 @@ class PostgresStore:
         self._starting: asyncio.Lock | None = None
         self.batches = 0
         self.units = 0
+        self._outage = Outage(log, "a PostgreSQL write batch")
 
     def on_commit(self, listener: OnCommit) -> None:
         """Call ``listener`` with the notes of every committed batch."""
@@ -182,9 +184,11 @@ class PostgresStore:
                 async with self._pool.acquire() as conn:
                     await self._run(conn, batch)
             except Exception as exc:
-                log.exception("a PostgreSQL batch of %d failed as a whole", len(batch))
+                self._outage.failed(exc)  # PostgreSQL away: one line, not one per batch
                 for item in batch:
                     item.error, item.notes = exc, []
+            else:
+                self._outage.worked()
             self.batches += 1
             self.units += len(batch)
             self._settle(batch)

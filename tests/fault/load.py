@@ -290,7 +290,7 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    async def start(self) -> RedisServer:
+    def spawn(self) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             service_missing("redis-server", "no redis-server binary on PATH")
@@ -300,6 +300,10 @@ class RedisServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+
+    async def start(self) -> RedisServer:
+        """Start it and wait until it listens."""
+        self.spawn()
         for _ in range(100):
             if port_open("127.0.0.1", self.port):
                 return self
@@ -312,3 +316,11 @@ class RedisServer:
             self.proc.kill()
             self.proc.wait(10)
             self.proc = None
+
+
+async def jobs_left(hub: Hub) -> int:
+    """Job rows left besides the periodic ones: 0 once every job ran and was deleted (a
+    row stuck ``running`` — a lease nobody takes over — counts)."""
+    async with hub.db.read() as session:
+        stmt = sa.select(sa.func.count()).where(Job.name.not_in(list(hub.wiring.periodic)))  # type: ignore[attr-defined]
+        return int((await session.execute(stmt)).scalar_one())

@@ -20,6 +20,7 @@ from tests.fault.load import (
     RedisServer,
     Tally,
     backlog,
+    jobs_left,
     joins,
     phone_with_keyword_flow,
     runs_per_phone,
@@ -78,7 +79,7 @@ async def test_redis_restarted_empty_under_load_loses_nothing(
         tally = Tally(gateway, zap)
 
         async def everything_arrived() -> bool:
-            return tally.complete(WEBHOOKS)
+            return tally.complete(WEBHOOKS) and await jobs_left(setup_hub) == 0
 
         try:
             await wait_for(everything_arrived, timeout=120)

@@ -20,6 +20,7 @@ from tests.fault.load import (
     Load,
     Tally,
     backlog,
+    jobs_left,
     joins,
     phone_with_keyword_flow,
     runs_per_phone,
@@ -77,7 +78,7 @@ async def test_two_apis_two_workers_survive_a_killed_worker(
         assert await asyncio.wait_for(killer, 30), "the worker was killed after all work was done"
 
         async def everything_arrived() -> bool:
-            return tally.complete(WEBHOOKS)
+            return tally.complete(WEBHOOKS) and await jobs_left(setup_hub) == 0
 
         try:
             await wait_for(everything_arrived, timeout=240)
