@@ -133,8 +133,8 @@ class Load:
     """Posts every webhook until a hub process acknowledges it, as a gateway retries.
 
     Webhook ``n`` goes first to server ``n % len(servers)``; a failed attempt (no answer,
-    a 5xx) is tried again on the next server. ``statuses`` counts every answer (0: the
-    connection failed), ``reached`` is set when that many webhooks were acknowledged."""
+    a 5xx) is tried again on the next server. ``statuses`` counts every answer (0: no
+    answer), ``reached`` is set when that many webhooks were acknowledged."""
 
     def __init__(
         self,
@@ -152,6 +152,8 @@ class Load:
         self.statuses: Counter[int] = Counter()
         #: 503 answers without a Retry-After header.
         self.no_retry_after = 0
+        #: Attempts that connected but got no answer (also counted as status 0).
+        self.cut_mid_request = 0
         self.reached = {int(total * share): asyncio.Event() for share in marks}
         self._gate = asyncio.Semaphore(concurrency)
 
@@ -171,8 +173,11 @@ class Load:
                 async with client.post(url, data=body, headers=headers) as resp:
                     status, retry_after = resp.status, resp.headers.get("Retry-After")
                     await resp.read()
-            except (aiohttp.ClientError, TimeoutError):
+            except aiohttp.ClientConnectorError:  # nothing listens (any more)
                 status = 0
+            except (aiohttp.ClientError, TimeoutError):  # the process died under it
+                status = 0
+                self.cut_mid_request += 1
             self.statuses[status] += 1
             if status == 200:
                 self.acked += 1
