@@ -79,6 +79,13 @@ class Contact(SQLModel, table=True):
     opted_out_at: datetime | None = ts_field(nullable=True)
     tags: list[str] = json_field(list)
     fields: dict[str, Any] = json_field(dict)
+    #: Preferred language (a BCP 47 tag such as "en" or "pt-BR"); None = unknown.
+    language: str | None = Field(default=None, max_length=35)
+    #: IANA time zone ("Europe/Paris"); None = the channel's (quiet hours use it).
+    timezone: str | None = Field(default=None, max_length=64)
+    #: Deleted contacts keep an anonymised row (phone and opt-out only) for the message
+    #: history and the opt-out list; they are hidden from lists (hub.services.contacts).
+    deleted_at: datetime | None = ts_field(nullable=True)
     created_at: datetime = ts_field()
     updated_at: datetime = ts_field()
 
@@ -330,3 +337,50 @@ class EditorTestRun(SQLModel, table=True):
     #: The draft document, the start time and the inputs so far (see ``ui.testrun``).
     doc: dict[str, Any] = json_field(dict)
     used_at: datetime = ts_field(index=True)
+
+
+# --- Issue 11, part A: groups of contacts and CSV imports -----------------------------
+
+
+class Group(SQLModel, table=True):
+    """A named list of contacts (broadcasts send to groups)."""
+
+    __tablename__ = "groups"
+
+    id: str = Field(primary_key=True, max_length=40)
+    name: str = Field(unique=True, max_length=200)
+    description: str = Field(default="", max_length=1000)
+    created_at: datetime = ts_field()
+    updated_at: datetime = ts_field()
+
+
+class GroupMember(SQLModel, table=True):
+    """One contact in one group."""
+
+    __tablename__ = "group_members"
+    __table_args__ = (sa.Index("ix_group_members_contact", "contact_id"),)
+
+    group_id: str = Field(foreign_key="groups.id", primary_key=True, max_length=40)
+    contact_id: str = Field(foreign_key="contacts.id", primary_key=True, max_length=40)
+    added_at: datetime = ts_field()
+
+
+class ContactImport(SQLModel, table=True):
+    """A CSV import and its progress (the UI polls it); the report once finished."""
+
+    __tablename__ = "contact_imports"
+
+    id: str = Field(primary_key=True, max_length=40)
+    #: running / completed / failed
+    status: str = Field(default="running", max_length=16)
+    filename: str = Field(default="", max_length=200)
+    total_rows: int = Field(default=0)
+    processed_rows: int = Field(default=0)
+    created: int = Field(default=0)
+    updated: int = Field(default=0)
+    unchanged: int = Field(default=0)
+    #: [{row, phone, reason}], row numbers as in the file (the header is row 1).
+    refused: list[dict[str, Any]] = json_field(list)
+    error: str | None = Field(default=None)
+    created_at: datetime = ts_field()
+    finished_at: datetime | None = ts_field(nullable=True)
