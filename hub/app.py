@@ -14,7 +14,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.plugins.pydantic import PydanticPlugin
 from redis.asyncio import Redis
 
-from hub.api import endpoints, flows, health, ingress, v1
+from hub.api import contacts, endpoints, flows, health, ingress, v1
 from hub.api.deps import provide_hub, reject_nul
 from hub.api.errors import exception_handlers
 from hub.context import Hub, Wiring
@@ -161,5 +161,10 @@ def _api_router() -> Router:
     return Router(
         path="/api/v1",
         before_request=reject_nul,
-        route_handlers=[*v1.route_handlers, *flows.api_handlers, *endpoints.route_handlers],
+        route_handlers=[
+            *v1.route_handlers,
+            *contacts.route_handlers,
+            *flows.api_handlers,
+            *endpoints.route_handlers,
+        ],
     )

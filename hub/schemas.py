@@ -207,6 +207,8 @@ class ContactOut(BaseModel):
     opted_out_at: datetime | None
     tags: list[str]
     fields: dict[str, Any]
+    language: str | None = Field(default=None, description="BCP 47 tag, e.g. en or pt-BR.")
+    timezone: str | None = Field(default=None, description="IANA time zone, e.g. Europe/Paris.")
     created_at: datetime
     updated_at: datetime
 
@@ -222,6 +224,12 @@ class ContactPatch(Patch):
     name: str | None = Field(default=None, max_length=200)
     tags: list[str] | None = Field(default=None, max_length=100)
     fields: dict[str, str] | None = None
+    language: str | None = Field(
+        default=None, max_length=35, description="BCP 47 tag (en, pt-BR); null or '' clears it."
+    )
+    timezone: str | None = Field(
+        default=None, max_length=64, description="IANA time zone; null or '' clears it."
+    )
     opted_out: bool | None = Field(
         default=None, description="Set by hand (e.g. a written opt-out); STOP/START set it too."
     )

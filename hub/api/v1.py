@@ -1,4 +1,4 @@
-"""REST API ``/api/v1``: sending, messages, channels, devices, contacts."""
+"""REST API ``/api/v1``: sending, messages, channels, devices (contacts: hub.api.contacts)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from litestar import Response, delete, get, patch, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 
 from connectors import get_connector
 from hub.api.deps import ApiController, Limit
@@ -16,8 +16,6 @@ from hub.schemas import (
     ChannelIn,
     ChannelOut,
     ChannelPatch,
-    ContactOut,
-    ContactPatch,
     DeviceOut,
     DevicePatch,
     MessageOut,
@@ -168,43 +166,9 @@ class DeviceController(ApiController):
         return view(DeviceOut, await contact_service.update_device(hub, device_id, data.changes()))
 
 
-class ContactController(ApiController):
-    path = "/contacts"
-    tags = ["contacts"]
-
-    @get("/", summary="List contacts, newest first")
-    async def list_contacts(
-        self,
-        hub: NamedDependency[Hub],
-        limit: Limit = 50,
-        cursor: Cursor = None,
-        q: Annotated[
-            str | None, QueryParameter(description="Phone or name contains.", max_length=64)
-        ] = None,
-        opted_out: FromQuery[bool | None] = None,
-    ) -> Page[ContactOut]:
-        rows, next_cursor = await queries.list_contacts(
-            hub, limit=limit, cursor=cursor, q=q, opted_out=opted_out
-        )
-        return Page[ContactOut](items=[view(ContactOut, r) for r in rows], next_cursor=next_cursor)
-
-    @get("/{contact_id:str}", summary="One contact")
-    async def get_contact(self, hub: NamedDependency[Hub], contact_id: FromPath[str]) -> ContactOut:
-        return view(ContactOut, await queries.get_contact(hub, contact_id))
-
-    @patch("/{contact_id:str}", summary="Change a contact (name, tags, fields, opt-out)")
-    async def update_contact(
-        self, hub: NamedDependency[Hub], contact_id: FromPath[str], data: JSONBody[ContactPatch]
-    ) -> ContactOut:
-        return view(
-            ContactOut, await contact_service.update_contact(hub, contact_id, data.changes())
-        )
-
-
 route_handlers = [
     SendController,
     MessageController,
     ChannelController,
     DeviceController,
-    ContactController,
 ]

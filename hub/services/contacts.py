@@ -1,7 +1,15 @@
-"""Contacts: one row per phone number, with opt-out state, tags and fields."""
+"""Contacts: one row per phone number, with opt-out state, tags and fields.
+
+Deleting a contact keeps an anonymised row: the phone number (the key the message history
+and the opt-out list hang on) and the opt-out state stay, everything else (name, language,
+timezone, fields, tags, group memberships) is erased, and ``deleted_at`` hides the row from
+lists and lookups. New traffic with the number brings the row back, still opted out if it
+was; so does creating the contact again (API, UI or an import).
+"""
 
 from __future__ import annotations
 
+import zoneinfo
 from typing import Any
 
 import sqlalchemy as sa
@@ -10,10 +18,14 @@ from sqlmodel import col
 
 from hub.context import Hub
 from hub.dbutil import insert_ignore
-from hub.errors import NotFound, Unprocessable
+from hub.errors import Conflict, NotFound, Unprocessable
 from hub.ids import new_id
-from hub.models import Contact, Device, utcnow
-from hub.store import Json, Unit, fetch_one, insert_rows
+from hub.models import Contact, Device, GroupMember, utcnow
+from hub.phone import InvalidNumber, to_e164
+from hub.store import Json, Unit, execute, fetch_one, insert_rows
+
+#: The personal data a delete erases, with the value it is set to.
+ERASED: dict[str, Any] = {"name": "", "language": None, "timezone": None, "tags": [], "fields": {}}
 
 
 async def get_or_create_contact(session: AsyncSession, phone: str) -> Contact:
@@ -48,31 +60,112 @@ async def find_contact(session: AsyncSession, phone: str) -> Contact | None:
     return found.scalar_one_or_none()
 
 
+def check_phone(raw: str, region: str, field: str = "phone") -> str:
+    """A number as E.164, or a 422 naming ``field``."""
+    try:
+        return to_e164(raw, region)
+    except InvalidNumber as exc:
+        raise Unprocessable(str(exc), details=[{"field": field, "message": str(exc)}]) from exc
+
+
+def timezone_problem(value: str) -> str | None:
+    """Why ``value`` is not an IANA time zone name, or None when it is one."""
+    if not value or len(value) > 64 or value.startswith(("/", ".")) or ".." in value:
+        return f"{value!r} is not an IANA time zone (e.g. Europe/Paris)"
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        return f"{value!r} is not an IANA time zone (e.g. Europe/Paris)"
+    return None
+
+
+def clean_tags(raw: list[Any]) -> list[str]:
+    """Tags stripped and de-duplicated; a 422 for an empty or too long one."""
+    tags = [str(t).strip() for t in raw]
+    if any(not t or len(t) > 64 for t in tags):
+        raise Unprocessable(
+            "tags must be 1 to 64 characters",
+            details=[{"field": "tags", "message": "empty or too long tag"}],
+        )
+    return list(dict.fromkeys(tags))
+
+
+def _check_timezone(value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    problem = timezone_problem(value)
+    if problem:
+        raise Unprocessable(problem, details=[{"field": "timezone", "message": problem}])
+    return value
+
+
+def _apply(contact: Contact, changes: dict[str, Any]) -> None:
+    """Copy the given editable fields onto ``contact`` (validated)."""
+    if changes.get("name") is not None:
+        contact.name = changes["name"]
+    if "language" in changes:
+        contact.language = changes["language"] or None
+    if "timezone" in changes:
+        contact.timezone = _check_timezone(changes["timezone"])
+    if changes.get("tags") is not None:
+        contact.tags = clean_tags(changes["tags"])
+    if changes.get("fields") is not None:
+        contact.fields = {**contact.fields, **changes["fields"]}
+
+
+async def _live_contact(session: AsyncSession, contact_id: str) -> Contact:
+    contact = await session.get(Contact, contact_id) or await find_contact(session, contact_id)
+    if contact is None or contact.deleted_at is not None:
+        raise NotFound(f"contact {contact_id!r} not found", code="contact_not_found")
+    return contact
+
+
+async def create_contact(hub: Hub, data: dict[str, Any]) -> Contact:
+    """A new contact; 409 when the number is already a contact. A deleted contact's row
+    is brought back (its opt-out state kept)."""
+    phone = check_phone(data["phone"], hub.settings.default_region)
+    async with hub.db.write() as session:
+        existing = await find_contact(session, phone)
+        if existing is not None and existing.deleted_at is None:
+            raise Conflict(
+                f"{phone} is already a contact ({existing.id})",
+                code="contact_exists",
+                details=[{"field": "phone", "message": "already a contact", "id": existing.id}],
+            )
+        contact = existing or await get_or_create_contact(session, phone)
+        contact.deleted_at = None
+        _apply(contact, data)
+        contact.updated_at = utcnow()
+        session.add(contact)
+        return contact
+
+
 async def update_contact(hub: Hub, contact_id: str, changes: dict[str, Any]) -> Contact:
     """Apply a partial change to a contact found by id or phone."""
     async with hub.db.write() as session:
-        contact = await session.get(Contact, contact_id) or await find_contact(session, contact_id)
-        if contact is None:
-            raise NotFound(f"contact {contact_id!r} not found", code="contact_not_found")
+        contact = await _live_contact(session, contact_id)
         now = utcnow()
-        if changes.get("name") is not None:
-            contact.name = changes["name"]
-        if changes.get("tags") is not None:
-            tags = [str(t).strip() for t in changes["tags"]]
-            if any(not t or len(t) > 64 for t in tags):
-                raise Unprocessable(
-                    "tags must be 1 to 64 characters",
-                    details=[{"field": "tags", "message": "empty or too long tag"}],
-                )
-            contact.tags = list(dict.fromkeys(tags))
-        if changes.get("fields") is not None:
-            contact.fields = {**contact.fields, **changes["fields"]}
+        _apply(contact, changes)
         if changes.get("opted_out") is not None and changes["opted_out"] != contact.opted_out:
             contact.opted_out = changes["opted_out"]
             contact.opted_out_at = now if contact.opted_out else None
         contact.updated_at = now
         session.add(contact)
         return contact
+
+
+async def delete_contact(hub: Hub, contact_id: str) -> None:
+    """Erase a contact's personal data and group memberships; keep the phone and opt-out
+    state (see the module docstring)."""
+    async with hub.db.write() as session:
+        contact = await _live_contact(session, contact_id)
+        await session.execute(
+            sa.delete(GroupMember).where(col(GroupMember.contact_id) == contact.id)
+        )
+        for name, value in ERASED.items():
+            setattr(contact, name, value)
+        contact.deleted_at = contact.updated_at = utcnow()
+        session.add(contact)
 
 
 async def update_device(hub: Hub, device_id: str, changes: dict[str, Any]) -> Device:
@@ -90,8 +183,11 @@ async def update_device(hub: Hub, device_id: str, changes: dict[str, Any]) -> De
 
 
 def contact_for(phone: str) -> Unit[tuple[str, bool]]:
-    """Unit: (id, opted out) of the contact for a number, created on first sight."""
-    found = yield from fetch_one("SELECT id, opted_out FROM contacts WHERE phone = ?", (phone,))
+    """Unit: (id, opted out) of the contact for a number, created on first sight (and
+    brought back, opt-out state kept, when it had been deleted)."""
+    found = yield from fetch_one(
+        "SELECT id, opted_out, deleted_at FROM contacts WHERE phone = ?", (phone,)
+    )
     if found is None:
         now = utcnow()
         yield from insert_rows(
@@ -100,6 +196,13 @@ def contact_for(phone: str) -> Unit[tuple[str, bool]]:
             [(new_id("ct"), phone, "", False, Json([]), Json({}), now, now)],
             conflict="ON CONFLICT (phone) DO NOTHING",
         )
-        found = yield from fetch_one("SELECT id, opted_out FROM contacts WHERE phone = ?", (phone,))
+        found = yield from fetch_one(
+            "SELECT id, opted_out, deleted_at FROM contacts WHERE phone = ?", (phone,)
+        )
         assert found is not None
+    if found[2] is not None:
+        yield from execute(
+            "UPDATE contacts SET deleted_at = NULL, updated_at = ? WHERE id = ?",
+            (utcnow(), found[0]),
+        )
     return str(found[0]), bool(found[1])

@@ -274,7 +274,10 @@ def _upsert_contacts(phones: set[str], now: datetime) -> Unit[dict[str, tuple[st
         _CONTACT_COLUMNS,
         # A fixed order: concurrent batches lock rows alike (PostgreSQL).
         [(new_id("ct"), p, "", False, Json([]), Json({}), now, now) for p in sorted(phones)],
-        conflict="ON CONFLICT (phone) DO UPDATE SET updated_at = excluded.updated_at",
+        # A deleted contact who writes again is back (its opt-out state kept).
+        conflict=(
+            "ON CONFLICT (phone) DO UPDATE SET updated_at = excluded.updated_at, deleted_at = NULL"
+        ),
         returning="id, phone, opted_out",
     )
     return {phone: (cid, bool(opted)) for cid, phone, opted in found}

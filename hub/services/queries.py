@@ -11,7 +11,7 @@ from sqlmodel import col
 
 from hub.context import Hub
 from hub.errors import NotFound
-from hub.models import Contact, Device, Message, MessageStatusChange
+from hub.models import Contact, Device, GroupMember, Message, MessageStatusChange
 from hub.paging import keyset_page
 
 T = TypeVar("T")
@@ -74,10 +74,22 @@ async def list_devices(hub: Hub, channel_id: str | None) -> list[Device]:
 
 
 async def list_contacts(
-    hub: Hub, *, limit: int, cursor: str | None, q: str | None = None, opted_out: bool | None = None
+    hub: Hub,
+    *,
+    limit: int,
+    cursor: str | None,
+    q: str | None = None,
+    opted_out: bool | None = None,
+    group_id: str | None = None,
 ) -> tuple[list[Contact], str | None]:
-    """Contacts, newest first, optionally searched by phone or name."""
-    stmt = sa.select(Contact)
+    """Contacts, newest first, optionally searched by phone or name or of one group;
+    deleted ones are left out."""
+    stmt = sa.select(Contact).where(col(Contact.deleted_at).is_(None))
+    if group_id:
+        members = sa.select(col(GroupMember.contact_id)).where(
+            col(GroupMember.group_id) == group_id
+        )
+        stmt = stmt.where(col(Contact.id).in_(members))
     if q:
         like = f"%{q.strip()}%"
         stmt = stmt.where(sa.or_(col(Contact.phone).like(like), col(Contact.name).ilike(like)))
@@ -95,6 +107,6 @@ async def get_contact(hub: Hub, contact_id: str) -> Contact:
                 sa.select(Contact).where(col(Contact.phone) == contact_id)
             )
             row = found.scalar_one_or_none()
-        if row is None:
+        if row is None or row.deleted_at is not None:
             raise NotFound(f"contact {contact_id!r} not found", code="contact_not_found")
         return row
