@@ -92,7 +92,8 @@ class JobRunner:
 
     def _claim(self, limit: int, job_id: str | None) -> Unit[list[JobRow]]:
         now = utcnow()
-        where, params = _claimable(now, self.held)
+        # One row asked for by id: claim() has checked it is not held.
+        where, params = _claimable(now, self.held if job_id is None else set())
         if job_id is not None:
             where, params = f"{where} AND id = ?", [*params, job_id]
         pick = f"SELECT id FROM jobs WHERE {where} ORDER BY run_at LIMIT ?"

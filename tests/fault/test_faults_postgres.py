@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from hub.context import Hub
+from hub.models import Job, utcnow
+from hub.queue.base import enqueue_job
+from hub.queue.runner import JobRunner
 from tests.fakes.providers import FakeProvider
 from tests.fakes.sink import Sink
 from tests.fakes.tcp_proxy import TcpProxy
@@ -30,8 +34,6 @@ from tests.fault.load import (
     tracebacks,
 )
 from tests.fault.server import Server, WorkerProcess, wait_for
-
-pytestmark = [pytest.mark.slow, pytest.mark.redis]
 
 WEBHOOKS = 1_000
 #: Seconds the database is cut off.
@@ -61,6 +63,8 @@ def through(proxy: TcpProxy, database_url: str) -> str:
     return url.render_as_string(hide_password=False)
 
 
+@pytest.mark.slow
+@pytest.mark.redis
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 async def test_database_cut_off_under_load_answers_503_and_loses_nothing(
     tmp_path: Path,
@@ -120,3 +124,20 @@ async def test_database_cut_off_under_load_answers_503_and_loses_nothing(
     per_phone = await runs_per_phone(setup_hub)
     assert per_phone.pop(None) == 0, "some runs did not complete"
     assert per_phone == {sender(n): 1 for n in range(WEBHOOKS)}
+
+
+async def test_a_worker_takes_its_own_lost_lease_again(hub: Hub) -> None:
+    """What the outage left behind: a row leased to a worker that no longer has it in
+    memory (its outcome could not be written, or its claim's answer was lost) is that
+    worker's to claim again once the lease ran out — with one worker, nobody else's."""
+    runner = JobRunner(hub)
+    job_id = await hub.store.write(enqueue_job("flow_sweep", {}))
+    assert [row.id for row in await runner.claim(1, job_id=job_id)] == [job_id]
+    async with hub.db.write() as session:
+        await session.execute(sa.update(Job).values(lease_until=utcnow() - timedelta(seconds=1)))
+    # Still in its memory (claimed, not run yet): a second delivery does not run it twice.
+    assert await runner.claim(1, job_id=job_id) == [] and await runner.claim(10) == []
+    assert not await runner.has_due(include_expired=True)
+    runner.held.discard(job_id)  # what run() does when the outcome write fails
+    assert await runner.has_due(include_expired=True)
+    assert [row.id for row in await runner.claim(10)] == [job_id]
