@@ -263,6 +263,9 @@ def make_worker(hub: Hub, *, burst: bool = False) -> Worker:
         burst=burst,
         poll_delay=ARQ_POLL_S,
         handle_signals=not burst,
+        # SIGTERM / SIGINT: take no new job and let the running ones finish (a job runs
+        # at most its lease), so a restart drains instead of leaving leased rows behind.
+        job_completion_wait=max(1, int(hub.settings.job_lease_s)),
         log_results=False,
     )
 

@@ -12,6 +12,8 @@ told to misbehave: answer with any status, or hang until closed.
 
 from __future__ import annotations
 
+import asyncio
+
 import base64
 import itertools
 import json
@@ -66,6 +68,8 @@ class FakeProvider(LocalServer):
         self.mysmsgate_id_field = "id"
         self._override: tuple[int, bytes, str] | None = None
         self._hanging = False
+        #: Seconds the provider thinks before answering a request (a slow gateway).
+        self.delay_s = 0.0
         self._ids = itertools.count(1)
         self._seen_ids: set[str] = set()
 
@@ -106,6 +110,8 @@ class FakeProvider(LocalServer):
             body=body,
         )
         self.requests.append(recorded)
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
         if self._hanging:
             await self._release.wait()
             return web.Response(status=503)

@@ -1,5 +1,6 @@
-"""``smshub worker`` serves /metrics on SMSHUB_METRICS_PORT (it answers no other HTTP), and
-logs JSON lines — arq's included — under SMSHUB_LOG_FORMAT=json."""
+"""``smshub worker`` serves /metrics on SMSHUB_METRICS_PORT (it answers no other HTTP),
+logs JSON lines — arq's included — under SMSHUB_LOG_FORMAT=json, and on SIGTERM lets the
+job it is running finish before it exits."""
 
 from __future__ import annotations
 
@@ -11,7 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from hub.context import Hub
+from hub.services.apikeys import create_api_key
+from hub.services.channels import create_channel
 from tests.conftest import REDIS_TEST_URL, free_port, port_open, service_missing
+from tests.fakes.providers import FakeProvider
 from tests.fault.server import Server, WorkerProcess, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
@@ -82,3 +87,60 @@ async def test_worker_serves_metrics_on_its_port(
     assert worker.proc.wait(20) == 0, worker.log.read_text()
     assert "Traceback" not in worker.log.read_text()
     assert not port_open("127.0.0.1", port)
+
+
+async def test_sigterm_lets_the_running_send_finish_then_exits_cleanly(
+    tmp_path: Path, database_url: str, setup_hub: Hub, servers: list[Server], redis_url: str
+) -> None:
+    import sqlalchemy as sa
+
+    from hub.models import Message
+
+    async with FakeProvider("mysmsgate", api_key="k") as fake:
+        fake.delay_s = 2.0  # the gateway takes its time: SIGTERM lands mid-hand-over
+        channel = await create_channel(
+            setup_hub,
+            connector="mysmsgate",
+            name="phone",
+            config={"base_url": fake.base_url, "api_key": "k"},
+        )
+        _row, key = await create_api_key(setup_hub, "drain")
+        api = await Server(tmp_path, database_url, SMSHUB_REDIS_URL=redis_url).start()
+        servers.append(api)
+        async with httpx.AsyncClient() as client:
+            resp = await client.post(
+                f"{api.url}/api/v1/send",
+                json={
+                    "to": "+15550001234",
+                    "message": "Your table is ready",
+                    "channel_id": channel.id,
+                },
+                headers={"Authorization": f"Bearer {key}"},
+            )
+        assert resp.status_code == 202, resp.text
+        worker = await WorkerProcess(tmp_path, database_url, SMSHUB_REDIS_URL=redis_url).start()
+        servers.append(worker)
+
+        async def gateway_called() -> bool:
+            return len(fake.requests) == 1
+
+        await wait_for(gateway_called, timeout=20)
+        assert worker.proc is not None
+        worker.proc.send_signal(signal.SIGTERM)  # the gateway has not answered yet
+        proc = worker.proc
+
+        async def exited() -> bool:  # (the fake gateway answers on this loop: no blocking wait)
+            return proc.poll() is not None
+
+        await wait_for(exited, timeout=30)
+        assert proc.returncode == 0, worker.log.read_text()
+        async with setup_hub.db.read() as session:
+            status = (
+                await session.execute(
+                    sa.select(Message.status).where(Message.id == resp.json()["id"])  # type: ignore[arg-type]
+                )
+            ).scalar_one()
+        # The hand-over finished before the process left: not "sending" until a lease
+        # ends and a second try (which a gateway without dedupe would turn into a 2nd SMS).
+        assert status == "accepted", worker.log.read_text()
+        assert len(fake.requests) == 1
