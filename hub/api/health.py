@@ -21,7 +21,11 @@ async def healthz() -> HealthOut:
     return HealthOut(status="ok")
 
 
-@get("/readyz", tags=["health"], summary="The database (and Redis, in arq mode) answer; stored secrets decrypt")
+@get(
+    "/readyz",
+    tags=["health"],
+    summary="The database (and Redis, in arq mode) answer; stored secrets decrypt",
+)
 async def readyz(hub: NamedDependency[Hub]) -> Response[HealthOut]:
     checks = {"database": await _check_database(hub)}
     if hub.settings.redis_url:

@@ -125,7 +125,6 @@ async def test_bad_input_in_the_browser_shows_next_to_the_field(tmp_path: Path) 
 async def test_saving_in_the_editor_keeps_the_flows_settings(tmp_path: Path) -> None:
     """The editor has no form for a flow's ``settings`` (what its run history keeps): a
     save from the editor must hand them back unchanged, not drop them."""
-    import subprocess
     import sys
 
     import httpx
@@ -135,15 +134,16 @@ async def test_saving_in_the_editor_keeps_the_flows_settings(tmp_path: Path) -> 
             running_hub(tmp_path) as server,
             chromium(tmp_path / "profile") as page,
         ):
-            created = subprocess.run(
-                [sys.executable, "-m", "hub.cli", "apikey", "create", "--name", "e2e"],
+            created = await asyncio.create_subprocess_exec(
+                sys.executable,
+                *("-m", "hub.cli", "apikey", "create", "--name", "e2e"),
                 env=server.env,
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=True,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.DEVNULL,
             )
-            key = created.stdout.strip()
+            out, _ = await asyncio.wait_for(created.communicate(), 60)
+            assert created.returncode == 0
+            key = out.decode().strip()
             auth = {"Authorization": f"Bearer {key}"}
             document = {
                 "name": "Private survey",

@@ -13,7 +13,6 @@ told to misbehave: answer with any status, or hang until closed.
 from __future__ import annotations
 
 import asyncio
-
 import base64
 import itertools
 import json
