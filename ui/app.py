@@ -16,10 +16,12 @@ from litestar.types import ControllerRouterHandler
 from ui.controllers.apikeys import ApiKeysController
 from ui.controllers.auth import AuthController
 from ui.controllers.channels import ChannelsController
+from ui.controllers.contact_imports import ContactImportsController
 from ui.controllers.contacts import ContactsController
 from ui.controllers.conversations import ConversationsController
 from ui.controllers.dashboard import DashboardController
 from ui.controllers.flows import FlowsController
+from ui.controllers.groups import GroupsController
 from ui.controllers.runs import RunsController
 from ui.controllers.webhooks import WebhooksController
 from ui.pages import (
@@ -40,7 +42,9 @@ def route_handlers() -> list[ControllerRouterHandler]:
             FlowsController,
             RunsController,
             ConversationsController,
+            ContactImportsController,
             ContactsController,
+            GroupsController,
             ChannelsController,
             ApiKeysController,
             WebhooksController,

@@ -110,7 +110,9 @@ def _apply(contact: Contact, changes: dict[str, Any]) -> None:
     if changes.get("tags") is not None:
         contact.tags = clean_tags(changes["tags"])
     if changes.get("fields") is not None:
-        contact.fields = {**contact.fields, **changes["fields"]}
+        # The API merges fields; the UI's form holds them all and replaces them.
+        base = {} if changes.get("replace_fields") else contact.fields
+        contact.fields = {**base, **changes["fields"]}
 
 
 async def _live_contact(session: AsyncSession, contact_id: str) -> Contact:
