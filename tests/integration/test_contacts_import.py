@@ -142,3 +142,38 @@ async def test_bad_files_are_4xx(client: httpx.AsyncClient, api_headers: dict[st
     huge = b"phone\n" + b"+15550001111\n" * (contacts_import.MAX_IMPORT_BYTES // 13 + 10_000)
     too_big = await post(huge, **CSV)
     assert too_big.status_code == 413 and too_big.json()["error"]["code"] == "payload_too_large"
+
+
+async def test_a_10000_row_import_does_not_hold_up_ingest(
+    hub: Hub, client: httpx.AsyncClient, api_headers: dict[str, str]
+) -> None:
+    import asyncio
+    import time
+
+    from tests.helpers import SimPhone
+
+    channel = (
+        await client.post(
+            "/api/v1/channels",
+            json={"connector": "simulator", "name": "sim", "webhook_secret": "import-secret"},
+            headers=api_headers,
+        )
+    ).json()
+    phone = SimPhone(client, channel["id"], "import-secret", "+15550100000")
+    rows = "\n".join(f"+1556{i:07d},Person {i},,,big" for i in range(10_000))
+    body = f"phone,name,language,timezone,group\n{rows}\n".encode()
+    started = time.monotonic()
+    task = asyncio.create_task(
+        client.post("/api/v1/contacts/import", content=body, headers={**api_headers, **CSV})
+    )
+    answered: list[float] = []
+    while not task.done() and len(answered) < 20:
+        await phone.says("+15559990000", f"hello {len(answered)}")  # asserts a 200
+        answered.append(time.monotonic())
+        await asyncio.sleep(0.01)
+    report = (await task).json()
+    finished = time.monotonic()
+    assert report["created"] == 10_000 and report["refused"] == [], report
+    # SMS kept being stored while the import ran, not after it.
+    assert answered and answered[0] < finished - 0.2, (started, answered[:3], finished)
+    assert len([t for t in answered if t < finished]) >= 2
