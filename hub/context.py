@@ -67,6 +67,10 @@ class ChannelRuntime:
     url_token: str | None
     phone_number: str | None
     enabled: bool
+    #: IANA timezone (daily caps; quiet hours of contacts without one); None = UTC.
+    timezone: str | None = None
+    #: Default quiet hours of the channel's messages, ``{"start": "21:00", "end": "08:00"}``.
+    quiet_hours: dict[str, str] | None = None
 
     @property
     def signing_secret(self) -> str | None:

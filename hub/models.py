@@ -14,6 +14,7 @@ import hub.delivery.models  # noqa: F401
 from hub.columns import UTCDateTime as UTCDateTime  # re-exported: migration 0001 names it
 from hub.columns import json_field, ts_field
 from hub.columns import utcnow as utcnow  # re-exported: the services import it from here
+from hub.pacing_models import SimPacing as SimPacing  # re-exported: send pacing
 
 
 class Channel(SQLModel, table=True):
@@ -39,6 +40,10 @@ class Channel(SQLModel, table=True):
     deleted_at: datetime | None = ts_field(nullable=True)
     #: Round-robin position over the channel's devices.
     rr_cursor: int = Field(default=0)
+    #: IANA timezone of the channel (daily caps, quiet hours of contacts without one).
+    timezone: str | None = Field(default=None, max_length=64)
+    #: Default quiet hours of its messages, ``{"start": "21:00", "end": "08:00"}``.
+    quiet_hours: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON))
     created_at: datetime = ts_field()
     updated_at: datetime = ts_field()
 
@@ -56,13 +61,9 @@ class Device(SQLModel, table=True):
     name: str = Field(default="", max_length=200)
     #: 0-based SIM slots seen or configured.
     sim_slots: list[int] = json_field(list)
-    #: SMS parts a minute; None = the hub default.
+    #: SMS parts a minute for each of its SIMs; None = the hub default (a SIM's own
+    #: ``sim_pacing.rate_per_min`` comes first).
     rate_limit_per_min: int | None = Field(default=None)
-    #: The per-minute rate counter (hub.services.handover): the current minute's start,
-    #: parts handed over in it and in the minute before.
-    rate_window_start: datetime | None = ts_field(nullable=True)
-    rate_current: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
-    rate_previous: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     last_seen_at: datetime | None = ts_field(nullable=True)
     created_at: datetime = ts_field()
 
@@ -124,6 +125,13 @@ class Message(SQLModel, table=True):
     attempts: int = Field(default=0)
     #: When the hub handed it to the provider (rate limiting counts these).
     handed_at: datetime | None = ts_field(nullable=True)
+    #: Scheduled messages: when to send (status ``scheduled`` until then).
+    send_at: datetime | None = ts_field(nullable=True)
+    #: The message's quiet hours (the request's, else the channel's), ``{"start", "end"}``.
+    quiet_hours: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON))
+    #: Why a queued message is not out yet (capacity, quiet hours) and when it tries again.
+    waiting_reason: str | None = Field(default=None)
+    next_attempt_at: datetime | None = ts_field(nullable=True)
     created_at: datetime = ts_field()
     updated_at: datetime = ts_field()
 

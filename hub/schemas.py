@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zoneinfo
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
@@ -87,6 +88,43 @@ class Page(BaseModel, Generic[T]):
 # --- sending and messages ----------------------------------------------------------------
 
 
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("give the time with its UTC offset, e.g. 2026-12-24T09:00:00+01:00")
+    return _utc(value)
+
+
+#: A time that must carry its offset (ISO 8601), as aware UTC.
+AwareTime = Annotated[datetime, AfterValidator(_aware)]
+
+_HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+
+
+def _zone(value: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown timezone {value!r} (an IANA name such as Europe/Paris)") from exc
+    return value
+
+
+#: An IANA timezone name.
+Zone = Annotated[str, AfterValidator(_zone)]
+
+
+class QuietHoursIn(In):
+    """A daily window, local time, when nothing is sent; may cross midnight (21:00-08:00)."""
+
+    start: str = Field(pattern=_HHMM, description="Start, HH:MM (24 h), e.g. 21:00.")
+    end: str = Field(pattern=_HHMM, description="End, HH:MM (24 h), e.g. 08:00.")
+
+    @model_validator(mode="after")
+    def _differ(self) -> QuietHoursIn:
+        if self.start == self.end:
+            raise ValueError("quiet_hours.start and quiet_hours.end must differ")
+        return self
+
+
 class SendIn(In):
     to: str = Field(min_length=1, max_length=64, description="Recipient, E.164 or national.")
     message: str = Field(min_length=1, max_length=1600, description="Text of the SMS.")
@@ -94,11 +132,21 @@ class SendIn(In):
     device_id: str | None = Field(default=None, max_length=200)
     sim_slot: int | None = Field(default=None, ge=0, le=7, description="0 = SIM1, 1 = SIM2.")
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
+    send_at: AwareTime | None = Field(
+        default=None,
+        description="Send later: ISO 8601 with offset, in the future, at most 365 days "
+        "ahead. The message is `scheduled` until then.",
+    )
+    quiet_hours: QuietHoursIn | None = Field(
+        default=None,
+        description="Hold the message while the contact's local time (else the channel's, "
+        "else UTC) is in this window; default: the channel's quiet_hours.",
+    )
 
 
 class SendOut(BaseModel):
     id: str
-    status: str
+    status: str = Field(description="queued, or scheduled when send_at was given.")
     duplicate: bool = Field(description="True when the idempotency key matched an earlier send.")
 
 
@@ -131,6 +179,14 @@ class MessageOut(BaseModel):
     provider_message_id: str | None
     source: str
     error: str | None
+    send_at: datetime | None = Field(None, description="When a scheduled message goes out.")
+    quiet_hours: dict[str, str] | None = Field(None, description="The message's quiet hours.")
+    waiting_reason: str | None = Field(
+        None,
+        description="Why a queued message is not out yet, e.g. 'waiting for capacity until "
+        "…' or 'quiet hours until …'.",
+    )
+    next_attempt_at: datetime | None = Field(None, description="When it tries again.")
     created_at: datetime
     updated_at: datetime
     history: list[StatusChangeOut] | None = None
@@ -154,6 +210,12 @@ class ChannelIn(In):
     auth_mode: Literal["signature", "token"] | None = None
     phone_number: str | None = Field(default=None, max_length=32)
     enabled: bool = True
+    timezone: Zone | None = Field(
+        default=None, max_length=64, description="IANA timezone (daily caps, quiet hours)."
+    )
+    quiet_hours: QuietHoursIn | None = Field(
+        default=None, description="Default quiet hours of the channel's messages."
+    )
 
 
 class ChannelPatch(Patch):
@@ -164,6 +226,8 @@ class ChannelPatch(Patch):
     phone_number: str | None = Field(default=None, max_length=32)
     enabled: bool | None = None
     rotate_url_token: bool = False
+    timezone: Zone | None = Field(default=None, max_length=64, description="null = UTC.")
+    quiet_hours: QuietHoursIn | None = Field(default=None, description="null = none.")
 
 
 class WebhookUrls(BaseModel):
@@ -180,6 +244,8 @@ class ChannelOut(BaseModel):
     auth_mode: str
     phone_number: str | None
     enabled: bool
+    timezone: str | None = None
+    quiet_hours: dict[str, str] | None = None
     webhook_urls: WebhookUrls
     webhook_secret: str | None = Field(
         default=None, description="Shown on create and on the channel's own page only."
@@ -188,13 +254,24 @@ class ChannelOut(BaseModel):
     updated_at: datetime
 
 
+class SimOut(BaseModel):
+    slot: int
+    rate_per_min: int | None = Field(description="Its own rate; null = the default.")
+    daily_cap: int | None
+    effective_rate_per_min: int
+    parts_last_minute: int
+    parts_today: int = Field(description="Parts this local day (the channel's timezone).")
+    available_at: datetime | None = Field(description="When it can send again; null = now.")
+
+
 class DeviceOut(BaseModel):
     id: str
     channel_id: str
     external_id: str
     name: str
     sim_slots: list[int]
-    rate_limit_per_min: int | None
+    rate_limit_per_min: int | None = Field(description="Per SIM; null = the hub default.")
+    sims: list[SimOut] = Field(default_factory=list, description="Per-SIM limits and usage.")
     last_seen_at: datetime | None
     created_at: datetime
 
@@ -213,11 +290,32 @@ class ContactOut(BaseModel):
     updated_at: datetime
 
 
+class SimIn(Patch):
+    slot: int = Field(ge=0, le=7, description="0 = SIM1, 1 = SIM2.")
+    rate_per_min: int | None = Field(
+        default=None, ge=1, le=600, description="SMS parts a minute; null = the default."
+    )
+    daily_cap: int | None = Field(
+        default=None, ge=1, le=100_000, description="SMS parts a local day; null = no cap."
+    )
+
+
 class DevicePatch(Patch):
     name: str | None = Field(default=None, max_length=200)
     rate_limit_per_min: int | None = Field(
-        default=None, ge=1, le=600, description="SMS parts a minute; null = the hub default."
+        default=None,
+        ge=1,
+        le=600,
+        description="SMS parts a minute for each SIM; null = SMSHUB_DEVICE_RATE_LIMIT_PER_MIN.",
     )
+    sims: list[SimIn] | None = Field(
+        default=None, max_length=8, description="Per-SIM rate_per_min and daily_cap."
+    )
+
+
+class MessagePatch(Patch):
+    text: str | None = Field(default=None, min_length=1, max_length=1600)
+    send_at: AwareTime | None = Field(default=None, description="ISO 8601 with offset.")
 
 
 class ContactPatch(Patch):

@@ -55,8 +55,11 @@ class Settings(BaseSettings):
     this long ago) is pushed again — the sweep that recovers from a Redis restart."""
     send_max_attempts: int = 8
     """Attempts to hand one SMS to a provider before it is marked failed."""
-    device_rate_limit_per_min: int = 20
-    """SMS parts one device may send per minute (Android itself allows 30)."""
+    device_rate_limit_per_min: int = Field(default=20, ge=1, le=600)
+    """SMS parts one SIM may send in any 60 s, unless its device or the SIM itself has its
+    own (``PATCH /api/v1/devices/{id}``; Android itself allows 30 SMS per 30 minutes)."""
+    send_spacing_max_s: float = Field(default=1.0, ge=0.0, le=2.0)
+    """A random pause of 0 to this many seconds between two sends of one SIM (0 = off)."""
     max_body_bytes: int = 1024 * 1024
     """Largest webhook or API request body accepted (413 beyond)."""
     bootstrap_simulator: bool = True

@@ -199,6 +199,9 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settin
         # FULL (tests/integration/test_store.py checks it) and the fault tests' child
         # servers run with it.
         "sqlite_synchronous": "NORMAL",
+        # A drain runs due jobs only: the random pause between two sends of a SIM would
+        # leave a test's second message for later. The pacing tests turn it on.
+        "send_spacing_max_s": 0.0,
     }
     if ARQ_CONFIG:
         values["redis_url"] = arq_config_redis_url()

@@ -7,11 +7,13 @@ from typing import Annotated, Any
 from litestar import Response, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors import get_connector
 from hub.api.deps import ApiController, Limit
 from hub.context import Hub
-from hub.models import Channel, Message
+from hub.errors import NotFound
+from hub.models import Channel, Device, Message
 from hub.schemas import (
     ChannelIn,
     ChannelOut,
@@ -19,6 +21,7 @@ from hub.schemas import (
     DeviceOut,
     DevicePatch,
     MessageOut,
+    MessagePatch,
     Page,
     SendIn,
     SendOut,
@@ -28,7 +31,7 @@ from hub.schemas import (
 )
 from hub.services import channels as channel_service
 from hub.services import contacts as contact_service
-from hub.services import queries
+from hub.services import queries, scheduled, sims
 from hub.services.sending import SendCommand, submit_send
 
 Cursor = Annotated[
@@ -57,13 +60,21 @@ def channel_out(hub: Hub, row: Channel, *, with_secret: bool) -> ChannelOut:
     return view(ChannelOut, row, config=shown, webhook_urls=urls, webhook_secret=secret)
 
 
+async def _device_row(session: AsyncSession, device_id: str) -> Device:
+    row: Device | None = await session.get(Device, device_id)
+    if row is None:
+        raise NotFound(f"device {device_id!r} not found", code="device_not_found")
+    return row
+
+
 class SendController(ApiController):
     path = "/send"
     tags = ["messages"]
 
-    @post("/", status_code=202, summary="Send an SMS")
+    @post("/", status_code=202, summary="Send an SMS (now or at send_at)")
     async def send(self, hub: NamedDependency[Hub], data: JSONBody[SendIn]) -> Response[SendOut]:
-        """Queue an SMS; 202 with the message id. Same idempotency_key → same message."""
+        """Queue an SMS; 202 with the message id and status queued (scheduled with send_at).
+        Same idempotency_key → same message."""
         message, created = await submit_send(
             hub,
             SendCommand(
@@ -73,6 +84,8 @@ class SendController(ApiController):
                 device_id=data.device_id,
                 sim_slot=data.sim_slot,
                 idempotency_key=data.idempotency_key,
+                send_at=data.send_at,
+                quiet_hours=data.quiet_hours.model_dump() if data.quiet_hours else None,
             ),
         )
         return Response(
@@ -95,7 +108,10 @@ class MessageController(ApiController):
             str | None, QueryParameter(description="Contact id or phone number.", max_length=64)
         ] = None,
         channel_id: Annotated[str | None, QueryParameter(max_length=40)] = None,
-        status: Annotated[str | None, QueryParameter(max_length=16)] = None,
+        status: Annotated[
+            str | None,
+            QueryParameter(description="e.g. scheduled, queued, delivered.", max_length=16),
+        ] = None,
     ) -> Page[MessageOut]:
         rows, next_cursor = await queries.list_messages(
             hub,
@@ -110,6 +126,25 @@ class MessageController(ApiController):
 
     @get("/{message_id:str}", summary="One message with its status history")
     async def get_message(self, hub: NamedDependency[Hub], message_id: FromPath[str]) -> MessageOut:
+        row, history = await queries.get_message(hub, message_id)
+        return message_out(row, history)
+
+    @patch("/{message_id:str}", summary="Change a scheduled message (text, send_at)")
+    async def update_message(
+        self, hub: NamedDependency[Hub], message_id: FromPath[str], data: JSONBody[MessagePatch]
+    ) -> MessageOut:
+        """Only while it is scheduled: 409 `not_scheduled` once it is due, sent or cancelled."""
+        await scheduled.edit_scheduled(hub, message_id, data.changes())
+        row, history = await queries.get_message(hub, message_id)
+        return message_out(row, history)
+
+    @post("/{message_id:str}/cancel", status_code=200, summary="Cancel a message not sent yet")
+    async def cancel_message(
+        self, hub: NamedDependency[Hub], message_id: FromPath[str]
+    ) -> MessageOut:
+        """A scheduled or queued message no gateway has taken yet becomes `cancelled` and
+        never goes out; 409 `not_cancellable` once it has gone (or was cancelled)."""
+        await scheduled.cancel_message(hub, message_id)
         row, history = await queries.get_message(hub, message_id)
         return message_out(row, history)
 
@@ -157,13 +192,26 @@ class DeviceController(ApiController):
         hub: NamedDependency[Hub],
         channel_id: Annotated[str | None, QueryParameter(max_length=40)] = None,
     ) -> list[DeviceOut]:
-        return [view(DeviceOut, r) for r in await queries.list_devices(hub, channel_id)]
+        return [
+            view(DeviceOut, r, sims=await sims.device_sims(hub, r.id))
+            for r in await queries.list_devices(hub, channel_id)
+        ]
 
-    @patch("/{device_id:str}", summary="Name a device or set its send rate limit")
+    @patch("/{device_id:str}", summary="Name a device, set its rate, its SIMs' rates and caps")
     async def update_device(
         self, hub: NamedDependency[Hub], device_id: FromPath[str], data: JSONBody[DevicePatch]
     ) -> DeviceOut:
-        return view(DeviceOut, await contact_service.update_device(hub, device_id, data.changes()))
+        """`sims: [{"slot": 0, "rate_per_min": 10, "daily_cap": 200}]`: a SIM's own rate
+        (null = the device's, else SMSHUB_DEVICE_RATE_LIMIT_PER_MIN) and daily cap (null =
+        none); a field left out keeps its value."""
+        changes = data.changes()
+        if changes.get("sims"):
+            sims.check_sims(changes["sims"])
+        row = await contact_service.update_device(hub, device_id, changes)
+        if changes.get("sims"):
+            await sims.update_sims(hub, device_id, changes["sims"])
+            row = await queries.read_one(hub, _device_row, device_id)
+        return view(DeviceOut, row, sims=await sims.device_sims(hub, device_id))
 
 
 route_handlers = [

@@ -151,7 +151,10 @@ class ArqQueue:
                     ARQ_FUNCTION,
                     row_id,
                     _job_id=arq_job_id(row_id, run_at),
-                    _defer_until=run_at if run_at > now else None,
+                    # arq keeps whole milliseconds, rounded down: a job deferred to
+                    # run_at itself could fire just before it, find its row not due
+                    # and leave it for the sweep. One millisecond later, it never does.
+                    _defer_until=run_at + _ONE_MS if run_at > now else None,
                 )
             except Exception:
                 # Redis is away: the rest goes out as soon as it is back, not after the sweep.
@@ -222,6 +225,9 @@ class ArqQueue:
 
         await asyncio.wait_for(rounds(), timeout)
 
+
+#: What a deferred push adds to a row's run time (arq rounds it down to the millisecond).
+_ONE_MS = timedelta(milliseconds=1)
 
 #: Seconds before arq delivers a job again whose row could not be claimed (database away).
 CLAIM_RETRY_S = 1.0

@@ -59,6 +59,8 @@ def runtime_of(row: Channel, box: SecretBox) -> ChannelRuntime:
         url_token=box.decrypt(row.url_token_enc) if row.url_token_enc else None,
         phone_number=row.phone_number,
         enabled=row.enabled and row.deleted_at is None,
+        timezone=row.timezone,
+        quiet_hours=row.quiet_hours,
     )
 
 
@@ -131,6 +133,8 @@ async def create_channel(
     phone_number: str | None = None,
     enabled: bool = True,
     id: str | None = None,
+    timezone: str | None = None,
+    quiet_hours: dict[str, str] | None = None,
 ) -> Channel:
     """Validate and store a new channel; the webhook secret is generated when not given."""
     conn = _resolve_connector(connector)
@@ -150,6 +154,8 @@ async def create_channel(
         url_token_enc=hub.box.encrypt(new_token(24)),
         phone_number=_normalize_phone(hub, phone_number or getattr(parsed, "phone_number", None)),
         enabled=enabled,
+        timezone=timezone,
+        quiet_hours=quiet_hours,
         created_at=now,
         updated_at=now,
     )
@@ -200,6 +206,9 @@ async def update_channel(hub: Hub, channel_id: str, changes: dict[str, Any]) -> 
             row.url_token_enc = hub.box.encrypt(new_token(24))
         if "phone_number" in changes:
             row.phone_number = _normalize_phone(hub, changes["phone_number"])
+        for name in ("timezone", "quiet_hours"):  # send pacing (hub.services.pacing)
+            if name in changes:
+                setattr(row, name, changes[name])
         row.updated_at = utcnow()
         session.add(row)
     hub.channels.invalidate(channel_id)

@@ -1,38 +1,39 @@
 """The send job: hand one queued SMS to its gateway, exactly once.
 
 It checks the message is still queued (a re-run after a crash finds it handed over and
-stops), picks the device and SIM, holds the message while the device is over its rate
-limit, marks it ``sending`` (durable) *before* calling the connector, then records the
-provider's id. A message found ``sending`` was interrupted mid-hand-over by a crash: it
-is resent only through gateways that dedupe on our id (``idempotent_send``); otherwise
-it fails as ``send_interrupted`` — a duplicate SMS is worse than an honest unknown.
-Each step is one unit on the hot path's store.
+stops), waits while it is scheduled for later or inside its quiet hours, picks the
+device and SIM (``hub.services.sims``: sticky per contact, else in turn) and waits while
+no SIM has capacity, marks it ``sending`` (durable) *before* calling the connector, then
+records the provider's id. Every wait re-times the job's row (a timer in the queue,
+never a sleeping task) and writes why on the message (``waiting_reason``,
+``next_attempt_at``). A message found ``sending`` was interrupted mid-hand-over by a
+crash: it is resent only through gateways that dedupe on our id (``idempotent_send``);
+otherwise it fails as ``send_interrupted`` — a duplicate SMS is worse than an honest
+unknown. Each step is one unit on the hot path's store; pacing decisions use
+``hub.clock``.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any, cast
+from datetime import UTC, datetime
+from typing import cast
 
 from connectors.base import CanSend, SendError, SendRequest, SendResult
 from hub.context import ChannelRuntime, Hub
 from hub.metrics import SENDS
-from hub.models import utcnow
 from hub.queue.base import Retry
 from hub.queue.runner import backoff_s
+from hub.services import pacing, sims
 from hub.services.followups import schedule_followups
 from hub.services.messages import MessageRow, apply_status, load_message, record_status
-from hub.store import Unit, as_datetime, execute, fetch_all, fetch_one, fetch_value
+from hub.store import Unit, as_datetime, as_json, execute, fetch_one, fetch_value
 
 log = logging.getLogger("smshub.handover")
 
 #: Job: hand one queued message to its gateway.
 SEND_MESSAGE = "send_message"
-#: Window of the per-device rate limit.
-RATE_WINDOW_S = 60.0
-_WINDOW = timedelta(seconds=RATE_WINDOW_S)
 
 _INTERRUPTED = (
     "send_interrupted: the hub stopped while handing this message to the gateway; "
@@ -41,52 +42,16 @@ _INTERRUPTED = (
 
 
 @dataclass(frozen=True, slots=True)
-class _Device:
-    id: str
-    external_id: str
-    rate_limit_per_min: int | None
-    rate_window_start: Any
-    rate_current: int
-    rate_previous: int
+class Wait:
+    """The message cannot go before ``until``; ``reason`` is shown on it (None: scheduled)."""
+
+    until: datetime
+    reason: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class RateWindow:
-    """A device's send counter: parts handed over in the current minute and the one before.
-
-    The rate in "the last 60 s" is estimated as the previous minute's count, weighted by
-    how much of it still overlaps the last 60 s, plus the current minute's: O(1) to check
-    and to update, unlike counting the messages of the last minute (a scan that grew
-    with the load), and shared by every process through the device row."""
-
-    start: datetime
-    current: int = 0
-    previous: int = 0
-
-    @classmethod
-    def at(cls, now: datetime, start: datetime | None, current: int, previous: int) -> RateWindow:
-        """The counter as it stands at ``now`` (minutes rolled over as needed)."""
-        if start is None or now - start >= 2 * _WINDOW:
-            return cls(now)
-        if now - start >= _WINDOW:
-            return cls(start + _WINDOW, 0, current)
-        return cls(start, current, previous)
-
-    def wait_for(self, now: datetime, parts: int, limit: int) -> float:
-        """Seconds until ``parts`` more may go without passing ``limit`` (0: now)."""
-        elapsed = (now - self.start) / _WINDOW
-        used = self.previous * (1 - elapsed) + self.current
-        if used <= 0 or used + parts <= limit:
-            return 0.0
-        if self.current + parts > limit:  # too much even once the previous minute is gone
-            ahead = max(0.0, 1 - (limit - parts) / self.current) if self.current else 0.0
-            return (1 - elapsed + ahead) * RATE_WINDOW_S
-        needed = 1 - (limit - self.current - parts) / self.previous
-        return max(0.0, needed - elapsed) * RATE_WINDOW_S
-
-    def taken(self, parts: int) -> RateWindow:
-        """The counter after handing over ``parts``."""
-        return RateWindow(self.start, self.current + parts, self.previous)
+def stamp(at: datetime) -> str:
+    """A time as the waiting reasons show it (UTC, seconds)."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 async def send_message(hub: Hub, message_id: str, channel_id: str | None = None) -> None:
@@ -99,6 +64,9 @@ async def send_message(hub: Hub, message_id: str, channel_id: str | None = None)
     prepared = await hub.store.write(_prepare(hub, message_id, channel))
     if prepared is None:
         return
+    if isinstance(prepared, Wait):
+        delay = (prepared.until - hub.clock()).total_seconds()
+        raise Retry(max(0.05, delay), count_attempt=False, reason=prepared.reason or "scheduled")
     request, attempt = prepared
     assert channel is not None
     try:
@@ -117,11 +85,11 @@ async def send_message(hub: Hub, message_id: str, channel_id: str | None = None)
 
 def _prepare(
     hub: Hub, message_id: str, channel: ChannelRuntime | None
-) -> Unit[tuple[SendRequest, int] | None]:
-    """Unit: check, route and rate-limit the message, then mark it ``sending``."""
+) -> Unit[tuple[SendRequest, int] | Wait | None]:
+    """Unit: check, time, route and pace the message, then mark it ``sending``."""
     message = yield from load_message(hub, message_id, lock=True)
-    if message is None or message.status not in ("queued", "sending"):
-        return None  # already handed over (a re-run) or final
+    if message is None or message.status not in ("scheduled", "queued", "sending"):
+        return None  # already handed over (a re-run), final or cancelled
     if channel is None or not channel.enabled or not channel.can_send:
         yield from record_status(hub, message, "failed", detail="channel deleted or disabled")
         return None
@@ -129,13 +97,22 @@ def _prepare(
     if refusal is not None:
         yield from record_status(hub, message, "failed", detail=refusal)
         return None
-    device = yield from _route(hub, channel, message)
-    now = utcnow()
-    if device is not None:
-        yield from _check_rate(hub, device, message)
+    now = hub.clock()
+    wait = yield from _timing(hub, message, channel, now)
+    if wait is None:
+        chosen = yield from _route(hub, channel, message, now)
+        wait = chosen if isinstance(chosen, Wait) else None
+    if wait is not None:
+        yield from execute(
+            "UPDATE messages SET waiting_reason = ?, next_attempt_at = ? WHERE id = ?",
+            (wait.reason, wait.until, message.id),
+        )
+        return wait
+    sim = cast(sims.Sim | None, chosen)
     message.attempts += 1
     yield from execute(
-        "UPDATE messages SET attempts = ?, handed_at = ?, device_id = ?, sim_slot = ? WHERE id = ?",
+        "UPDATE messages SET attempts = ?, handed_at = ?, device_id = ?, sim_slot = ?, "
+        "waiting_reason = NULL, next_attempt_at = NULL WHERE id = ?",
         (message.attempts, now, message.device_id, message.sim_slot, message.id),
     )
     if message.status != "sending":
@@ -145,7 +122,7 @@ def _prepare(
         to=message.to_number or "",
         text=message.body,
         from_number=message.from_number or channel.phone_number,
-        device_id=device.external_id if device else None,
+        device_id=sim.external_id if sim else None,
         sim_slot=message.sim_slot,
         status_callback_url=f"{hub.settings.public_url.rstrip('/')}/webhooks/{channel.id}/status",
     )
@@ -167,72 +144,85 @@ def _refusal(message: MessageRow, channel: ChannelRuntime) -> Unit[str | None]:
     return None
 
 
-def _route(hub: Hub, channel: ChannelRuntime, message: MessageRow) -> Unit[_Device | None]:
-    """Explicit device; else the device (and SIM) the contact last texted; else round-robin."""
-    if message.device_id:
-        return (yield from _device(hub, message.device_id))
-    if not channel.connector.capabilities.devices:
-        return None
-    last = yield from fetch_one(
-        "SELECT device_id, sim_slot FROM messages WHERE contact_id = ? AND channel_id = ? "
-        "AND direction = 'inbound' AND device_id IS NOT NULL ORDER BY id DESC LIMIT 1",
-        (message.contact_id, channel.id),
+def _timing(
+    hub: Hub, message: MessageRow, channel: ChannelRuntime, now: datetime
+) -> Unit[Wait | None]:
+    """Unit: a wait for a scheduled message's time or for the end of its quiet hours (in
+    the contact's timezone, else the channel's, else UTC); a scheduled message that is
+    due becomes ``queued``."""
+    found = yield from fetch_one(
+        "SELECT m.send_at, m.quiet_hours, c.timezone FROM messages m "
+        "JOIN contacts c ON c.id = m.contact_id WHERE m.id = ?",
+        (message.id,),
     )
-    if last is not None:
-        message.device_id = last[0]
-        if message.sim_slot is None:
-            message.sim_slot = last[1]
-        return (yield from _device(hub, last[0]))
-    devices = yield from fetch_all(
-        "SELECT id FROM devices WHERE channel_id = ? ORDER BY id", (channel.id,)
-    )
-    if not devices:
+    send_at, quiet, contact_tz = found if found else (None, None, None)
+    send_at = as_datetime(send_at)
+    if message.status == "scheduled":
+        if send_at is not None and send_at > now:
+            return Wait(send_at, None)  # moved later, or an early timer
+        yield from record_status(hub, message, "queued", now=now)
+    tz = pacing.zone(contact_tz) or sims.channel_zone(channel)
+    try:
+        window = pacing.parse_quiet_hours(as_json(quiet))
+    except ValueError:
+        window = None  # written by an older version: not ours to refuse now
+    until = pacing.quiet_until(window, now, tz)
+    return Wait(until, f"quiet hours until {stamp(until)}") if until else None
+
+
+def _route(
+    hub: Hub, channel: ChannelRuntime, message: MessageRow, now: datetime
+) -> Unit[sims.Sim | Wait | None]:
+    """Unit: the SIM that takes the message now (counted), a wait for capacity, or None
+    (a gateway without devices: nothing to route or pace)."""
+    if not message.device_id and not channel.connector.capabilities.devices:
         return None
+    tz = sims.channel_zone(channel)
+    found = yield from sims.load_sims(
+        hub, channel_id=channel.id, tz=tz, device_id=message.device_id, lock=True
+    )
+    if message.sim_slot is not None and not message.device_id:
+        found = [s for s in found if s.slot == message.sim_slot] or found
+    if not found:
+        return None
+    own = None
+    if message.device_id and message.sim_slot is not None:
+        own = (message.device_id, message.sim_slot)
+    sticky = None if message.device_id else (yield from _sticky(message, channel))
     # One atomic increment, so concurrent workers never pick the same turn.
     turn = yield from fetch_value(
         "UPDATE channels SET rr_cursor = rr_cursor + 1 WHERE id = ? RETURNING rr_cursor",
         (channel.id,),
     )
-    chosen = devices[((turn or 1) - 1) % len(devices)][0]
-    message.device_id = chosen
-    return (yield from _device(hub, chosen))
-
-
-def _device(hub: Hub, device_id: str) -> Unit[_Device | None]:
-    sql = (
-        "SELECT id, external_id, rate_limit_per_min, rate_window_start, rate_current, "
-        "rate_previous FROM devices WHERE id = ?"
+    choice = sims.choose(
+        found,
+        now,
+        message.segments,
+        own=own,
+        sticky=sticky,
+        turn=(turn or 1) - 1,
     )
-    if hub.store.dialect == "postgresql":
-        # Serialize rate decisions per device across workers (SQLite's one writer does
-        # it). NO KEY UPDATE, because FOR UPDATE would also wait on the KEY SHARE locks of
-        # messages referencing this device and deadlock two workers.
-        sql += " FOR NO KEY UPDATE"
-    found = yield from fetch_one(sql, (device_id,))
-    return _Device(*found) if found else None
+    if choice.sim is None:
+        until = choice.wait_until or now
+        return Wait(until, f"waiting for capacity until {stamp(until)}")
+    sim = choice.sim
+    message.device_id = sim.device_id
+    if sim.known_slot:
+        message.sim_slot = sim.slot
+    yield from sims.take(hub, sim, now, message.segments)
+    return sim
 
 
-def _check_rate(hub: Hub, device: _Device, message: MessageRow) -> Unit[None]:
-    """Count the message against its device's rate, or hold it (Retry without using an
-    attempt) while the device is at its limit."""
-    limit = device.rate_limit_per_min or hub.settings.device_rate_limit_per_min
-    now = utcnow()
-    window = RateWindow.at(
-        now, as_datetime(device.rate_window_start), device.rate_current, device.rate_previous
+def _sticky(message: MessageRow, channel: ChannelRuntime) -> Unit[tuple[str, int] | None]:
+    """The device and SIM the contact last texted in on, if any."""
+    last = yield from fetch_one(
+        "SELECT device_id, sim_slot FROM messages WHERE contact_id = ? AND channel_id = ? "
+        "AND direction = 'inbound' AND device_id IS NOT NULL ORDER BY id DESC LIMIT 1",
+        (message.contact_id, channel.id),
     )
-    wait = window.wait_for(now, message.segments, limit)
-    if wait > 0:
-        raise Retry(
-            max(0.5, wait),
-            count_attempt=False,
-            reason=f"device {device.id} at its limit of {limit} parts a minute",
-        )
-    window = window.taken(message.segments)
-    yield from execute(
-        "UPDATE devices SET rate_window_start = ?, rate_current = ?, rate_previous = ? "
-        "WHERE id = ?",
-        (window.start, window.current, window.previous, device.id),
-    )
+    if last is None:
+        return None
+    return str(last[0]), int(last[1] or 0)
 
 
 def _send_failed(hub: Hub, message_id: str, exc: SendError, *, retry: bool) -> Unit[None]:

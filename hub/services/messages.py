@@ -20,17 +20,21 @@ from hub.services.events import emit
 from hub.store import Unit, as_datetime, execute, fetch_one
 
 #: Outbound statuses in the order they can happen; a status only ever moves forward.
-#: delivered and failed are both final: whichever comes first stays.
+#: delivered and failed are both final: whichever comes first stays. A scheduled message
+#: becomes queued when its time comes; cancelled (by the API, before it was handed over)
+#: is final too.
 STATUS_RANK = {
-    "queued": 0,
-    "sending": 1,
-    "accepted": 2,
-    "sent": 3,
-    "delivered": 4,
-    "failed": 4,
-    "suppressed": 4,
+    "scheduled": 0,
+    "queued": 1,
+    "sending": 2,
+    "accepted": 3,
+    "sent": 4,
+    "delivered": 5,
+    "failed": 5,
+    "suppressed": 5,
+    "cancelled": 5,
 }
-FINAL_STATUSES = frozenset({"delivered", "failed", "suppressed"})
+FINAL_STATUSES = frozenset({"delivered", "failed", "suppressed", "cancelled"})
 #: Statuses announced to subscribers as ``sms.<status>`` events.
 PUBLIC_STATUSES = frozenset({"sent", "delivered", "failed"})
 

@@ -2,15 +2,20 @@
 
 ``submit_send`` validates and writes a queued message plus its ``send_message`` job in one
 unit (the API answers 202 once that is durable); :func:`create_outbound` is that row and
-job for every sender (API, flows, opt-out confirmations). The job itself — device, SIM,
-rate limit, the connector call — is ``hub.services.handover``; delivery reports then move
-the message on (``hub.services.reports``).
+job for every sender (API, flows, opt-out confirmations, broadcasts). With ``send_at`` the
+message is ``scheduled`` and its job row's ``run_at`` is that time (a timer in the queue);
+``quiet_hours`` is the message's own window (the request's, else the channel's default
+for API and UI sends). The job itself — timing, device, SIM, pacing, the connector call
+— is ``hub.services.handover``; delivery reports then move the message on
+(``hub.services.reports``).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
 from connectors.segments import segment_info
 from hub.context import ChannelRuntime, Hub
@@ -27,12 +32,23 @@ from hub.services.messages import (
     MessageRow,
     message_row,
 )
-from hub.store import IntegrityError, Unit, execute, fetch_all, fetch_one, fetch_value, insert_rows
+from hub.store import (
+    IntegrityError,
+    Json,
+    Unit,
+    execute,
+    fetch_all,
+    fetch_one,
+    fetch_value,
+    insert_rows,
+)
 
 log = logging.getLogger("smshub.sending")
 
 #: Longest text accepted in one request (Twilio's limit; about 10 concatenated parts).
 MAX_TEXT_CHARS = 1600
+#: How far ahead a message may be scheduled.
+MAX_SCHEDULE_AHEAD = timedelta(days=365)
 
 _MESSAGE_INSERT = (
     *NEW_MESSAGE_COLUMNS,
@@ -41,6 +57,8 @@ _MESSAGE_INSERT = (
     "source",
     "bypass_opt_out",
     "attempts",
+    "send_at",
+    "quiet_hours",
     "created_at",
     "updated_at",
 )
@@ -57,6 +75,18 @@ class SendCommand:
     sim_slot: int | None = None
     idempotency_key: str | None = None
     source: str = "api"
+    #: Send later (aware UTC); None = now.
+    send_at: datetime | None = None
+    #: ``{"start": "HH:MM", "end": "HH:MM"}``; None = the channel's default.
+    quiet_hours: dict[str, str] | None = None
+
+
+def check_send_at(send_at: datetime, now: datetime) -> None:
+    """422 naming ``send_at`` unless it is in the future and at most 365 days ahead."""
+    if send_at <= now:
+        raise _field_error("send_at", "send_at must be in the future")
+    if send_at > now + MAX_SCHEDULE_AHEAD:
+        raise _field_error("send_at", "send_at must be at most 365 days ahead")
 
 
 def _field_error(field: str, message: str, code: str = "validation_error") -> Unprocessable:
@@ -81,10 +111,14 @@ def _check(cmd: SendCommand, region: str) -> str:
 async def submit_send(hub: Hub, cmd: SendCommand) -> tuple[MessageRow, bool]:
     """Validate and queue an SMS; (message, created). Same idempotency key → same message."""
     to = _check(cmd, hub.settings.default_region)
+    if cmd.send_at is not None and not cmd.idempotency_key:
+        check_send_at(cmd.send_at, hub.clock())
     if cmd.idempotency_key:
         existing = await hub.store.read(by_idempotency_key(cmd.idempotency_key))
         if existing is not None:
             return _same_request(existing, to, cmd), False
+    if cmd.send_at is not None and cmd.idempotency_key:  # a repeat of a past request passes
+        check_send_at(cmd.send_at, hub.clock())
     route = await resolve_route(hub, to, channel_id=cmd.channel_id, device_id=cmd.device_id)
     try:
         message, created = await hub.store.write(_submit(hub, cmd, to, route))
@@ -116,6 +150,8 @@ def _submit(hub: Hub, cmd: SendCommand, to: str, route: Route) -> Unit[tuple[Mes
         from_number=route.channel.phone_number,
         idempotency_key=cmd.idempotency_key,
         source=cmd.source,
+        send_at=cmd.send_at,
+        quiet_hours=cmd.quiet_hours or route.channel.quiet_hours,
     )
     return message, True
 
@@ -213,16 +249,21 @@ def create_outbound(
     source: str = "api",
     bypass_opt_out: bool = False,
     suppressed: str | None = None,
+    send_at: datetime | None = None,
+    quiet_hours: dict[str, str] | None = None,
 ) -> Unit[MessageRow]:
     """Unit: a queued outbound message, its first history line and the job that sends it.
 
     With ``suppressed`` (the reason), the message is stored as ``suppressed`` and never
-    sent: policy (opt-out, loop breaker) refused it, and the record says why."""
+    sent: policy (opt-out, loop breaker) refused it, and the record says why. With
+    ``send_at`` it is ``scheduled`` and its job runs then; ``quiet_hours`` is its own
+    window (``{"start", "end"}``, HH:MM)."""
     info = segment_info(text)
+    status = "suppressed" if suppressed else "scheduled" if send_at else "queued"
     message = MessageRow(
         id=new_id("msg"),
         direction="outbound",
-        status="suppressed" if suppressed else "queued",
+        status=status,
         channel_id=channel_id,
         device_id=device_id,
         sim_slot=sim_slot,
@@ -239,13 +280,20 @@ def create_outbound(
         attempts=0,
         handed_at=None,
     )
-    yield from _write_outbound(hub, message, idempotency_key)
+    yield from _write_outbound(hub, message, idempotency_key, send_at, quiet_hours)
     return message
 
 
-def _write_outbound(hub: Hub, m: MessageRow, idempotency_key: str | None) -> Unit[None]:
+def _write_outbound(
+    hub: Hub,
+    m: MessageRow,
+    idempotency_key: str | None,
+    send_at: datetime | None,
+    quiet_hours: dict[str, Any] | None,
+) -> Unit[None]:
     """The message row, its first history line, and (unless suppressed) its send job."""
     now = utcnow()
+    quiet = Json(quiet_hours) if quiet_hours else None
     yield from insert_rows(
         "messages",
         _MESSAGE_INSERT,
@@ -253,7 +301,8 @@ def _write_outbound(hub: Hub, m: MessageRow, idempotency_key: str | None) -> Uni
             (
                 *(m.id, "outbound", m.channel_id, m.device_id, m.sim_slot, m.contact_id),
                 *(m.from_number, m.to_number, m.body, m.segments, m.encoding, m.status),
-                *(m.error, idempotency_key, m.source, m.bypass_opt_out, 0, now, now),
+                *(m.error, idempotency_key, m.source, m.bypass_opt_out, 0, send_at, quiet),
+                *(now, now),
             )
         ],
     )
@@ -265,6 +314,7 @@ def _write_outbound(hub: Hub, m: MessageRow, idempotency_key: str | None) -> Uni
         yield from enqueue_job(
             SEND_MESSAGE,
             {"message_id": m.id, "channel_id": m.channel_id},
+            run_at=send_at,
             key=f"send:{m.id}",
             max_attempts=hub.settings.send_max_attempts + 5,
             lease=hub.queue.lease(),

@@ -341,13 +341,11 @@ async def test_device_rate_limit_holds_messages_and_never_drops_them(
     assert job.args["message_id"] == held
     assert job.run_at > datetime.now(UTC) + timedelta(seconds=30)
     assert job.attempts == 0  # waiting for the limit does not use up attempts
-    # Minutes later the limit has room again (the device's counter has aged).
+    # A minute later the limit has room again (the SIM's last 60 s are empty).
     async with hub.db.write() as session:
-        from hub.models import Device
+        from hub.models import SimPacing
 
-        await session.execute(
-            sa.update(Device).values(rate_window_start=datetime.now(UTC) - timedelta(seconds=121))
-        )
+        await session.execute(sa.update(SimPacing).values(recent=[]))
         await session.execute(sa.update(Job).values(run_at=datetime.now(UTC)))
     await drain(hub)
     assert (await get_message(client, api_headers, held))["status"] == "delivered"
