@@ -39,7 +39,8 @@ async def test_an_api_killed_mid_request_loses_and_repeats_nothing(
 ) -> None:
     async with FakeProvider("smsgate", username="u", password="p") as gateway, Sink("/zap") as zap:
         channel = await phone_with_keyword_flow(setup_hub, gateway, zap)
-        # Both serve HTTP and run jobs (the inline queue on one PostgreSQL database); short
+        # Both serve HTTP and run jobs (the inline queue on one PostgreSQL database; in the
+        # arq test configuration each has a worker beside it, killed with it); short
         # leases, so the jobs the dead one had taken are the survivor's in seconds.
         apis = [Server(tmp_path, database_url, **LOAD_ENV, SMSHUB_JOB_LEASE_S="4") for _ in "ab"]
         servers.extend(apis)
