@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -218,3 +219,39 @@ async def test_quiet_hours_follow_the_contact_timezone_then_the_channel_default(
     assert waiting["status"] == "queued" and waiting["quiet_hours"]["start"] == "21:00"
     assert waiting["to"] == ALICE
     assert (await get_message(client, api_headers, in_new_york))["status"] == "sent"
+
+
+async def test_the_conversation_composer_sends_later_and_cancels(
+    hub: Hub, client: httpx.AsyncClient, sim: str
+) -> None:
+    from tests.e2e.helpers import error_next_to, set_up_admin
+    from tests.helpers import SimPhone
+
+    csrf = await set_up_admin(client)
+    await SimPhone(client, sim, SECRET, SIM_NUMBER).says(ALICE, "hello")
+    async with hub.db.read() as session:
+        contact = (await session.execute(sa.select(Contact))).scalar_one()
+    thread = f"/conversations/{contact.id}/{sim}"
+    page = await client.get(thread)
+    assert 'name="send_at"' in page.text and "Europe/Paris" in page.text
+    later = datetime.now(UTC) + timedelta(days=2)
+    local = later.astimezone(ZoneInfo("Europe/Paris")).strftime("%Y-%m-%dT%H:%M")
+    form = {"_csrf": csrf, "message": "Reminder: tomorrow 9:00", "send_at": local}
+    assert (await client.post(f"{thread}/send", data=form)).status_code == 303
+    async with hub.db.read() as session:
+        msg = (
+            await session.execute(sa.select(Message).where(Message.direction == "outbound"))  # type: ignore[arg-type]
+        ).scalar_one()
+    assert msg.status == "scheduled" and msg.source == "ui"
+    assert msg.send_at is not None and abs(msg.send_at - later) < timedelta(minutes=1)
+    bubbles = await client.get(f"{thread}/messages")
+    assert "data-scheduled" in bubbles.text and 'data-action="cancel"' in bubbles.text
+    resp = await client.post(f"{thread}/messages/{msg.id}/cancel", data={"_csrf": csrf})
+    assert resp.status_code == 303
+    async with hub.db.read() as session:
+        assert (await session.get(Message, msg.id)).status == "cancelled"  # type: ignore[union-attr]
+    assert "data-scheduled" not in (await client.get(f"{thread}/messages")).text
+    bad = await client.post(
+        f"{thread}/send", data={**form, "send_at": "2020-01-01T09:00"}, headers={"HX-Request": "1"}
+    )
+    assert "future" in error_next_to(bad.text, "send_at")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from litestar import Controller, Request, Response, get, post
@@ -11,7 +12,7 @@ from litestar.response import Template
 
 from hub.errors import ApiError
 from hub.services import channels as channel_service
-from hub.services import queries
+from hub.services import pacing, queries, scheduled
 from hub.services.sending import SendCommand, submit_send
 from ui import readmodels
 from ui.auth import hub_of, require_user
@@ -20,7 +21,28 @@ from ui.simulate import simulator_channels
 from ui.simulate_form import simulate_from_form
 
 #: Service error fields -> the UI form's field names.
-_SEND_FIELDS = {"to": "to", "message": "message", "channel_id": "channel_id"}
+_SEND_FIELDS = {"to": "to", "message": "message", "channel_id": "channel_id", "send_at": "send_at"}
+
+
+def _send_later(value: str, zone_name: str | None) -> datetime | None:
+    """The composer's "send later" field (a local date and time in the channel's timezone,
+    else UTC) as aware UTC; None when empty; ApiError naming the field when unreadable."""
+    if not value.strip():
+        return None
+    try:
+        local = datetime.fromisoformat(value.strip())
+    except ValueError:
+        errors = FormErrors()
+        errors.add("send_at", "give a date and time, e.g. 2026-12-24T09:00")
+        raise _FormError(errors) from None
+    zone = pacing.zone(zone_name) or UTC
+    return local.replace(tzinfo=zone).astimezone(UTC) if local.tzinfo is None else local
+
+
+class _FormError(Exception):
+    def __init__(self, errors: FormErrors) -> None:
+        super().__init__("form error")
+        self.errors = errors
 
 
 def _send_errors(exc: ApiError) -> FormErrors:
@@ -34,6 +56,12 @@ def _send_errors(exc: ApiError) -> FormErrors:
         errors.add("message", errors.message)
         errors.message = ""
     return errors
+
+
+async def _zone_of(hub: Any, channel_id: str | None) -> str | None:
+    """The channel's timezone name (the "send later" field is read in it)."""
+    channel = await hub.channels.get(channel_id) if channel_id else None
+    return channel.timezone if channel is not None else None
 
 
 class ConversationsController(Controller):
@@ -69,6 +97,7 @@ class ConversationsController(Controller):
             ),
             "send_errors": FormErrors(),
             "send_values": {},
+            "send_zone": await _zone_of(hub, channel_id),
             "new_errors": FormErrors(),
             "new_values": {},
             "sim_errors": FormErrors(),
@@ -129,12 +158,18 @@ class ConversationsController(Controller):
         contact = await queries.get_contact(hub, contact_id)
         form = await read_form(request)
         text = form.get("message", "")
+        zone = await _zone_of(hub, channel_id)
         try:
+            send_at = _send_later(form.get("send_at", ""), zone)
             await submit_send(
-                hub, SendCommand(to=contact.phone, text=text, channel_id=channel_id, source="ui")
+                hub,
+                SendCommand(
+                    to=contact.phone, text=text, channel_id=channel_id, source="ui", send_at=send_at
+                ),
             )
-        except ApiError as exc:
-            errors = _send_errors(exc)
+        except (ApiError, _FormError) as exc:
+            errors = exc.errors if isinstance(exc, _FormError) else _send_errors(exc)
+            status = exc.status_code if isinstance(exc, ApiError) else 422
             if is_htmx(request):
                 return render(
                     request,
@@ -144,12 +179,13 @@ class ConversationsController(Controller):
                     channel_id=channel_id,
                     send_errors=errors,
                     send_values=form,
+                    send_zone=zone,
                 )
             return await self._page(
                 request,
                 contact_id=contact.id,
                 channel_id=channel_id,
-                status_code=exc.status_code,
+                status_code=status,
                 send_errors=errors,
                 send_values=form,
             )
@@ -161,8 +197,27 @@ class ConversationsController(Controller):
                 channel_id=channel_id,
                 send_errors=FormErrors(),
                 send_values={},
+                send_zone=zone,
                 headers={"HX-Trigger": json.dumps({"smshub:sent": True})},
             )
+        return see_other(f"/conversations/{contact.id}/{channel_id}")
+
+    @post("/{contact_id:str}/{channel_id:str}/messages/{message_id:str}/cancel", status_code=303)
+    async def cancel(
+        self,
+        request: Request[Any, Any, Any],
+        contact_id: FromPath[str],
+        channel_id: FromPath[str],
+        message_id: FromPath[str],
+    ) -> Response[Any]:
+        """Cancel a message not handed over yet; one that has gone just shows how it went."""
+        hub = hub_of(request)
+        contact = await queries.get_contact(hub, contact_id)
+        try:
+            await scheduled.cancel_message(hub, message_id)
+        except ApiError as exc:
+            if exc.status_code != 409:
+                raise
         return see_other(f"/conversations/{contact.id}/{channel_id}")
 
     @post("/new", status_code=303)
