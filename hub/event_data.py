@@ -25,6 +25,7 @@ from hub.models import Channel, Device
 
 __all__ = [
     "EVENT_TYPES",
+    "BroadcastData",
     "ChannelRef",
     "DeviceRef",
     "EndpointDisabledData",
@@ -33,6 +34,7 @@ __all__ = [
     "MessageLike",
     "SmsReceivedData",
     "SmsStatusData",
+    "broadcast",
     "channel_ref",
     "device_ref",
     "endpoint_disabled",
@@ -53,6 +55,8 @@ EVENT_TYPES = (
     "flow.run.completed",
     "flow.run.failed",
     "endpoint.disabled",
+    "broadcast.started",
+    "broadcast.completed",
 )
 
 
@@ -70,6 +74,7 @@ SmsReceivedData = TypedDict(
         "encoding": str,
         "received_at": str,
         "contact_id": str,
+        "broadcast_id": str | None,
         "device": DeviceRef,
         "channel": ChannelRef,
     },
@@ -110,6 +115,21 @@ class FlowRunData(TypedDict):
     #: The contact as the run saw it (phone, opted_out, tags, fields), if any.
     contact: Mapping[str, Any] | None
     vars: Mapping[str, Any]
+    finished_at: str | None
+
+
+class BroadcastData(TypedDict):
+    """``broadcast.started`` / ``broadcast.completed``: a broadcast began or ended."""
+
+    broadcast_id: str
+    name: str
+    #: running (started), completed or cancelled (completed).
+    status: str
+    channel_id: str | None
+    flow_id: str | None
+    #: The counts as ``GET /api/v1/broadcasts/{id}`` shows them at that moment.
+    counts: Mapping[str, Any]
+    started_at: str | None
     finished_at: str | None
 
 
@@ -204,8 +224,10 @@ def sms_received(
     contact_id: str,
     channel: ChannelRef,
     device: DeviceRef,
+    broadcast_id: str | None = None,
 ) -> SmsReceivedData:
-    """``sms.received``: an inbound SMS as the gateway handed it over."""
+    """``sms.received``: an inbound SMS as the gateway handed it over (``broadcast_id``:
+    the broadcast it replies to, hub.services.broadcasts.reply_links)."""
     return {
         "message_id": message_id,
         "from": sender,
@@ -218,6 +240,7 @@ def sms_received(
         "encoding": encoding,
         "received_at": iso(received_at),
         "contact_id": contact_id,
+        "broadcast_id": broadcast_id,
         "device": device,
         "channel": channel,
     }
@@ -268,6 +291,30 @@ def flow_run(
         "error": error,
         "contact": contact,
         "vars": vars,
+        "finished_at": iso(finished_at) if finished_at else None,
+    }
+
+
+def broadcast(
+    *,
+    broadcast_id: str,
+    name: str,
+    status: str,
+    channel_id: str | None,
+    flow_id: str | None,
+    counts: Mapping[str, Any],
+    started_at: datetime | None,
+    finished_at: datetime | None,
+) -> BroadcastData:
+    """``broadcast.started`` / ``broadcast.completed``."""
+    return {
+        "broadcast_id": broadcast_id,
+        "name": name,
+        "status": status,
+        "channel_id": channel_id,
+        "flow_id": flow_id,
+        "counts": dict(counts),
+        "started_at": iso(started_at) if started_at else None,
         "finished_at": iso(finished_at) if finished_at else None,
     }
 

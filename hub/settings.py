@@ -112,6 +112,9 @@ class Settings(BaseSettings):
     """Days a finished flow run and its steps are kept after it ended (0: forever)."""
     retain_deliveries_days: int = Field(default=0, ge=0, le=36_500)
     """Days a finished webhook delivery and its attempts are kept after it ended (0: forever)."""
+    broadcast_reply_window_h: float = Field(default=168.0, gt=0, le=8_760)
+    """Hours after a broadcast's message in which the contact's SMS on that channel counts
+    as a reply to it (``replied``, ``trigger.data.broadcast_id``; default 7 days)."""
 
     @field_validator("delivery_retry_schedule")
     @classmethod

@@ -19,7 +19,16 @@ from __future__ import annotations
 
 from hub.context import Wiring
 from hub.delivery import jobs as delivery
-from hub.services import events, flow_dispatch, followups, handover, reports, retention
+from hub.services import (
+    broadcasts,
+    broadcasts_jobs,
+    events,
+    flow_dispatch,
+    followups,
+    handover,
+    reports,
+    retention,
+)
 
 
 def default_wiring() -> Wiring:
@@ -37,6 +46,9 @@ def default_wiring() -> Wiring:
             followups.INGEST_FOLLOWUP: followups.ingest_followup,
             delivery.DELIVER_JOB: delivery.deliver_webhook,
             retention.RETENTION_PRUNE: retention.retention_prune,
+            broadcasts.BROADCAST_START: broadcasts_jobs.broadcast_start,
+            broadcasts_jobs.BROADCAST_BATCH: broadcasts_jobs.broadcast_batch,
+            broadcasts_jobs.BROADCAST_FINISH: broadcasts_jobs.broadcast_finish,
         },
         periodic={
             flow_dispatch.FLOW_SWEEP: 60.0,

@@ -15,6 +15,7 @@ from litestar.types import ControllerRouterHandler
 
 from ui.controllers.apikeys import ApiKeysController
 from ui.controllers.auth import AuthController
+from ui.controllers.broadcasts import BroadcastsController
 from ui.controllers.channels import ChannelsController
 from ui.controllers.contact_imports import ContactImportsController
 from ui.controllers.contacts import ContactsController
@@ -45,6 +46,7 @@ def route_handlers() -> list[ControllerRouterHandler]:
             ContactImportsController,
             ContactsController,
             GroupsController,
+            BroadcastsController,
             ChannelsController,
             ApiKeysController,
             WebhooksController,

@@ -12,6 +12,7 @@ from typing import Any
 from hub.event_data import (
     ChannelRef,
     DeviceRef,
+    broadcast,
     endpoint_disabled,
     envelope,
     flow_run,
@@ -33,6 +34,18 @@ _DEVICE: DeviceRef = {
 }
 _CONTACT = "ct_sample00000000000000000000"
 _THEM, _US = "+15550001234", "+15559876543"
+_BROADCAST_COUNTS = {
+    "recipients": 500,
+    "skipped_opted_out": 20,
+    "skipped": 20,
+    "queued": 0,
+    "sent": 30,
+    "delivered": 440,
+    "failed": 10,
+    "cancelled": 0,
+    "replied": 37,
+    "runs": {},
+}
 
 
 def _outbound(status: str, at: datetime) -> Message:
@@ -92,6 +105,8 @@ def sample_data(event_type: str, at: datetime) -> dict[str, Any]:
                 finished_at=at,
             )
         )
+    if event_type.startswith("broadcast."):
+        return _broadcast_sample(event_type, at)
     if event_type == "endpoint.disabled":
         return dict(
             endpoint_disabled(
@@ -104,6 +119,22 @@ def sample_data(event_type: str, at: datetime) -> dict[str, Any]:
             )
         )
     return {}
+
+
+def _broadcast_sample(event_type: str, at: datetime) -> dict[str, Any]:
+    done = event_type.endswith("completed")
+    return dict(
+        broadcast(
+            broadcast_id="bc_sample00000000000000000000",
+            name="Spring sale",
+            status="completed" if done else "running",
+            channel_id=_CHANNEL["id"],
+            flow_id=None,
+            counts=_BROADCAST_COUNTS if done else {**_BROADCAST_COUNTS, "queued": 480},
+            started_at=at - timedelta(minutes=30) if done else at,
+            finished_at=at if done else None,
+        )
+    )
 
 
 def sample_event(event_type: str, at: datetime) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from hub.ids import new_id
 from hub.metrics import EVENTS
 from hub.models import utcnow
 from hub.phone import normalize_address
+from hub.services.broadcasts import mark_replied, reply_links
 from hub.services.events import dispatch_inline
 from hub.services.keywords import classify
 from hub.services.messages import NEW_MESSAGE_COLUMNS, load_message
@@ -339,7 +340,10 @@ def _insert_received(
     events to the sinks; the ids of the events written."""
     if not received:
         return set()
-    built = [_event_payload(item, contacts, devices, now) for item in received]
+    replies = yield from reply_links(
+        hub, {(contacts[item.sender][0], item.channel.id) for item in received}, now
+    )
+    built = [_event_payload(item, contacts, devices, replies, now) for item in received]
     found = yield from insert_rows(
         "events",
         _EVENT_COLUMNS,
@@ -355,6 +359,14 @@ def _insert_received(
     ]
     if not fresh:
         return inserted
+    yield from mark_replied(
+        {
+            p["data"]["contact_id"]: p["data"]["broadcast_id"]
+            for _, p in fresh
+            if p["data"]["broadcast_id"]
+        },
+        now,
+    )
     yield from insert_rows(
         "messages",
         _MESSAGE_COLUMNS,
@@ -385,10 +397,12 @@ def _event_payload(
     item: _Received,
     contacts: dict[str, tuple[str, bool]],
     devices: dict[tuple[str, str], DeviceRef],
+    replies: dict[tuple[str, str], str],
     now: datetime,
 ) -> dict[str, Any]:
     """The public payload of an inbound SMS, built from the contract."""
     device = devices.get((item.channel.id, item.event.device_id or ""), _NO_DEVICE)
+    contact_id = contacts[item.sender][0]
     data = sms_received(
         message_id=item.message_id,
         sender=item.sender,
@@ -398,9 +412,10 @@ def _event_payload(
         segments=item.segments,
         encoding=item.encoding,
         received_at=item.event.occurred_at or now,
-        contact_id=contacts[item.sender][0],
+        contact_id=contact_id,
         channel=channel_ref(item.channel),
         device=device,
+        broadcast_id=replies.get((contact_id, item.channel.id)),
     )
     return envelope(item.event_id, "sms.received", now, data)
 

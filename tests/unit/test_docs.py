@@ -56,6 +56,8 @@ EVENT_DATA = {
     "flow.run.completed": event_data.FlowRunData,
     "flow.run.failed": event_data.FlowRunData,
     "endpoint.disabled": event_data.EndpointDisabledData,
+    "broadcast.started": event_data.BroadcastData,
+    "broadcast.completed": event_data.BroadcastData,
 }
 NESTED = {"device": event_data.DeviceRef, "channel": event_data.ChannelRef}
 

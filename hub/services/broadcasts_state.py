@@ -1,0 +1,125 @@
+"""Pause, resume and cancel a broadcast: each a unit under the broadcast's row lock, so it
+never interleaves with a batch writing messages (see :mod:`hub.services.broadcasts`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hub.context import Hub
+from hub.errors import Conflict, NotFound
+from hub.models import Broadcast, utcnow
+from hub.queue.base import enqueue_job
+from hub.services.broadcasts import NOT_HANDED, get_broadcast, lock_status, write
+from hub.services.broadcasts_jobs import announce, next_job
+from hub.services.handover import SEND_MESSAGE
+from hub.store import Unit, execute, fetch_all, fetch_one, insert_rows, placeholders
+
+#: The states each action may start from.
+_FROM = {
+    "pause": ("running",),
+    "resume": ("paused",),
+    "cancel": ("scheduled", "running", "paused"),
+}
+
+
+async def change_state(hub: Hub, broadcast_id: str, action: str) -> Broadcast:
+    """Pause, resume or cancel; 409 from a state that cannot do it, 404 when unknown."""
+    units = {"pause": pause_unit, "resume": resume_unit, "cancel": cancel_unit}
+    outcome = await write(hub, lambda: _guarded(hub, broadcast_id, action, units[action]))
+    if outcome is None:
+        raise NotFound(f"broadcast {broadcast_id!r} not found", code="broadcast_not_found")
+    if outcome != "ok":
+        raise Conflict(
+            f"cannot {action} a broadcast that is {outcome}",
+            code="bad_state",
+            details={"status": outcome, "allowed_from": list(_FROM[action])},
+        )
+    return await get_broadcast(hub, broadcast_id)
+
+
+def _guarded(hub: Hub, broadcast_id: str, action: str, unit: Any) -> Unit[str | None]:
+    """Unit: the action when the broadcast's state allows it: "ok", else its state."""
+    status = yield from lock_status(hub, broadcast_id)
+    if status is None:
+        return None
+    if status[0] not in _FROM[action]:
+        return str(status[0])
+    yield from unit(hub, broadcast_id, status[1])
+    return "ok"
+
+
+def pause_unit(hub: Hub, broadcast_id: str, generation: int) -> Unit[None]:
+    """Unit: stop; messages not handed over yet are ``held`` (the send job skips them)."""
+    yield from _set_status(broadcast_id, "paused", generation)
+    yield from _move_messages(hub, broadcast_id, ("queued",), "held", "broadcast paused")
+
+
+def resume_unit(hub: Hub, broadcast_id: str, generation: int) -> Unit[None]:
+    """Unit: carry on: held messages are queued again with fresh send jobs, and the
+    pending recipients continue in a new generation of batch jobs."""
+    generation += 1
+    yield from _set_status(broadcast_id, "running", generation)
+    moved = yield from _move_messages(hub, broadcast_id, ("held",), "queued", "broadcast resumed")
+    lease = hub.queue.lease()
+    for message_id, channel_id in moved:
+        yield from enqueue_job(
+            SEND_MESSAGE,
+            {"message_id": message_id, "channel_id": channel_id},
+            key=f"send:{message_id}:g{generation}",
+            max_attempts=hub.settings.send_max_attempts + 5,
+            lease=lease,
+        )
+    yield from next_job(hub, broadcast_id, generation, 0, full=True)
+
+
+def cancel_unit(hub: Hub, broadcast_id: str, generation: int) -> Unit[None]:
+    """Unit: nothing more goes out: pending recipients and unsent messages are cancelled
+    (what went out stays counted); ``broadcast.completed`` says ``cancelled``."""
+    now = utcnow()
+    yield from execute(
+        "UPDATE broadcasts SET status = 'cancelled', finished_at = ?, updated_at = ? WHERE id = ?",
+        (now, now, broadcast_id),
+    )
+    yield from execute(
+        "UPDATE broadcast_recipients SET status = 'cancelled' "
+        "WHERE broadcast_id = ? AND status = 'pending'",
+        (broadcast_id,),
+    )
+    yield from _move_messages(hub, broadcast_id, NOT_HANDED, "cancelled", "broadcast cancelled")
+    started = yield from fetch_one(
+        "SELECT started_at FROM broadcasts WHERE id = ?", (broadcast_id,)
+    )
+    if started and started[0] is not None:
+        yield from announce(hub, broadcast_id, "broadcast.completed")
+
+
+def _set_status(broadcast_id: str, status: str, generation: int) -> Unit[None]:
+    yield from execute(
+        "UPDATE broadcasts SET status = ?, generation = ?, updated_at = ? WHERE id = ?",
+        (status, generation, utcnow(), broadcast_id),
+    )
+
+
+def _move_messages(
+    hub: Hub, broadcast_id: str, from_statuses: tuple[str, ...], to: str, detail: str
+) -> Unit[list[tuple[str, str]]]:
+    """Unit: the broadcast's messages in ``from_statuses`` move to ``to`` (with a history
+    line each); their (id, channel id). Locked in id order (fewer deadlocks with
+    hand-overs; a lost one is run again, see ``broadcasts.write``)."""
+    now = utcnow()
+    lock = " FOR NO KEY UPDATE OF m" if hub.store.dialect == "postgresql" else ""
+    statuses = placeholders(len(from_statuses))
+    moved = yield from fetch_all(
+        f"UPDATE messages SET status = ?, updated_at = ? WHERE status IN ({statuses}) "
+        "AND id IN (SELECT m.id FROM messages m JOIN broadcast_recipients r "
+        "ON r.message_id = m.id WHERE r.broadcast_id = ? "
+        f"AND m.status IN ({statuses}) ORDER BY m.id{lock}) "
+        "RETURNING id, channel_id",
+        (to, now, *from_statuses, broadcast_id, *from_statuses),
+    )
+    yield from insert_rows(
+        "message_status_changes",
+        ("message_id", "status", "detail", "at"),
+        [(row[0], to, detail, now) for row in moved],
+    )
+    return [(str(row[0]), str(row[1])) for row in moved]
