@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     this long ago) is pushed again — the sweep that recovers from a Redis restart."""
     send_max_attempts: int = 8
     """Attempts to hand one SMS to a provider before it is marked failed."""
-    device_rate_limit_per_min: int = Field(default=20, ge=1, le=600)
+    device_rate_limit_per_min: int = Field(default=20, ge=1)
     """SMS parts one SIM may send in any 60 s, unless its device or the SIM itself has its
     own (``PATCH /api/v1/devices/{id}``; Android itself allows 30 SMS per 30 minutes)."""
     send_spacing_max_s: float = Field(default=1.0, ge=0.0, le=2.0)

@@ -19,6 +19,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 #: The window a SIM's rate is counted over.
 RATE_WINDOW_S = 60.0
+#: Sends are counted in buckets of this many seconds (a SIM's row holds at most about
+#: 61 of them, whatever its rate); a bucket counts until the window after its *end*.
+BUCKET_S = 1.0
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
@@ -52,14 +55,20 @@ def recent_from_json(value: Any) -> list[tuple[float, int]]:
 
 
 def _in_window(state: SimState, now: datetime) -> list[tuple[float, int]]:
-    start = now.timestamp() - RATE_WINDOW_S
+    start = now.timestamp() - RATE_WINDOW_S - BUCKET_S
     return [(at, parts) for at, parts in state.recent if at > start]
+
+
+def parts_in_window(state: SimState, now: datetime) -> int:
+    """Parts the SIM counts against its rate at ``now``."""
+    return sum(p for _, p in _in_window(state, now))
 
 
 def rate_wait(state: SimState, now: datetime, parts: int, limit: int) -> float:
     """Seconds until ``parts`` more fit in the SIM's last 60 s without passing ``limit``
-    (0: now). Exact: every part handed over in the window is in ``recent``. A message of
-    more parts than the limit goes once the window is empty."""
+    (0: now). Never too early: a bucket's parts count until 60 s after the bucket's end,
+    so no 60 s ever hold more than ``limit`` (capacity frees up to a bucket late). A
+    message of more parts than the limit goes once the window is empty."""
     window = sorted(_in_window(state, now))
     used = sum(p for _, p in window)
     if used == 0 or used + parts <= limit:
@@ -67,7 +76,7 @@ def rate_wait(state: SimState, now: datetime, parts: int, limit: int) -> float:
     for at, p in window:  # wait until enough of the oldest parts age out
         used -= p
         if used == 0 or used + parts <= limit:
-            return max(0.0, at + RATE_WINDOW_S - now.timestamp())
+            return max(0.0, at + RATE_WINDOW_S + BUCKET_S - now.timestamp())
     return 0.0  # pragma: no cover - the loop always ends with used == 0
 
 
@@ -111,8 +120,14 @@ def taken(
     random 0..``spacing_max_s`` seconds (0 = no spacing)."""
     today = local_day(now, limits.tz)
     gap = random.uniform(0.0, spacing_max_s) if spacing_max_s > 0 else 0.0
+    bucket = math.floor(now.timestamp() / BUCKET_S) * BUCKET_S
+    recent = _in_window(state, now)
+    if recent and recent[-1][0] == bucket:
+        recent[-1] = (bucket, recent[-1][1] + parts)
+    else:
+        recent.append((bucket, parts))
     return SimState(
-        recent=[*_in_window(state, now), (now.timestamp(), parts)],
+        recent=recent,
         next_at=now + timedelta(seconds=gap) if gap else None,
         day=today,
         day_parts=day_parts(state, now, limits.tz) + parts,

@@ -212,7 +212,7 @@ def sims_out(hub: Hub, sims: list[Sim], now: datetime) -> list[dict[str, Any]]:
             "rate_per_min": s.rate_per_min,
             "daily_cap": s.daily_cap,
             "effective_rate_per_min": s.limits.rate_per_min,
-            "parts_last_minute": sum(p for _, p in pacing._in_window(s.state, now)),
+            "parts_last_minute": pacing.parts_in_window(s.state, now),
             "parts_today": pacing.day_parts(s.state, now, s.limits.tz),
             "available_at": pacing.sim_wait(s.state, s.limits, now, 1),
         }
