@@ -375,3 +375,58 @@ async def test_bad_input_is_a_422_naming_the_field(
     assert any(d["field"].startswith(field) for d in details), details
     missing = await client.get("/api/v1/broadcasts/bc_nope", headers=api_headers)
     assert missing.status_code == 404
+
+
+async def test_500_to_2_phones_x_2_sims_at_20_a_minute_spread_and_never_over_the_rate(
+    hub: Hub, client: httpx.AsyncClient, api_headers: dict[str, str], make_channel: ChannelFactory
+) -> None:
+    """The must-show with Part B's pacing, on a fake clock: each eligible recipient once,
+    spread across the 4 SIMs, never more than 20 parts a minute on any SIM."""
+    from datetime import UTC, datetime, timedelta
+
+    from tests.integration.test_pacing import run_clock, two_phones
+
+    channel = await make_channel(
+        "simulator",
+        webhook_secret=SECRET,
+        config={"phone_number": SIM_NUMBER, "delivery_delay_s": 3600},
+    )
+    sims = [{"slot": 0, "rate_per_min": 20}, {"slot": 1, "rate_per_min": 20}]
+    await two_phones(client, api_headers, channel.id, sims)
+    start = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    now = [start]
+    hub.clock = lambda: now[0]
+    members = phones(500)
+    group = await make_group(client, api_headers, "customers", members)
+    ids = await contact_ids(hub, members)
+    opted_out = members[::50]
+    for number in opted_out:
+        await set_contact(client, api_headers, ids[number], opted_out=True)
+    created = await create(client, api_headers, text="Sale", group_ids=[group])
+    await run_clock(hub, now, rounds=40)
+    await settle(hub)
+
+    async with hub.db.read() as session:
+        sent = list(
+            (
+                await session.execute(
+                    sa.select(Message).where(
+                        col(Message.direction) == "outbound", col(Message.body) == "Sale"
+                    )
+                )
+            ).scalars()
+        )
+    assert sorted(str(m.to_number) for m in sent) == sorted(set(members) - set(opted_out))
+    per_sim: dict[tuple[str, int], list[Any]] = {}
+    for m in sent:
+        assert m.status == "sent" and m.device_id and m.sim_slot is not None and m.handed_at
+        per_sim.setdefault((m.device_id, m.sim_slot), []).append(m.handed_at)
+    assert len(per_sim) == 4
+    minute = timedelta(seconds=60)
+    for times in per_sim.values():
+        for t in times:
+            assert sum(1 for u in times if t <= u < t + minute) <= 20
+    done = await status_of(client, api_headers, created["id"])
+    assert done["status"] == "completed"
+    assert done["counts"]["skipped_opted_out"] == len(opted_out) == 10
+    assert done["counts"]["sent"] == 490
