@@ -95,12 +95,20 @@ class BroadcastOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     counts: CountsOut
+    waiting_for_capacity_until: datetime | None = Field(
+        default=None,
+        description="While running with messages queued and every SIM of the channel at "
+        "its rate or daily cap: when the next one can go (nothing is dropped, it waits).",
+    )
 
 
 async def broadcast_out(hub: Hub, row: Broadcast) -> BroadcastOut:
     """API view of a broadcast with its live counts."""
     found = await hub.store.read(service.counts(row.id))
-    return BroadcastOut.model_validate({**row.model_dump(), "counts": found})
+    waiting = await service.waiting_until(hub, row, found)
+    return BroadcastOut.model_validate(
+        {**row.model_dump(), "counts": found, "waiting_for_capacity_until": waiting}
+    )
 
 
 class BroadcastController(ApiController):

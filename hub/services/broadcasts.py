@@ -45,6 +45,7 @@ from hub.models import Broadcast, Flow, utcnow
 from hub.paging import keyset_page
 from hub.queue.base import enqueue_job
 from hub.services.sending import MAX_TEXT_CHARS, resolve_route
+from hub.services.sims import capacity_wait
 from hub.store import (
     Json,
     Unit,
@@ -335,9 +336,12 @@ def _bucket(status: str, message_status: str | None) -> str:
     return ""
 
 
-def sent_total(found: dict[str, Any]) -> int:
-    """Messages handed to the gateway so far (sent or delivered)."""
-    return int(found["sent"]) + int(found["delivered"])
+async def waiting_until(hub: Hub, row: Broadcast, found: dict[str, Any]) -> datetime | None:
+    """While a running broadcast has messages queued: when its channel's first SIM has
+    capacity again, if every SIM is at its rate or daily cap now (else None)."""
+    if row.status != "running" or not found["queued"] or not row.channel_id:
+        return None
+    return await capacity_wait(hub, row.channel_id)
 
 
 # -- locking ------------------------------------------------------------------------

@@ -157,6 +157,11 @@ async def test_group_of_500_over_2_phones_x_2_sims_each_eligible_recipient_once(
     assert completed[0]["data"]["counts"]["skipped_opted_out"] == 20
     listed = await client.get("/api/v1/broadcasts", headers=api_headers)
     assert [b["id"] for b in listed.json()["items"]] == [created["id"]]
+    assert done["waiting_for_capacity_until"] is None
+    schema = (await client.get("/schema/openapi.json")).json()
+    assert {"/api/v1/broadcasts", "/api/v1/broadcasts/{broadcast_id}/pause"} <= set(schema["paths"])
+    fields = schema["components"]["schemas"]["BroadcastIn"]["properties"]
+    assert all(f.get("description") for f in fields.values())
 
 
 @pytest.fixture
@@ -403,6 +408,12 @@ async def test_500_to_2_phones_x_2_sims_at_20_a_minute_spread_and_never_over_the
     for number in opted_out:
         await set_contact(client, api_headers, ids[number], opted_out=True)
     created = await create(client, api_headers, text="Sale", group_ids=[group])
+    await drain(hub, timeout=60)
+    first = await status_of(client, api_headers, created["id"])
+    assert first["counts"]["sent"] == 80  # 20 per SIM at once; the rest waits
+    assert first["counts"]["queued"] == 410
+    free_at = datetime.fromisoformat(first["waiting_for_capacity_until"])
+    assert start + timedelta(seconds=60) <= free_at < start + timedelta(seconds=62)
     await run_clock(hub, now, rounds=40)
     await settle(hub)
 

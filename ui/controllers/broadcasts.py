@@ -102,8 +102,9 @@ class BroadcastsController(Controller):
         hub = hub_of(request)
         row = await service.get_broadcast(hub, broadcast_id)
         counts = await hub.store.read(service.counts(row.id))
+        waiting = await service.waiting_until(hub, row, counts)
         name = "broadcasts/_progress.html" if is_htmx(request) else "broadcasts/detail.html"
-        return render(request, name, b=row, counts=counts)
+        return render(request, name, b=row, counts=counts, waiting=waiting)
 
     @post("/{broadcast_id:str}/{action:str}", status_code=303)
     async def act(
