@@ -160,6 +160,13 @@ def cpu_seconds(pids: Sequence[int]) -> float:
     return sum(process_cpu(pid) for pid in descendants(pids))
 
 
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) CPU ticks of the whole machine since boot, from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
 def status_kib(pid: int, key: str) -> int:
     """A ``kB`` line of /proc/<pid>/status (VmRSS, VmHWM); 0 when gone."""
     try:

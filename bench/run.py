@@ -5,7 +5,8 @@
 (a) ceiling: bare Litestar handler under the hub's uvicorn; (b) ingest only: ``smshub
 serve`` as ``make run`` runs it, no flow; (c) keyword flow: the same plus the flow of
 ``bench/flow.json``; (d) the same on PostgreSQL with the arq queue and 2 ``smshub worker``
-processes; (e) a burst at concurrency 128 into (c). Everything runs on 127.0.0.1 in a
+processes; (e) a burst at concurrency 128 into (c); (f) (d) with 1 worker process (the
+scaling step). Everything runs on 127.0.0.1 in a
 fresh temporary directory, each scenario under a hard cap, the whole run under
 ``--max-total``; every child process group is killed on exit, Ctrl-C or error.
 """
@@ -28,7 +29,7 @@ from bench.scenarios import Outcome, RunContext, catalogue, run_scenario
 from bench.services import DEFAULT_PG_ADMIN, DEFAULT_REDIS
 from bench.stack import export_rev
 
-DEFAULT_COUNTS = {"a": 20_000, "b": 20_000, "c": 2_000, "d": 2_000, "e": 20_000}
+DEFAULT_COUNTS = {"a": 20_000, "b": 20_000, "c": 2_000, "d": 2_000, "e": 20_000, "f": 2_000}
 PROFILED = ("b", "c")
 
 
@@ -38,6 +39,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--only", default="", help="scenarios to run, e.g. a,c (default all)")
     parser.add_argument("--quick", action="store_true", help="small counts: a smoke run")
     parser.add_argument("--profile", action="store_true", help="py-spy flame graphs of (b) and (c)")
+    parser.add_argument(
+        "--profile-only", default="", help="flame graphs of these scenarios instead, e.g. d,f"
+    )
     parser.add_argument("--no-write", action="store_true", help="print only, keep the README")
     for key, count in DEFAULT_COUNTS.items():
         parser.add_argument(f"--{key}", type=int, default=count, help=f"requests of ({key})")
@@ -50,6 +54,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--rev", default="", help="benchmark the hub at this git revision")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     return parser.parse_args(argv)
+
+
+def _profiled(args: argparse.Namespace) -> tuple[str, ...]:
+    """The scenarios that get flame graphs."""
+    only = tuple(k.strip() for k in args.profile_only.split(",") if k.strip())
+    return only or (PROFILED if args.profile else ())
 
 
 def selected(args: argparse.Namespace) -> list[str]:
@@ -68,7 +78,7 @@ def run(args: argparse.Namespace, workdir: Path) -> tuple[list[Outcome], RunCont
     ctx = RunContext(
         workdir=workdir,
         warmup=args.warmup,
-        profile_keys=PROFILED if args.profile else (),
+        profile_keys=_profiled(args),
         flame_dir=Path(__file__).with_name("flame"),
         flame_tag=args.flame_tag or datetime.now(UTC).strftime("%Y-%m-%d"),
         redis_url=args.redis_url,
@@ -93,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run, print, write the README (unless --no-write)."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
     wrk_binary()
-    if args.profile:
+    if _profiled(args):
         py_spy_binary()
     command = " ".join(["python -m bench.run", shlex.join(sys.argv[1:] if argv is None else argv)])
     tmp = tempfile.mkdtemp(prefix="smshub-bench-")

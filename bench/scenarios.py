@@ -10,6 +10,7 @@ arrived with what was acknowledged.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections import Counter
@@ -40,6 +41,8 @@ class Scenario:
     hub: bool = True
     flow: bool = False
     arq: bool = False
+    #: ``smshub worker`` processes beside ``serve`` (arq scenarios; None: the run's default).
+    workers: int | None = None
 
 
 @dataclass
@@ -99,15 +102,16 @@ class Outcome:
 
 def catalogue(quick: bool, counts: dict[str, int]) -> list[Scenario]:
     """The scenarios, with ``--quick`` sizes or the given request counts."""
-    n = {"a": 2000, "b": 1000, "c": 200, "d": 200, "e": 1000} if quick else dict(counts)
+    n = {"a": 2000, "b": 1000, "c": 200, "d": 200, "e": 1000, "f": 200} if quick else dict(counts)
     arq = {"flow": True, "arq": True}
-    caps = {"a": 60.0, "b": 180.0, "c": 600.0, "d": 600.0, "e": 1800.0}
+    caps = {"a": 60.0, "b": 180.0, "c": 600.0, "d": 600.0, "e": 1800.0, "f": 600.0}
     return [
         Scenario("a", "ceiling: bare Litestar handler", n["a"], 32, caps["a"], hub=False),
         Scenario("b", "ingest only (SQLite, inline queue, no flow)", n["b"], 32, caps["b"]),
         Scenario("c", "keyword flow (SQLite, inline queue)", n["c"], 32, caps["c"], flow=True),
         Scenario("d", "keyword flow (PostgreSQL, arq, 2 workers)", n["d"], 32, caps["d"], **arq),
         Scenario("e", "burst into (c)", n["e"], 128, caps["e"], flow=True),
+        Scenario("f", "(d) with 1 worker process", n["f"], 32, caps["f"], workers=1, **arq),
     ]
 
 
@@ -165,7 +169,7 @@ def _run_arq(sc: Scenario, ctx: RunContext, workdir: Path, outcome: Outcome) -> 
             workdir,
             database_url=database.url,
             redis_url=redis.url,
-            worker_processes=ctx.worker_processes,
+            worker_processes=sc.workers or ctx.worker_processes,
             code_dir=ctx.code_dir,
         )
         _run_hub(sc, ctx, workdir, outcome, stack)
@@ -259,15 +263,18 @@ def _measure(
     waiter: Waiter | None,
 ) -> None:
     """wrk, then the wait for the flows; CPU, RSS and (with --profile) a flame graph."""
-    flame = None
+    flames = []
     if sc.key in ctx.profile_keys:
-        out = ctx.flame_dir / f"{ctx.flame_tag}-{sc.key}.svg"
-        flame = FlameGraph.start(pids[0], out, sc.timeout_s + 30)
+        # serve as <tag>-<key>.svg; in the arq scenarios each worker too, <tag>-<key>-w<n>.svg
+        for n, pid in enumerate(pids):
+            name = f"{ctx.flame_tag}-{sc.key}" + (f"-w{n}" if n else "")
+            out = ctx.flame_dir / f"{name}.svg"
+            flames.append(FlameGraph.start(pid, out, sc.timeout_s + 30))
         time.sleep(1.0)  # py-spy attaches before the first request
     try:
         _drive(sc, workdir, outcome, url, pids, waiter)
     finally:
-        if flame is not None:
+        for flame in flames:
             problem = flame.stop()
             outcome.notes.append(problem or f"flame graph: {flame.out.relative_to(ROOT)}")
     assert outcome.wrk is not None
@@ -281,6 +288,7 @@ def _drive(
 ) -> None:
     """Run wrk and wait for the flows, with the CPU times around and RSS sampled during."""
     cpu_before = procs.cpu_seconds(pids)
+    busy_before, total_before = procs.machine_ticks()
     with procs.RssSampler(list(pids)) as rss:
         started = time.monotonic()
         outcome.wrk = run_wrk(url, sc.requests, sc.connections, sc.timeout_s, workdir, PREFIX)
@@ -291,6 +299,10 @@ def _drive(
                 outcome.notes.append(f"not all flows finished within the {sc.timeout_s:.0f} s cap")
             outcome.e2e_s = (finished or time.monotonic()) - started
         outcome.cpu_s = procs.cpu_seconds(pids) - cpu_before
+    busy, total = procs.machine_ticks()
+    if total > total_before:  # everything: the hub, PostgreSQL, Redis, the fakes, wrk, others
+        share = (busy - busy_before) / (total - total_before)
+        outcome.notes.append(f"machine CPU busy {share:.0%} of {os.cpu_count()} cores")
     outcome.peak_mb = rss.peak_mb
 
 
