@@ -441,3 +441,32 @@ async def test_500_to_2_phones_x_2_sims_at_20_a_minute_spread_and_never_over_the
     assert done["status"] == "completed"
     assert done["counts"]["skipped_opted_out"] == len(opted_out) == 10
     assert done["counts"]["sent"] == 490
+
+
+async def test_broadcast_quiet_hours_hold_its_messages_until_they_end(
+    hub: Hub, client: httpx.AsyncClient, api_headers: dict[str, str], sim: SimPhone
+) -> None:
+    from datetime import UTC, datetime
+
+    night = datetime(2026, 12, 1, 22, 0, tzinfo=UTC)
+    now = [night]
+    hub.clock = lambda: now[0]
+    group = await make_group(client, api_headers, "club", phones(3))
+    quiet = {"start": "21:00", "end": "08:00"}
+    created = await create(client, api_headers, text="Hi", group_ids=[group], quiet_hours=quiet)
+    assert created["quiet_hours"] == quiet
+    await drain(hub)
+    assert await outbound_to(hub) == []  # 22:00 UTC is inside the window
+    async with hub.db.read() as session:
+        waiting = (
+            (await session.execute(sa.select(Message).where(col(Message.body) == "Hi")))
+            .scalars()
+            .all()
+        )
+    assert {m.quiet_hours["start"] for m in waiting if m.quiet_hours} == {"21:00"}
+    assert {m.next_attempt_at for m in waiting} == {datetime(2026, 12, 2, 8, 0, tzinfo=UTC)}
+    now[0] = datetime(2026, 12, 2, 8, 0, 1, tzinfo=UTC)
+    await fast_forward(hub, "send_message")
+    await settle(hub)
+    assert sorted(await outbound_to(hub)) == sorted(phones(3))
+    assert (await status_of(client, api_headers, created["id"]))["status"] == "completed"
