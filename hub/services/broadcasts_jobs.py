@@ -52,8 +52,10 @@ BROADCAST_FINISH = "broadcast_finish"
 BATCH_SIZE = 100
 #: Recipients one flow batch starts runs for (each run runs to its first wait at once).
 FLOW_BATCH_SIZE = 20
-#: How often the finish check looks again while messages wait to be handed over.
+#: How often the finish check looks again while messages wait to be handed over: soon
+#: when few are left, less often while many wait (a big list at a SIM's pace takes hours).
 FINISH_POLL_S = 2.0
+FINISH_POLL_MANY_S = 15.0
 
 _CONTACT_COLUMNS = (
     "c.id, c.phone, c.name, c.language, c.timezone, c.opted_out, c.tags, c.fields, c.deleted_at"
@@ -378,15 +380,17 @@ def _mark_started(broadcast_id: str, contact_id: str, run_id: str) -> Unit[None]
 
 async def broadcast_finish(hub: Hub, broadcast_id: str, generation: int) -> None:
     """Job: completed once no recipient is pending and every message was handed over."""
-    done = await write(hub, lambda: _finish(hub, broadcast_id, generation))
-    if not done:
-        raise Retry(FINISH_POLL_S, count_attempt=False, reason="messages still to hand over")
+    left = await write(hub, lambda: _finish(hub, broadcast_id, generation))
+    if left:
+        delay = FINISH_POLL_S if left <= BATCH_SIZE else FINISH_POLL_MANY_S
+        raise Retry(delay, count_attempt=False, reason=f"{left} messages still to hand over")
 
 
-def _finish(hub: Hub, broadcast_id: str, generation: int) -> Unit[bool]:
+def _finish(hub: Hub, broadcast_id: str, generation: int) -> Unit[int]:
+    """Unit: completed (0), or how many recipients are still to be handed over."""
     state = yield from lock_status(hub, broadcast_id)
     if state != ("running", generation):
-        return True  # paused (resume checks again), cancelled, or already completed
+        return 0  # paused (resume checks again), cancelled, or already completed
     left = yield from fetch_one(
         "SELECT count(*) FROM broadcast_recipients r LEFT JOIN messages m "
         "ON m.id = r.message_id WHERE r.broadcast_id = ? AND (r.status = 'pending' "
@@ -394,11 +398,11 @@ def _finish(hub: Hub, broadcast_id: str, generation: int) -> Unit[bool]:
         (broadcast_id, *NOT_HANDED),
     )
     if left and left[0]:
-        return False
+        return int(left[0])
     now = utcnow()
     yield from execute(
         "UPDATE broadcasts SET status = 'completed', finished_at = ?, updated_at = ? WHERE id = ?",
         (now, now, broadcast_id),
     )
     yield from announce(hub, broadcast_id, "broadcast.completed")
-    return True
+    return 0

@@ -102,7 +102,8 @@ async def test_killed_mid_broadcast_each_remaining_recipient_gets_exactly_one_sm
         async def well_under_way() -> bool:
             return len(fake.requests) >= 40
 
-        await wait_for(well_under_way)
+        # Generous: in the arq configuration a lost push is re-pushed after 30 s.
+        await wait_for(well_under_way, timeout=45)
         first.kill()
         at_kill = len(fake.requests)
         assert at_kill < len(MEMBERS) - len(opted_out)  # killed in the middle
@@ -140,7 +141,7 @@ async def test_pause_holds_sending_within_a_second_and_resume_continues(
         async def under_way() -> bool:
             return len(fake.requests) >= 30
 
-        await wait_for(under_way)
+        await wait_for(under_way, timeout=45)
         async with httpx.AsyncClient(base_url=server.url, headers=headers) as client:
             paused = await client.post(f"/api/v1/broadcasts/{broadcast_id}/pause")
             assert paused.status_code == 200, paused.text
