@@ -98,7 +98,8 @@ def _prepare(
         yield from record_status(hub, message, "failed", detail=refusal)
         return None
     now = hub.clock()
-    wait = yield from _timing(hub, message, channel, now)
+    # A re-run of an interrupted hand-over (status sending) is not held by quiet hours.
+    wait = None if message.status == "sending" else (yield from _timing(hub, message, channel, now))
     if wait is None:
         chosen = yield from _route(hub, channel, message, now)
         wait = chosen if isinstance(chosen, Wait) else None
