@@ -260,3 +260,26 @@ async def test_the_conversation_composer_sends_later_and_cancels(
         f"{thread}/send", data={**form, "send_at": "2020-01-01T09:00"}, headers={"HX-Request": "1"}
     )
     assert "future" in error_next_to(bad.text, "send_at")
+
+
+async def test_the_new_routes_and_fields_are_in_the_openapi_schema(
+    client: httpx.AsyncClient,
+) -> None:
+    schema = (await client.get("/schema/openapi.json")).json()
+    paths = schema["paths"]
+    assert "patch" in paths["/api/v1/messages/{message_id}"]
+    assert "post" in paths["/api/v1/messages/{message_id}/cancel"]
+    assert "patch" in paths["/api/v1/devices/{device_id}"]
+    shapes = schema["components"]["schemas"]
+    for shape, fields in {
+        "SendIn": ("send_at", "quiet_hours"),
+        "MessageOut": ("send_at", "waiting_reason", "next_attempt_at"),
+        "SimIn": ("slot", "rate_per_min", "daily_cap"),
+        "DevicePatch": ("sims",),
+    }.items():
+        for name in fields:
+            prop = shapes[shape]["properties"][name]
+            described = prop.get("description") or any(
+                "description" in option for option in prop.get("oneOf", prop.get("anyOf", []))
+            )
+            assert described, f"{shape}.{name} has no description"
