@@ -119,6 +119,8 @@ class HubStack:
             SMSHUB_PUBLIC_URL=self.base,
             SMSHUB_ALLOW_PRIVATE_DESTINATIONS="1",
             SMSHUB_DEVICE_RATE_LIMIT_PER_MIN=DEVICE_RATE_LIMIT,
+            # every reply leaves the one bench phone: no human-like pause between two sends
+            SMSHUB_SEND_SPACING_MAX_S="0",
             # make run's first start also creates a simulator channel and publishes the JOIN
             # example on it; (b) must have no flow and (c) only the bench flow.
             SMSHUB_BOOTSTRAP_SIMULATOR="false",

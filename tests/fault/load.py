@@ -37,11 +37,11 @@ SIGNING_KEY = "smsgate-signing-key-for-tests"
 #: is prime to the 4 texts, so the JOINs' replies leave all of them).
 PHONES = 7
 #: Environment every hub process of a load test gets: the flow posts to a local sink, and
-#: thousands of replies leave the phones — at most 5,000 / 2 / PHONES each, under the
-#: highest per-SIM rate there is, without the human-like pause between two sends.
+#: thousands of replies leave the phones — no per-SIM rate in the way, and no human-like
+#: pause between two sends of a SIM (the pacing tests cover both).
 LOAD_ENV = {
     "SMSHUB_ALLOW_PRIVATE_DESTINATIONS": "true",
-    "SMSHUB_DEVICE_RATE_LIMIT_PER_MIN": "600",
+    "SMSHUB_DEVICE_RATE_LIMIT_PER_MIN": "1000000",
     "SMSHUB_SEND_SPACING_MAX_S": "0",
 }
 

@@ -15,13 +15,14 @@ from hub.context import Hub
 from hub.models import FlowRun, Message
 from tests.fakes.providers import FakeProvider
 from tests.fakes.sink import Sink
-from tests.fault.server import Server, wait_for
-from tests.fault.test_crash_load import (
+from tests.fault.load import (
+    LOAD_ENV,
     phone_with_keyword_flow,
     sender,
     signed_webhook,
     text,
 )
+from tests.fault.server import Server, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -33,13 +34,7 @@ async def test_two_processes_share_the_database_safely(
 ) -> None:
     async with FakeProvider("smsgate", username="u", password="p") as gateway, Sink("/zap") as zap:
         channel = await phone_with_keyword_flow(setup_hub, gateway, zap)
-        server = Server(
-            tmp_path,
-            database_url,
-            SMSHUB_PROCESSES="2",
-            SMSHUB_ALLOW_PRIVATE_DESTINATIONS="true",
-            SMSHUB_DEVICE_RATE_LIMIT_PER_MIN="1000000",
-        )
+        server = Server(tmp_path, database_url, SMSHUB_PROCESSES="2", **LOAD_ENV)
         servers.append(server)
         await server.start()
         url = f"{server.url}/webhooks/{channel.id}"
