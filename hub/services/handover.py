@@ -175,36 +175,32 @@ def _route(
     hub: Hub, channel: ChannelRuntime, message: MessageRow, now: datetime
 ) -> Unit[sims.Sim | Wait | None]:
     """Unit: the SIM that takes the message now (counted), a wait for capacity, or None
-    (a gateway without devices: nothing to route or pace)."""
+    (a gateway without devices: nothing to route or pace). Only the SIM rows the choice
+    may use are locked: one device's for a message with its own or a sticky device, the
+    whole channel's otherwise."""
     if not message.device_id and not channel.connector.capabilities.devices:
         return None
     tz = sims.channel_zone(channel)
+    own = yield from _own_sim(hub, channel, message, now)
     found = yield from sims.load_sims(
-        hub, channel_id=channel.id, tz=tz, device_id=message.device_id, lock=True
+        hub, channel_id=channel.id, tz=tz, device_id=own[0] if own else message.device_id, lock=True
     )
     if message.sim_slot is not None and not message.device_id:
         found = [s for s in found if s.slot == message.sim_slot] or found
     if not found:
         return None
-    own = None
-    if message.device_id and message.sim_slot is not None:
-        own = (message.device_id, message.sim_slot)
-    sticky = None if message.device_id else (yield from _sticky(message, channel))
-    # One atomic increment, so concurrent workers never pick the same turn.
-    turn = yield from fetch_value(
-        "UPDATE channels SET rr_cursor = rr_cursor + 1 WHERE id = ? RETURNING rr_cursor",
-        (channel.id,),
-    )
-    choice = sims.choose(
-        found,
-        now,
-        message.segments,
-        own=own,
-        sticky=sticky,
-        turn=(turn or 1) - 1,
-    )
+    turn = 0
+    if own is None:  # one atomic increment, so concurrent workers never pick the same turn
+        turn = yield from fetch_value(
+            "UPDATE channels SET rr_cursor = rr_cursor + 1 WHERE id = ? RETURNING rr_cursor",
+            (channel.id,),
+        )
+    choice = sims.choose(found, now, message.segments, own=own, turn=(turn or 1) - 1)
     if choice.sim is None:
         until = choice.wait_until or now
+        pinned = next((s for s in found if own and (s.device_id, s.slot) == own), None)
+        if pinned and not message.device_id and sims.at_cap(pinned, now, message.segments):
+            until = now  # the sticky SIM reached its cap meanwhile: choose again at once
         return Wait(until, f"waiting for capacity until {stamp(until)}")
     sim = choice.sim
     message.device_id = sim.device_id
@@ -212,6 +208,22 @@ def _route(
         message.sim_slot = sim.slot
     yield from sims.take(hub, sim, now, message.segments)
     return sim
+
+
+def _own_sim(
+    hub: Hub, channel: ChannelRuntime, message: MessageRow, now: datetime
+) -> Unit[tuple[str, int] | None]:
+    """The SIM the message must wait for: its own (device and slot), else the one the
+    contact last texted in on unless that SIM is at its daily cap (then any SIM may)."""
+    if message.device_id:
+        return (message.device_id, message.sim_slot) if message.sim_slot is not None else None
+    sticky = yield from _sticky(message, channel)
+    if sticky is None:
+        return None
+    tz = sims.channel_zone(channel)
+    peek = yield from sims.load_sims(hub, channel_id=channel.id, tz=tz, device_id=sticky[0])
+    pinned = next((s for s in peek if (s.device_id, s.slot) == sticky), None)
+    return None if pinned and sims.at_cap(pinned, now, message.segments) else sticky
 
 
 def _sticky(message: MessageRow, channel: ChannelRuntime) -> Unit[tuple[str, int] | None]:

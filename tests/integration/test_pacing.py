@@ -201,3 +201,34 @@ async def test_sim_limits_can_be_reset_to_the_default(
         (0, None, 7),
         (1, None, 7),
     ]
+
+
+async def test_a_contact_stays_on_its_sim_until_that_sim_is_at_its_daily_cap(
+    hub: Hub, client: httpx.AsyncClient, api_headers: dict[str, str], channel: str
+) -> None:
+    ids = await two_phones(client, api_headers, channel, [{"slot": 0}, {"slot": 1}])
+    await SimPhone(client, channel, SECRET, SIM_NUMBER).says(
+        "+15550004444", "hi", device_id="phone-b", sim_slot=1
+    )
+    resp = await client.patch(
+        f"/api/v1/devices/{ids['phone-b']}",
+        json={"sims": [{"slot": 1, "rate_per_min": 1, "daily_cap": 2}]},
+        headers=api_headers,
+    )
+    assert resp.status_code == 200
+    now = [datetime(2026, 12, 1, 9, 0, tzinfo=UTC)]
+    hub.clock = lambda: now[0]
+    for i in range(3):
+        await send(client, api_headers, to="+15550004444", message=f"reply {i}")
+    await drain(hub)
+    first = {m.body: m for m in await outbound(hub)}
+    assert (first["reply 0"].device_id, first["reply 0"].sim_slot) == (ids["phone-b"], 1)
+    # At its rate the contact's SIM is waited for, not swapped for another one...
+    assert first["reply 1"].status == first["reply 2"].status == "queued"
+    await run_clock(hub, now, rounds=10)
+    done = {m.body: m for m in await outbound(hub)}
+    assert (done["reply 1"].device_id, done["reply 1"].sim_slot) == (ids["phone-b"], 1)
+    # ...and at its daily cap another SIM of the channel takes the contact's message.
+    assert (done["reply 2"].device_id, done["reply 2"].sim_slot) != (ids["phone-b"], 1)
+    assert done["reply 2"].status == "sent"
+    assert done["reply 2"].handed_at is not None and done["reply 2"].handed_at < now[0] + MINUTE
