@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import cast
 
 from connectors.base import CanSend, SendError, SendRequest, SendResult
@@ -39,6 +39,10 @@ _INTERRUPTED = (
     "send_interrupted: the hub stopped while handing this message to the gateway; "
     "it may or may not have been sent"
 )
+
+
+#: Picks of a free SIM before a hand-over waits a moment (each lost to another worker).
+CHOICE_TRIES = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,27 +179,32 @@ def _route(
     hub: Hub, channel: ChannelRuntime, message: MessageRow, now: datetime
 ) -> Unit[sims.Sim | Wait | None]:
     """Unit: the SIM that takes the message now (counted), a wait for capacity, or None
-    (a gateway without devices: nothing to route or pace). Only the SIM rows the choice
-    may use are locked: one device's for a message with its own or a sticky device, the
-    whole channel's otherwise."""
+    (a gateway without devices: nothing to route or pace).
+
+    The choice is made on the SIMs as read, then only the chosen SIM's row is locked and
+    read again (PostgreSQL: another worker may just have counted a send on it); when it
+    can no longer take the message, the choice is made again. A hand-over so holds one
+    SIM row, never the channel's: sends on different SIMs do not wait for each other."""
     if not message.device_id and not channel.connector.capabilities.devices:
         return None
     tz = sims.channel_zone(channel)
     own = yield from _own_sim(hub, channel, message, now)
     found = yield from sims.load_sims(
-        hub, channel_id=channel.id, tz=tz, device_id=own[0] if own else message.device_id, lock=True
+        hub, channel_id=channel.id, tz=tz, device_id=own[0] if own else message.device_id
     )
     if message.sim_slot is not None and not message.device_id:
         found = [s for s in found if s.slot == message.sim_slot] or found
     if not found:
         return None
-    turn = 0
-    if own is None:  # one atomic increment, so concurrent workers never pick the same turn
-        turn = yield from fetch_value(
-            "UPDATE channels SET rr_cursor = rr_cursor + 1 WHERE id = ? RETURNING rr_cursor",
-            (channel.id,),
-        )
-    choice = sims.choose(found, now, message.segments, own=own, turn=(turn or 1) - 1)
+    turn = 0 if own is not None else sims.next_turn(channel.id)
+    for _ in range(CHOICE_TRIES):
+        choice = sims.choose(found, now, message.segments, own=own, turn=turn)
+        if choice.sim is None or (
+            yield from sims.still_free(hub, choice.sim, now, message.segments)
+        ):
+            break
+    else:  # every pick was taken meanwhile: look again in a moment
+        return Wait(now + timedelta(seconds=0.1), "waiting for capacity")
     if choice.sim is None:
         until = choice.wait_until or now
         pinned = next((s for s in found if own and (s.device_id, s.slot) == own), None)

@@ -16,6 +16,7 @@ now. When no SIM can, the message waits until the first one can.
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
@@ -64,11 +65,11 @@ _SIMS = (
 
 
 def load_sims(
-    hub: Hub, *, channel_id: str, tz: tzinfo, device_id: str | None = None, lock: bool = False
+    hub: Hub, *, channel_id: str, tz: tzinfo, device_id: str | None = None
 ) -> Unit[list[Sim]]:
     """Unit: the SIMs of a channel's devices (or of one device), in a fixed order; their
-    ``sim_pacing`` rows are created on first sight. ``lock`` serializes the decision per
-    SIM across PostgreSQL workers (SQLite's one writer does it)."""
+    ``sim_pacing`` rows are created on first sight. Nothing is locked: the hand-over
+    locks the one SIM it picks (:func:`still_free`)."""
     where, params = ("id = ?", (device_id,)) if device_id else ("channel_id = ?", (channel_id,))
     devices = yield from fetch_all(_DEVICES + where + " ORDER BY id", params)
     if not devices:
@@ -76,8 +77,6 @@ def load_sims(
     slots = {str(d[0]): _slots(d[2]) for d in devices}
     wanted = [(dev, slot) for dev, found in slots.items() for slot in (found or [0])]
     sql = _SIMS.format(", ".join("?" * len(devices)))
-    if lock and hub.store.dialect == "postgresql":
-        sql += " FOR NO KEY UPDATE"
     rows = yield from fetch_all(sql, list(slots))
     missing = set(wanted) - {(str(r[0]), int(r[1])) for r in rows}
     if missing:
@@ -118,6 +117,39 @@ def _sim(hub: Hub, row: Sequence[Any], device: tuple[str, Any], known: bool, tz:
             day_parts=int(row[7] or 0),
         ),
     )
+
+
+_ONE_SIM = (
+    "SELECT recent, next_at, day, day_parts FROM sim_pacing WHERE device_id = ? AND slot = ? "
+    "FOR NO KEY UPDATE"
+)
+#: The next round-robin turn per channel, in this process (no shared row to contend on:
+#: with several processes each takes the SIMs in turn, and the rates hold regardless).
+_TURNS: collections.Counter[str] = collections.Counter()
+
+
+def next_turn(channel_id: str) -> int:
+    """This process's next round-robin turn over the channel's SIMs."""
+    _TURNS[channel_id] += 1
+    return _TURNS[channel_id] - 1
+
+
+def still_free(hub: Hub, sim: Sim, now: datetime, parts: int) -> Unit[bool]:
+    """Unit: on PostgreSQL, lock the picked SIM's row and read its counters again (another
+    worker's hand-over may have counted on it since the choice); True when it can still
+    take ``parts`` now. SQLite's single writer makes the first read current already."""
+    if hub.store.dialect != "postgresql":
+        return True
+    row = yield from fetch_one(_ONE_SIM, (sim.device_id, sim.slot))
+    if row is None:
+        return False
+    sim.state = pacing.SimState(
+        recent=pacing.recent_from_json(as_json(row[0])),
+        next_at=as_datetime(row[1]),
+        day=row[2],
+        day_parts=int(row[3] or 0),
+    )
+    return pacing.sim_wait(sim.state, sim.limits, now, parts) is None
 
 
 def choose(
