@@ -160,7 +160,11 @@ class StatusChangeOut(BaseModel):
 class MessageOut(BaseModel):
     id: str
     direction: Literal["inbound", "outbound"]
-    status: str
+    status: str = Field(
+        description="scheduled, queued, held (its broadcast is paused), sending, accepted, "
+        "sent, then delivered or failed; suppressed (a flow send refused: opt-out, loop "
+        "breaker) and cancelled are final too. It only ever moves forward."
+    )
     channel_id: str
     device_id: str | None
     sim_slot: int | None

@@ -26,6 +26,7 @@ from hub.store import Unit, as_datetime, execute, fetch_one
 STATUS_RANK = {
     "scheduled": 0,
     "queued": 1,
+    "held": 1,  # a paused broadcast's message: back to queued on resume
     "sending": 2,
     "accepted": 3,
     "sent": 4,
