@@ -45,7 +45,9 @@ def build_hub(settings: Settings, *, wiring: Wiring | None = None) -> Hub:
     hub = Hub(
         settings=settings,
         db=Database(
-            settings.effective_database_url, sqlite_synchronous=settings.sqlite_synchronous
+            settings.effective_database_url,
+            sqlite_synchronous=settings.sqlite_synchronous,
+            pool_size=settings.database_pool_size,
         ),
         box=_secret_box(settings),
         http=AiohttpClient(),

@@ -119,7 +119,7 @@ def _make_engine(
 class Database:
     """The hub's engines and session factories."""
 
-    def __init__(self, url: str, *, sqlite_synchronous: str = "FULL") -> None:
+    def __init__(self, url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 10) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
@@ -128,7 +128,7 @@ class Database:
             self.engine = _make_engine(url, immediate=False, pool_size=8, synchronous=sync)
             self.write_engine = _make_engine(url, immediate=True, pool_size=1, synchronous=sync)
         else:
-            self.engine = _make_engine(url, immediate=False, pool_size=20)
+            self.engine = _make_engine(url, immediate=False, pool_size=pool_size)
             self.write_engine = self.engine
         self._read = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write = async_sessionmaker(self.write_engine, expire_on_commit=False)

@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     """Where the embedded database and the generated secret key live."""
     database_url: str = ""
     """SQLAlchemy async URL; empty means SQLite at ``<var_dir>/smshub.db``."""
+    database_pool_size: int = Field(default=10, ge=1, le=500)
+    """PostgreSQL: connections the API's and the UI's queries may hold per process (the hot
+    path adds its own 5, the trigger index 1); size ``max_connections`` for all processes."""
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     """SQLite fsync policy: FULL (default) fsyncs every commit, so an acknowledged webhook
     survives a power cut; NORMAL survives a crash of the process only."""
