@@ -15,9 +15,12 @@ runs each one in its own pytest process):
   to Redis and runs them with an arq worker, and the fault tests' ``smshub serve`` only
   accepts and pushes while ``smshub worker`` processes run the jobs.
 
-Tests that touch no database run once, in the unset and ``sqlite`` configurations. A test
-that is about one engine only says so with ``@pytest.mark.engine("inline")`` (or
-``"arq"``) and is skipped, with that reason, elsewhere.
+Tests that touch no database run once, in the unset and ``sqlite`` configurations; a test
+pinned to PostgreSQL (``parametrize("database_url", ["postgres"], indirect=True)``) runs
+where PostgreSQL is the database, and one that sets up its own processes and Redis says
+where it runs with ``@pytest.mark.configs("postgres")``. A test that is about one engine
+only says so with ``@pytest.mark.engine("inline")`` (or ``"arq"``) and is skipped, with
+that reason, elsewhere.
 """
 
 from __future__ import annotations
@@ -145,6 +148,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "engine(name): the test is about one queue engine (inline or arq) only"
     )
+    config.addinivalue_line(
+        "markers",
+        "configs(*names): run only in these SMSHUB_TEST_CONFIG configurations (and unset) —"
+        " for tests that set up their own processes, Redis and database mode",
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -154,7 +162,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     kept, dropped = [], []
     for item in items:
         uses_hub = "database_url" in getattr(item, "fixturenames", ())
-        if TEST_CONFIG in ("postgres", "arq") and not uses_hub:
+        pinned = getattr(getattr(item, "callspec", None), "params", {}).get("database_url")
+        only = item.get_closest_marker("configs")
+        if (
+            (TEST_CONFIG in ("postgres", "arq") and not uses_hub)
+            or (TEST_CONFIG and pinned and pinned not in CONFIGS[TEST_CONFIG])
+            or (TEST_CONFIG and only is not None and TEST_CONFIG not in only.args)
+        ):
             dropped.append(item)
             continue
         marker = item.get_closest_marker("engine")

@@ -65,6 +65,7 @@ def through(proxy: TcpProxy, database_url: str) -> str:
 
 @pytest.mark.slow
 @pytest.mark.redis
+@pytest.mark.configs("postgres")  # its own processes and proxy: the same run everywhere
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 async def test_database_cut_off_under_load_answers_503_and_loses_nothing(
     tmp_path: Path,

@@ -28,7 +28,9 @@ from tests.fault.load import (
 )
 from tests.fault.server import Server, WorkerProcess, wait_for
 
-pytestmark = [pytest.mark.slow, pytest.mark.redis]
+#: Its own API and worker processes, Redis db and settings: the same run in every
+#: configuration, so it runs in one (tests/conftest.py).
+pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.configs("postgres")]
 
 REDIS_DB = 11
 WEBHOOKS = 5_000
