@@ -286,6 +286,10 @@ class ContactOut(BaseModel):
     name: str
     opted_out: bool
     opted_out_at: datetime | None
+    blocked: bool = Field(
+        default=False, description="Blocked: nothing is sent to it, its SMS start no flow."
+    )
+    blocked_at: datetime | None = Field(default=None, description="When it was blocked.")
     tags: list[str]
     fields: dict[str, Any]
     language: str | None = Field(default=None, description="BCP 47 tag, e.g. en or pt-BR.")
@@ -334,6 +338,10 @@ class ContactPatch(Patch):
     )
     opted_out: bool | None = Field(
         default=None, description="Set by hand (e.g. a written opt-out); STOP/START set it too."
+    )
+    blocked: bool | None = Field(
+        default=None,
+        description="Block (nothing sent, inbound starts no flow) or unblock the contact.",
     )
 
 

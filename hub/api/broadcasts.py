@@ -68,6 +68,7 @@ class BroadcastIn(In):
 class CountsOut(BaseModel):
     recipients: int = Field(description="Contacts resolved at start (skipped ones included).")
     skipped_opted_out: int = Field(description="Recipients skipped because they opted out.")
+    skipped_blocked: int = Field(description="Recipients skipped because they are blocked.")
     skipped: int = Field(description="Every skipped recipient (opted out, deleted, template).")
     queued: int = Field(description="Not handed to the gateway yet (held while paused).")
     sent: int = Field(description="Handed to the gateway, no delivery report yet.")

@@ -20,6 +20,9 @@ class ContactIn(In):
     )
     tags: list[str] = Field(default_factory=list, max_length=100)
     fields: dict[str, str] = Field(default_factory=dict, description="Free fields, name: value.")
+    blocked: bool = Field(
+        default=False, description="Blocked: nothing is sent to it, its SMS start no flow."
+    )
 
 
 class GroupIn(In):

@@ -71,6 +71,9 @@ class ContactController(ApiController):
             str | None, QueryParameter(description="Phone or name contains.", max_length=64)
         ] = None,
         opted_out: FromQuery[bool | None] = None,
+        blocked: Annotated[
+            bool | None, QueryParameter(description="Only blocked (true) or unblocked (false).")
+        ] = None,
         group_id: Annotated[
             str | None, QueryParameter(description="Only members of this group.", max_length=40)
         ] = None,
@@ -78,7 +81,13 @@ class ContactController(ApiController):
         if group_id:
             await groups.get_group(hub, group_id)  # 404 for an unknown group
         rows, next_cursor = await queries.list_contacts(
-            hub, limit=limit, cursor=cursor, q=q, opted_out=opted_out, group_id=group_id
+            hub,
+            limit=limit,
+            cursor=cursor,
+            q=q,
+            opted_out=opted_out,
+            blocked=blocked,
+            group_id=group_id,
         )
         return Page[ContactOut](items=[view(ContactOut, r) for r in rows], next_cursor=next_cursor)
 
@@ -106,7 +115,8 @@ class ContactController(ApiController):
         self, hub: NamedDependency[Hub], request: Request[Any, Any, Any]
     ) -> ImportOut:
         """Upsert by phone; answers the report once every row is written. Columns: phone,
-        name, language, timezone, group, tags, opted_out, field:<name> (docs/contacts.md)."""
+        name, language, timezone, group, tags, opted_out, blocked, field:<name>
+        (docs/contacts.md)."""
         data, filename = await csv_body(request)
         return view(ImportOut, await contacts_import.import_csv(hub, data, filename))
 

@@ -37,6 +37,7 @@ _THEM, _US = "+15550001234", "+15559876543"
 _BROADCAST_COUNTS = {
     "recipients": 500,
     "skipped_opted_out": 20,
+    "skipped_blocked": 0,
     "skipped": 20,
     "queued": 0,
     "sent": 30,

@@ -283,6 +283,7 @@ async def list_broadcasts(
 COUNT_NAMES = (
     "recipients",
     "skipped_opted_out",
+    "skipped_blocked",
     "skipped",
     "queued",
     "sent",
@@ -317,6 +318,8 @@ def counts(broadcast_id: str) -> Unit[dict[str, Any]]:
             total[bucket] += n
         if status == "skipped" and reason == "opted_out":
             total["skipped_opted_out"] += n
+        if status == "skipped" and reason == "blocked":
+            total["skipped_blocked"] += n
     total["runs"] = runs
     return total
 

@@ -58,7 +58,8 @@ FINISH_POLL_S = 2.0
 FINISH_POLL_MANY_S = 15.0
 
 _CONTACT_COLUMNS = (
-    "c.id, c.phone, c.name, c.language, c.timezone, c.opted_out, c.tags, c.fields, c.deleted_at"
+    "c.id, c.phone, c.name, c.language, c.timezone, c.opted_out, c.tags, c.fields, "
+    "c.deleted_at, c.blocked"
 )
 
 
@@ -125,7 +126,7 @@ def _resolve(
     broadcast_id: str, group_ids: list[str], contact_ids: list[str], channel_id: str | None
 ) -> Unit[None]:
     """Unit: the recipients, once: every contact named or in a group, each one row;
-    opted-out and deleted contacts are stored ``skipped`` with the reason."""
+    blocked, opted-out and deleted contacts are stored ``skipped`` with the reason."""
     where: list[str] = []
     params: list[Any] = [broadcast_id, channel_id]
     if contact_ids:
@@ -142,8 +143,9 @@ def _resolve(
     yield from execute(
         "INSERT INTO broadcast_recipients (broadcast_id, contact_id, channel_id, status, "
         "skipped_reason) SELECT ?, c.id, ?, "
-        "CASE WHEN c.opted_out OR c.deleted_at IS NOT NULL THEN 'skipped' ELSE 'pending' END, "
-        "CASE WHEN c.opted_out THEN 'opted_out' WHEN c.deleted_at IS NOT NULL THEN 'deleted' "
+        "CASE WHEN c.blocked OR c.opted_out OR c.deleted_at IS NOT NULL THEN 'skipped' "
+        "ELSE 'pending' END, CASE WHEN c.blocked THEN 'blocked' "
+        "WHEN c.opted_out THEN 'opted_out' WHEN c.deleted_at IS NOT NULL THEN 'deleted' "
         f"END FROM contacts c WHERE {' OR '.join(where)} "
         "ON CONFLICT (broadcast_id, contact_id) DO NOTHING",
         params,
@@ -221,6 +223,8 @@ def _pending(broadcast_id: str, limit: int) -> Unit[list[tuple[Any, ...]]]:
 
 def _text_for(template: str, row: tuple[Any, ...]) -> tuple[str | None, str | None]:
     """(text, None), or (None, why this contact is skipped)."""
+    if row[9]:
+        return None, "blocked"
     if row[5]:
         return None, "opted_out"
     if row[8] is not None:
@@ -263,18 +267,21 @@ def _queue_batch(
     live: list[tuple[Any, ...]] = []
     if ids:
         live = yield from fetch_all(
-            "SELECT c.id, c.opted_out FROM broadcast_recipients r JOIN contacts c "
+            "SELECT c.id, c.opted_out, c.blocked FROM broadcast_recipients r JOIN contacts c "
             "ON c.id = r.contact_id WHERE r.broadcast_id = ? AND r.status = 'pending' "
             f"AND r.contact_id IN ({placeholders(len(ids))})",
             (b.id, *ids),
         )
-    pending = {str(row[0]): bool(row[1]) for row in live}
+    # Blocked or opted out since the batch read it: the reason, else None.
+    pending = {
+        str(row[0]): "blocked" if row[2] else "opted_out" if row[1] else None for row in live
+    }
     now = utcnow()
     for contact_id, phone, text, reason in items:
         if contact_id not in pending:
             continue
         if pending[contact_id]:
-            text, reason = None, "opted_out"  # replied STOP since the batch read it
+            text, reason = None, pending[contact_id]
         if text is None:
             yield from _skip(b.id, contact_id, reason or "skipped")
             continue
@@ -334,8 +341,8 @@ def _flow_next(hub: Hub, b: _Broadcast, batch: int, *, full: bool) -> Unit[None]
 async def _start_run(hub: Hub, b: _Broadcast, row: tuple[Any, ...]) -> None:
     """Start the flow for one recipient and record the run (a re-run continues it)."""
     contact_id = str(row[0])
-    if row[5] or row[8] is not None:
-        reason = "opted_out" if row[5] else "deleted"
+    if row[9] or row[5] or row[8] is not None:
+        reason = "blocked" if row[9] else "opted_out" if row[5] else "deleted"
         await write(hub, lambda: _skip(b.id, contact_id, reason))
         return
     contact = contact_context(row)

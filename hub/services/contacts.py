@@ -10,6 +10,7 @@ was; so does creating the contact again (API, UI or an import).
 from __future__ import annotations
 
 import zoneinfo
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -115,6 +116,13 @@ def _apply(contact: Contact, changes: dict[str, Any]) -> None:
         contact.fields = {**base, **changes["fields"]}
 
 
+def set_blocked(contact: Contact, blocked: bool | None, now: datetime) -> None:
+    """Block or unblock ``contact`` (None: leave it); ``blocked_at`` is when it was blocked."""
+    if blocked is not None and blocked != contact.blocked:
+        contact.blocked = blocked
+        contact.blocked_at = now if blocked else None
+
+
 async def _live_contact(session: AsyncSession, contact_id: str) -> Contact:
     contact = await session.get(Contact, contact_id) or await find_contact(session, contact_id)
     if contact is None or contact.deleted_at is not None:
@@ -137,6 +145,7 @@ async def create_contact(hub: Hub, data: dict[str, Any]) -> Contact:
         contact = existing or await get_or_create_contact(session, phone)
         contact.deleted_at = None
         _apply(contact, data)
+        set_blocked(contact, data.get("blocked"), utcnow())
         contact.updated_at = utcnow()
         session.add(contact)
         return contact
@@ -151,6 +160,7 @@ async def update_contact(hub: Hub, contact_id: str, changes: dict[str, Any]) -> 
         if changes.get("opted_out") is not None and changes["opted_out"] != contact.opted_out:
             contact.opted_out = changes["opted_out"]
             contact.opted_out_at = now if contact.opted_out else None
+        set_blocked(contact, changes.get("blocked"), now)
         contact.updated_at = now
         session.add(contact)
         return contact
@@ -187,9 +197,14 @@ async def update_device(hub: Hub, device_id: str, changes: dict[str, Any]) -> De
 def contact_for(phone: str) -> Unit[tuple[str, bool]]:
     """Unit: (id, opted out) of the contact for a number, created on first sight (and
     brought back, opt-out state kept, when it had been deleted)."""
-    found = yield from fetch_one(
-        "SELECT id, opted_out, deleted_at FROM contacts WHERE phone = ?", (phone,)
-    )
+    contact_id, opted_out, _ = yield from contact_state(phone)
+    return contact_id, opted_out
+
+
+def contact_state(phone: str) -> Unit[tuple[str, bool, bool]]:
+    """Unit: (id, opted out, blocked) of the contact for a number, as :func:`contact_for`."""
+    query = "SELECT id, opted_out, deleted_at, blocked FROM contacts WHERE phone = ?"
+    found = yield from fetch_one(query, (phone,))
     if found is None:
         now = utcnow()
         yield from insert_rows(
@@ -198,13 +213,11 @@ def contact_for(phone: str) -> Unit[tuple[str, bool]]:
             [(new_id("ct"), phone, "", False, Json([]), Json({}), now, now)],
             conflict="ON CONFLICT (phone) DO NOTHING",
         )
-        found = yield from fetch_one(
-            "SELECT id, opted_out, deleted_at FROM contacts WHERE phone = ?", (phone,)
-        )
+        found = yield from fetch_one(query, (phone,))
         assert found is not None
     if found[2] is not None:
         yield from execute(
             "UPDATE contacts SET deleted_at = NULL, updated_at = ? WHERE id = ?",
             (utcnow(), found[0]),
         )
-    return str(found[0]), bool(found[1])
+    return str(found[0]), bool(found[1]), bool(found[3])

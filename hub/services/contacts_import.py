@@ -5,7 +5,7 @@ values), then written in batches of :data:`BATCH_ROWS` rows, one short write tra
 each, giving the event loop back in between so ingest keeps its turn at the database. The
 ``contact_imports`` row carries the progress and, at the end, the report. An import only
 adds and changes: empty cells leave what is stored, tags and groups are added, never
-removed, and ``opted_out`` can only opt a contact out (never back in).
+removed, and ``opted_out`` / ``blocked`` can only opt out / block (never undo it).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ BATCH_ROWS = 500
 MAX_IMPORT_BYTES = 10 * 1024 * 1024
 #: Cells that split a ``group`` or ``tags`` cell into several names.
 SEPARATORS = (";", "|")
-_PLAIN = ("phone", "name", "language", "timezone", "group", "tags", "opted_out")
+_PLAIN = ("phone", "name", "language", "timezone", "group", "tags", "opted_out", "blocked")
 _YES = {"1", "true", "yes", "y", "x"}
 _NO = {"", "0", "false", "no", "n"}
 _LIMITS = {"name": 200, "language": 35, "timezone": 64}
@@ -57,6 +57,7 @@ class Row:
     groups: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
     opt_out: bool = False
+    block: bool = False
 
 
 @dataclass
@@ -111,8 +112,8 @@ def _cell_problem(name: str, value: str) -> str | None:
         return f"{name} is longer than {_LIMITS[name]} characters"
     if name == "timezone" and value:
         return timezone_problem(value)
-    if name == "opted_out" and value.lower() not in _YES | _NO:
-        return f"opted_out must be yes/no, true/false or 1/0, not {value!r}"
+    if name in ("opted_out", "blocked") and value.lower() not in _YES | _NO:
+        return f"{name} must be yes/no, true/false or 1/0, not {value!r}"
     if name.startswith("field:") and len(value) > 1000:
         return f"{name} is longer than 1000 characters"
     if name in ("group", "tags") and any(len(p) > 64 for p in _split(value)):
@@ -135,6 +136,8 @@ def _row(number: int, phone: str, cells: dict[str, str]) -> Row:
             row.tags = _split(value)
         elif name == "opted_out":
             row.opt_out = value.lower() in _YES
+        elif name == "blocked":
+            row.block = value.lower() in _YES
     return row
 
 
@@ -219,6 +222,8 @@ def _merge(contact: Contact, row: Row) -> bool:
     )
     if row.opt_out and not contact.opted_out:
         contact.opted_out, contact.opted_out_at, changed = True, utcnow(), True
+    if row.block and not contact.blocked:
+        contact.blocked, contact.blocked_at, changed = True, utcnow(), True
     return changed
 
 
@@ -433,6 +438,7 @@ async def export_csv(hub: Hub) -> str:
                 SEPARATORS[0].join(groups),
                 SEPARATORS[0].join(contact.tags),
                 "yes" if contact.opted_out else "",
+                "yes" if contact.blocked else "",
                 *(str(contact.fields.get(n, "")) for n in field_names),
             ]
         )

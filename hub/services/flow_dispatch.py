@@ -43,7 +43,7 @@ def flows_sink(hub: Hub, payloads: list[dict[str, Any]]) -> Unit[None]:
     """Sink: queue flow work for the SMS events a flow could want (compliance keywords never
     reach flows; an event no trigger matches and no run waits for costs no job)."""
     index = hub.flows.cached_index()
-    waiting = yield from _phones_waited_on(
+    waiting, blocked = yield from _phones_waited_on(
         {
             str(p["data"]["from"])
             for p in payloads
@@ -58,6 +58,8 @@ def flows_sink(hub: Hub, payloads: list[dict[str, Any]]) -> Unit[None]:
         event_id = payload["id"]
         data = payload.get("data") or {}
         if type_ == "sms.received":
+            if data.get("from") in blocked:
+                continue  # a blocked contact's SMS is stored, but reaches no flow
             if classify(data.get("body")) == "stop":
                 yield from enqueue_job(
                     FLOW_CANCEL_WAITING,
@@ -77,17 +79,20 @@ def flows_sink(hub: Hub, payloads: list[dict[str, Any]]) -> Unit[None]:
             )
 
 
-def _phones_waited_on(phones: set[str]) -> Unit[set[str]]:
-    """Which of these numbers some run waits for a reply from (on any channel)."""
+def _phones_waited_on(phones: set[str]) -> Unit[tuple[set[str], set[str]]]:
+    """Which of these numbers some run waits for a reply from (on any channel), and which
+    are blocked contacts: one statement for the batch."""
     if not phones:
-        return set()
+        return set(), set()
     ordered = sorted(phones)
+    marks = placeholders(len(ordered))
     found = yield from fetch_all(
-        "SELECT wait_phone FROM runs WHERE status = 'waiting' "
-        f"AND wait_phone IN ({placeholders(len(ordered))})",
-        ordered,
+        f"SELECT wait_phone, 0 FROM runs WHERE status = 'waiting' AND wait_phone IN ({marks}) "
+        f"UNION ALL SELECT phone, 1 FROM contacts WHERE blocked AND phone IN ({marks})",
+        [*ordered, *ordered],
     )
-    return {str(row[0]) for row in found}
+    waiting = {str(row[0]) for row in found if not row[1]}
+    return waiting, {str(row[0]) for row in found if row[1]}
 
 
 def _event_and_contact(event_id: str) -> Unit[tuple[dict[str, Any], ContactView | None] | None]:

@@ -140,12 +140,13 @@ def _refusal(message: MessageRow, channel: ChannelRuntime) -> Unit[str | None]:
         # We crashed while handing it over and this gateway cannot dedupe a resend:
         # a duplicate SMS is worse than an honest "unknown", so stop here.
         return _INTERRUPTED
-    if not message.bypass_opt_out:
-        opted = yield from fetch_value(
-            "SELECT opted_out FROM contacts WHERE id = ?", (message.contact_id,)
-        )
-        if opted:
-            return "opted_out: the contact replied STOP"
+    found = yield from fetch_one(
+        "SELECT opted_out, blocked FROM contacts WHERE id = ?", (message.contact_id,)
+    )
+    if found and found[1]:  # blocked: nothing goes out, not even a STOP confirmation
+        return "blocked: the contact is blocked"
+    if found and found[0] and not message.bypass_opt_out:
+        return "opted_out: the contact replied STOP"
     return None
 
 

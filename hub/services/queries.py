@@ -80,6 +80,7 @@ async def list_contacts(
     cursor: str | None,
     q: str | None = None,
     opted_out: bool | None = None,
+    blocked: bool | None = None,
     group_id: str | None = None,
 ) -> tuple[list[Contact], str | None]:
     """Contacts, newest first, optionally searched by phone or name or of one group;
@@ -95,6 +96,8 @@ async def list_contacts(
         stmt = stmt.where(sa.or_(col(Contact.phone).like(like), col(Contact.name).ilike(like)))
     if opted_out is not None:
         stmt = stmt.where(col(Contact.opted_out).is_(opted_out))
+    if blocked is not None:
+        stmt = stmt.where(col(Contact.blocked).is_(blocked))
     return await keyset_page(hub.db, stmt, key=col(Contact.id), limit=limit, cursor=cursor)
 
 

@@ -24,7 +24,7 @@ from hub.ids import new_id
 from hub.models import utcnow
 from hub.phone import InvalidNumber, to_e164
 from hub.queue.base import enqueue_job
-from hub.services.contacts import contact_for
+from hub.services.contacts import contact_state
 from hub.services.handover import SEND_MESSAGE
 from hub.services.messages import (
     MESSAGE_COLUMNS,
@@ -136,7 +136,9 @@ def _submit(hub: Hub, cmd: SendCommand, to: str, route: Route) -> Unit[tuple[Mes
         existing = yield from by_idempotency_key(cmd.idempotency_key)
         if existing is not None:
             return existing, False
-    contact_id, opted_out = yield from contact_for(to)
+    contact_id, opted_out, blocked = yield from contact_state(to)
+    if blocked:
+        raise Conflict(f"{to} is a blocked contact", code="contact_blocked")
     if opted_out:
         raise Conflict(f"{to} has opted out of SMS (replied STOP)", code="opted_out")
     message = yield from create_outbound(
