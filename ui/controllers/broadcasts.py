@@ -1,6 +1,6 @@
 """Broadcasts: the list with progress bars and counts, a form to create one (groups, text
-with a preview for one member, SMS parts and encoding, now or later), each broadcast's
-page with pause / resume / cancel."""
+with a preview for one member, SMS parts and encoding, or a published flow; now or later,
+in the channel's time zone), each broadcast's page with pause / resume / cancel."""
 
 from __future__ import annotations
 
@@ -11,17 +11,20 @@ from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath
 from litestar.response import Template
 
-from hub.columns import as_utc
+from hub.context import Hub
 from hub.errors import ApiError
 from hub.services import broadcasts as service
 from hub.services import channels as channel_service
+from hub.services import flows as flow_service
 from hub.services import groups
 from hub.services.broadcasts_state import change_state
+from hub.services.sending import resolve_route
 from ui.auth import hub_of, require_user
+from ui.controllers.conversations import _FormError, _send_later, _zone_of
 from ui.pages import FormErrors, is_htmx, read_form, read_form_lists, render, see_other
 
 #: The form's fields (errors on anything else go to the form's own message).
-FIELDS = ("name", "text", "group_ids", "channel_id", "send_at", "quiet_hours")
+FIELDS = ("name", "text", "flow_id", "group_ids", "channel_id", "send_at", "quiet_hours")
 
 
 class BroadcastsController(Controller):
@@ -48,6 +51,7 @@ class BroadcastsController(Controller):
             rows=await self._rows(request),
             groups=await groups.list_groups(hub),
             channels=await channel_service.list_channels(hub),
+            flows=[f for f in await flow_service.list_flows(hub) if f.published_version],
             errors=errors or FormErrors(),
             values=values or {},
         )
@@ -60,26 +64,28 @@ class BroadcastsController(Controller):
 
     @post("/", status_code=200)
     async def create(self, request: Request[Any, Any, Any]) -> Template | Response[Any]:
+        hub = hub_of(request)
         form = await read_form(request)
         lists = await read_form_lists(request)
         values: dict[str, Any] = {**form, "group_ids": lists.get("group_ids", [])}
         errors = FormErrors()
         name = errors.required(form, "name", "name the broadcast, e.g. 'Spring sale'")
-        text = errors.required(form, "text", "write the message", most=1600)
-        send_at = _time(form.get("send_at", ""), errors)
+        text, flow_id = _content(form, errors)
+        send_at = await _send_at(hub, form, errors)
         quiet = _quiet(form, errors)
         if errors:
             return await self._page(request, errors, values)
         spec = service.BroadcastSpec(
             name=name,
             text=text,
+            flow_id=flow_id,
             group_ids=tuple(values["group_ids"]),
             channel_id=form.get("channel_id") or None,
             send_at=send_at,
             quiet_hours=quiet,
         )
         try:
-            row = await service.create_broadcast(hub_of(request), spec)
+            row = await service.create_broadcast(hub, spec)
         except ApiError as exc:
             errors = FormErrors.from_api_error(exc).shown_on(FIELDS)
             return await self._page(request, errors, values)
@@ -117,15 +123,33 @@ class BroadcastsController(Controller):
         return see_other(f"/broadcasts/{broadcast_id}")
 
 
-def _time(value: str, errors: FormErrors) -> datetime | None:
-    """The form's start time (``datetime-local`` is taken as UTC), or None for now."""
-    if not value.strip():
-        return None
+def _content(form: dict[str, str], errors: FormErrors) -> tuple[str | None, str | None]:
+    """(text, None) for a text broadcast, (None, flow id) for a flow one (``kind``)."""
+    if form.get("kind") == "flow":
+        flow_id = form.get("flow_id", "").strip()
+        if not flow_id:
+            errors.add("flow_id", "pick a published flow")
+        return None, flow_id or None
+    return errors.required(form, "text", "write the message", most=1600), None
+
+
+async def _send_at(hub: Hub, form: dict[str, str], errors: FormErrors) -> datetime | None:
+    """The start time, read in the time zone of the channel picked (else of the channel
+    the hub picks, else UTC) by the conversation composer's helper; None for now."""
+    channel_id = form.get("channel_id") or None
+    zone = await _zone_of(hub, channel_id)
+    if channel_id is None and form.get("send_at", "").strip():
+        try:
+            zone = (await resolve_route(hub, "", channel_id=None, device_id=None)).channel.timezone
+        except ApiError:
+            zone = None  # no channel can send: create_broadcast says so for text
     try:
-        return as_utc(datetime.fromisoformat(value.strip()))
-    except (ValueError, OverflowError):
+        return _send_later(form.get("send_at", ""), zone)
+    except _FormError as exc:
+        errors.merge(exc.errors)
+    except OverflowError:
         errors.add("send_at", "a date and time, e.g. 2026-12-24T09:00")
-        return None
+    return None
 
 
 def _quiet(form: dict[str, str], errors: FormErrors) -> dict[str, str] | None:

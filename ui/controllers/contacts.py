@@ -1,4 +1,4 @@
-"""Contacts: search by number, name or group; create, edit and delete."""
+"""Contacts: search by number, name, state or group; create, edit, block and delete."""
 
 from __future__ import annotations
 
@@ -17,7 +17,13 @@ from ui.auth import hub_of, require_user
 from ui.pages import FormErrors, read_form, render, see_other
 
 PAGE_SIZE = 50
-_STATES = {"": None, "subscribed": False, "opted_out": True}
+#: The state filter: its (opted_out, blocked) query.
+_STATES: dict[str, tuple[bool | None, bool | None]] = {
+    "": (None, None),
+    "subscribed": (False, None),
+    "opted_out": (True, None),
+    "blocked": (None, True),
+}
 _FORM_FIELDS = ("phone", "name", "language", "timezone", "tags", "fields")
 
 
@@ -93,7 +99,8 @@ class ContactsController(Controller):
                 limit=PAGE_SIZE,
                 cursor=(cursor or "")[:40] or None,
                 q=(q or "").strip()[:64] or None,
-                opted_out=_STATES[state],
+                opted_out=_STATES[state][0],
+                blocked=_STATES[state][1],
                 group_id=group_id or None,
             )
         except ApiError as exc:
@@ -177,6 +184,18 @@ class ContactsController(Controller):
         except ApiError as exc:
             return self._form(request, contact, values, FormErrors.from_api_error(exc))
         return see_other("/contacts")
+
+    @post("/{contact_id:str}/block", status_code=303)
+    async def block(
+        self, request: Request[Any, Any, Any], contact_id: FromPath[str]
+    ) -> Response[Any]:
+        """Block (``blocked=1``) or unblock (``blocked=0``) the contact, back to its form."""
+        form = await read_form(request)
+        blocked = form.get("blocked", "") == "1"
+        contact = await contact_service.update_contact(
+            hub_of(request), contact_id, {"blocked": blocked}
+        )
+        return see_other(f"/contacts/{contact.id}/edit")
 
     @post("/{contact_id:str}/delete", status_code=303)
     async def delete(
