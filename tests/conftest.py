@@ -67,8 +67,9 @@ if TEST_CONFIG not in CONFIGS:
     raise SystemExit(f"SMSHUB_TEST_CONFIG must be one of {sorted(CONFIGS)}, not {TEST_CONFIG!r}")
 #: True when the hub-backed tests run on Redis + arq.
 ARQ_CONFIG = TEST_CONFIG == "arq"
-#: The Redis database the arq configuration's hubs use (flushed around every test).
-ARQ_CONFIG_REDIS_DB = 8
+#: The Redis database the arq configuration's hubs use (flushed around every test; two
+#: arq-configuration runs at once on one machine need different ones).
+ARQ_CONFIG_REDIS_DB = int(os.environ.get("SMSHUB_TEST_ARQ_REDIS_DB", "8"))
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
