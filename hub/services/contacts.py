@@ -132,7 +132,7 @@ async def _live_contact(session: AsyncSession, contact_id: str) -> Contact:
 
 async def create_contact(hub: Hub, data: dict[str, Any]) -> Contact:
     """A new contact; 409 when the number is already a contact. A deleted contact's row
-    is brought back (its opt-out state kept)."""
+    is brought back (its opt-out state and block kept)."""
     phone = check_phone(data["phone"], hub.settings.default_region)
     async with hub.db.write() as session:
         existing = await find_contact(session, phone)
@@ -145,7 +145,8 @@ async def create_contact(hub: Hub, data: dict[str, Any]) -> Contact:
         contact = existing or await get_or_create_contact(session, phone)
         contact.deleted_at = None
         _apply(contact, data)
-        set_blocked(contact, data.get("blocked"), utcnow())
+        if data.get("blocked"):  # a deleted contact's block is kept, like its opt-out
+            set_blocked(contact, True, utcnow())
         contact.updated_at = utcnow()
         session.add(contact)
         return contact

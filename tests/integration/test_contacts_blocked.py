@@ -95,6 +95,11 @@ async def test_api_sets_clears_and_filters_blocked(
         f"/api/v1/contacts/{other['id']}", json={"blocked": "sometimes"}, headers=api_headers
     )
     assert bad.status_code in (400, 422) and "blocked" in bad.text
+    await block(client, api_headers, other["id"])
+    gone = await client.delete(f"/api/v1/contacts/{other['id']}", headers=api_headers)
+    assert gone.status_code == 204
+    back = await contact(client, api_headers, "+15550001002")  # created again
+    assert back["id"] == other["id"] and back["blocked"] is True  # the block is kept
     schema = (await client.get("/schema/openapi.json")).json()["components"]["schemas"]
     for name in ("ContactOut", "ContactIn", "ContactPatch"):
         assert schema[name]["properties"]["blocked"].get("description"), name
