@@ -354,7 +354,7 @@ async def write(hub: Hub, make: Callable[[], Unit[T]]) -> T:
     """Run the unit ``make()`` gives; on PostgreSQL run it again when it loses a deadlock
     (a group-committed batch holds the locks of all its units, so no lock order between
     broadcasts, batches and hand-overs can be promised)."""
-    found: T = await hub.store.write(make if hub.store.dialect == "postgresql" else make())
+    found: T = await hub.store.write(make)
     return found
 
 

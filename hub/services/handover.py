@@ -65,7 +65,9 @@ async def send_message(hub: Hub, message_id: str, channel_id: str | None = None)
             fetch_value("SELECT channel_id FROM messages WHERE id = ?", (message_id,))
         )
     channel = await hub.channels.get(channel_id) if channel_id else None
-    prepared = await hub.store.write(_prepare(hub, message_id, channel))
+    # A maker, not a unit: on PostgreSQL a hand-over that loses a deadlock (two batches
+    # each holding a SIM row the other wants) is run again at once, not failed.
+    prepared = await hub.store.write(lambda: _prepare(hub, message_id, channel))
     if prepared is None:
         return
     if isinstance(prepared, Wait):

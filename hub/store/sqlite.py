@@ -24,6 +24,7 @@ import asyncio
 import concurrent.futures
 import enum
 import fcntl
+import inspect
 import logging
 import os
 import sqlite3
@@ -32,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from hub.store.units import Exec, IntegrityError, Json, Note, Result, Unit, dumps
 
@@ -162,10 +163,15 @@ class SqliteStore:
         """Call ``listener`` (on the loop) with the notes of every committed batch."""
         self._on_commit = listener
 
-    async def write(self, unit: Unit[Any]) -> Any:
-        """Run ``unit`` in the next write batch; its value once the batch is durable."""
+    async def write(self, unit: Unit[Any] | Callable[[], Unit[Any]]) -> Any:
+        """Run ``unit`` in the next write batch; its value once the batch is durable.
+
+        A function making the unit is taken too (PostgreSQL runs it again after a lost
+        deadlock; SQLite's single writer has none to lose), so callers need not care."""
         if self._closed:
             raise RuntimeError("the store is closed")
+        if not inspect.isgenerator(unit):
+            unit = cast(Callable[[], Unit[Any]], unit)()
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending.append(_Item(unit, future))
         self._advance()
