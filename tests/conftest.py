@@ -239,17 +239,25 @@ async def _flush_redis(url: str) -> None:
         await client.aclose()
 
 
+def empty_redis_db(db: int) -> Iterator[str]:
+    """For a fixture (``yield from``): the URL of Redis db ``db`` of the test Redis,
+    flushed before and after; skip (or fail, SMSHUB_REQUIRE_SERVICES=1) without Redis."""
+    if not port_open("127.0.0.1", 6379):
+        service_missing("Redis", "nothing listens on 127.0.0.1:6379")
+    url = f"{REDIS_TEST_URL.rstrip('/')}/{db}"
+    asyncio.run(_flush_redis(url))
+    yield url
+    asyncio.run(_flush_redis(url))
+
+
 @pytest.fixture(autouse=True)
 def _arq_config_redis(request: pytest.FixtureRequest) -> Iterator[None]:
     """In the arq configuration, a hub-backed test starts and ends with an empty Redis db."""
     if not (ARQ_CONFIG and "database_url" in request.fixturenames):
         yield
         return
-    if not port_open("127.0.0.1", 6379):
-        service_missing("Redis", "nothing listens on 127.0.0.1:6379")
-    asyncio.run(_flush_redis(arq_config_redis_url()))
-    yield
-    asyncio.run(_flush_redis(arq_config_redis_url()))
+    for _url in empty_redis_db(ARQ_CONFIG_REDIS_DB):
+        yield
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ nothing."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -15,7 +16,7 @@ from hub.context import Hub
 from hub.models import Message
 from hub.services.apikeys import create_api_key
 from hub.services.channels import create_channel
-from tests.conftest import REDIS_TEST_URL, port_open, service_missing
+from tests.conftest import empty_redis_db
 from tests.fakes.providers import FakeProvider
 from tests.fault.server import Server, WorkerProcess, wait_for
 
@@ -25,16 +26,8 @@ REDIS_DB = 10
 
 
 @pytest.fixture
-async def redis_url() -> str:
-    if not port_open("127.0.0.1", 6379):
-        service_missing("Redis", "nothing listens on 127.0.0.1:6379")
-    from redis.asyncio import Redis
-
-    url = f"{REDIS_TEST_URL.rstrip('/')}/{REDIS_DB}"
-    client = Redis.from_url(url)
-    await client.flushdb()
-    await client.aclose()
-    return url
+def redis_url() -> Iterator[str]:
+    yield from empty_redis_db(REDIS_DB)
 
 
 async def test_api_pushes_workers_send_exactly_once(

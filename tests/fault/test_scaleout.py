@@ -6,13 +6,13 @@ one flow run, every JOIN's welcome reaches the gateway exactly once, nothing els
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from hub.context import Hub
-from tests.conftest import REDIS_TEST_URL, port_open, service_missing
+from tests.conftest import empty_redis_db
 from tests.fakes.providers import FakeProvider
 from tests.fakes.sink import Sink
 from tests.fault.load import (
@@ -37,18 +37,9 @@ WEBHOOKS = 5_000
 
 
 @pytest.fixture
-async def redis_url() -> AsyncIterator[str]:
+def redis_url() -> Iterator[str]:
     """Redis db 11, empty before and after the test."""
-    if not port_open("127.0.0.1", 6379):
-        service_missing("Redis", "nothing listens on 127.0.0.1:6379")
-    from redis.asyncio import Redis
-
-    url = f"{REDIS_TEST_URL.rstrip('/')}/{REDIS_DB}"
-    client = Redis.from_url(url)
-    await client.flushdb()
-    yield url
-    await client.flushdb()
-    await client.aclose()
+    yield from empty_redis_db(REDIS_DB)
 
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -15,7 +15,7 @@ import pytest
 from hub.context import Hub
 from hub.services.apikeys import create_api_key
 from hub.services.channels import create_channel
-from tests.conftest import REDIS_TEST_URL, free_port, port_open, service_missing
+from tests.conftest import empty_redis_db, free_port, port_open
 from tests.fakes.providers import FakeProvider
 from tests.fault.server import Server, WorkerProcess, wait_for
 
@@ -25,17 +25,8 @@ REDIS_DB = 13
 
 
 @pytest.fixture
-async def redis_url() -> AsyncIterator[str]:
-    if not port_open("127.0.0.1", 6379):
-        service_missing("Redis", "nothing listens on 127.0.0.1:6379")
-    from redis.asyncio import Redis
-
-    url = f"{REDIS_TEST_URL.rstrip('/')}/{REDIS_DB}"
-    client = Redis.from_url(url)
-    await client.flushdb()
-    yield url
-    await client.flushdb()
-    await client.aclose()
+def redis_url() -> Iterator[str]:
+    yield from empty_redis_db(REDIS_DB)
 
 
 async def test_worker_serves_metrics_on_its_port(
