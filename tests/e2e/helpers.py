@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -96,3 +97,20 @@ def unescape(value: Any) -> str:
     import html
 
     return html.unescape(str(value))
+
+
+@dataclass
+class Web:
+    """A signed-in browser stand-in: the client keeps the cookie; ``csrf`` is the token."""
+
+    client: httpx.AsyncClient
+    csrf: str
+
+    async def get(self, url: str, **kwargs: Any) -> httpx.Response:
+        return await self.client.get(url, **kwargs)
+
+    async def post(self, url: str, data: dict[str, str] | None = None, **kw: Any) -> httpx.Response:
+        return await self.client.post(url, data={"_csrf": self.csrf, **(data or {})}, **kw)
+
+    async def post_json(self, url: str, body: Any) -> httpx.Response:
+        return await self.client.post(url, json=body, headers={"X-CSRF-Token": self.csrf})

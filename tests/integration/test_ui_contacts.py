@@ -5,36 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import re
-from dataclasses import dataclass
-from typing import Any
 
-import httpx
-import pytest
 import sqlalchemy as sa
 
 from hub.context import Hub
 from hub.models import Contact, Group, GroupMember
-from tests.e2e.helpers import error_next_to, set_up_admin, text_of
+from tests.e2e.helpers import Web, error_next_to, text_of
 from tests.helpers import count
-
-
-@dataclass
-class Web:
-    """A signed-in browser stand-in: the client keeps the cookie; ``csrf`` is the token."""
-
-    client: httpx.AsyncClient
-    csrf: str
-
-    async def get(self, url: str, **kwargs: Any) -> httpx.Response:
-        return await self.client.get(url, **kwargs)
-
-    async def post(self, url: str, data: dict[str, str] | None = None, **kw: Any) -> httpx.Response:
-        return await self.client.post(url, data={"_csrf": self.csrf, **(data or {})}, **kw)
-
-
-@pytest.fixture
-async def web(client: httpx.AsyncClient) -> Web:
-    return Web(client, await set_up_admin(client))
 
 
 async def _contact(hub: Hub) -> Contact:

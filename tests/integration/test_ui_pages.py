@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
-from typing import Any
 
 import httpx
 import pytest
@@ -19,34 +17,12 @@ from hub.services.bootstrap import join_example
 from hub.services.flows import import_flow
 from hub.services.runs import list_runs
 from tests.conftest import ChannelFactory, drain
-from tests.e2e.helpers import error_next_to, set_up_admin, text_of
+from tests.e2e.helpers import Web, error_next_to, text_of
 from tests.helpers import SimPhone, count, fast_forward
 
 SECRET = "simulator-secret-123"
 SIM_NUMBER = "+15550100000"
 ANN = "+15550001234"
-
-
-@dataclass
-class Web:
-    """A signed-in browser stand-in: the client keeps the cookie; ``csrf`` is the token."""
-
-    client: httpx.AsyncClient
-    csrf: str
-
-    async def get(self, url: str, **kwargs: Any) -> httpx.Response:
-        return await self.client.get(url, **kwargs)
-
-    async def post(self, url: str, data: dict[str, str] | None = None, **kw: Any) -> httpx.Response:
-        return await self.client.post(url, data={"_csrf": self.csrf, **(data or {})}, **kw)
-
-    async def post_json(self, url: str, body: Any) -> httpx.Response:
-        return await self.client.post(url, json=body, headers={"X-CSRF-Token": self.csrf})
-
-
-@pytest.fixture
-async def web(client: httpx.AsyncClient) -> Web:
-    return Web(client, await set_up_admin(client))
 
 
 @pytest.fixture
