@@ -141,5 +141,8 @@ async def test_hanging_endpoints_leave_workers_for_a_fast_one(
             )
     # Four dead endpoints hold at most two attempts each before their first answer.
     assert in_flight <= 8
-    assert fast_done < 1.5, f"fast endpoint needed {fast_done:.1f}s"
+    # Behind the dead endpoints' 30 × 4 attempts (1.5-s timeouts, at most 8 at a time) the
+    # fast endpoint would wait many timeouts; beside them it needs the queue's own pace
+    # (slower through Redis and an arq worker than in memory).
+    assert fast_done < 2 * TIMEOUT_S, f"fast endpoint needed {fast_done:.1f}s"
     assert sorted(fast.ids()) == sorted(ids)
