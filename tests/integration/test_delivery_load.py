@@ -141,7 +141,7 @@ async def test_hanging_endpoints_leave_workers_for_a_fast_one(
             )
     # Four dead endpoints hold at most two attempts each before their first answer.
     assert in_flight <= 8
-    # Behind the dead endpoints' 30 × 4 attempts (1.5-s timeouts, at most 8 at a time) the
+    # Behind the dead endpoints' 30 x 4 attempts (1.5-s timeouts, at most 8 at a time) the
     # fast endpoint would wait many timeouts; beside them it needs the queue's own pace
     # (slower through Redis and an arq worker than in memory).
     assert fast_done < 2 * TIMEOUT_S, f"fast endpoint needed {fast_done:.1f}s"
