@@ -13,6 +13,9 @@ from sqlmodel import Field, SQLModel
 import hub.delivery.models  # noqa: F401
 from hub.broadcast_models import Broadcast as Broadcast  # re-exported: broadcasts
 from hub.broadcast_models import BroadcastRecipient as BroadcastRecipient
+from hub.campaign_models import Campaign as Campaign  # re-exported: campaigns
+from hub.campaign_models import CampaignEvent as CampaignEvent
+from hub.campaign_models import CampaignFire as CampaignFire
 from hub.columns import UTCDateTime as UTCDateTime  # re-exported: migration 0001 names it
 from hub.columns import json_field, ts_field
 from hub.columns import utcnow as utcnow  # re-exported: the services import it from here
