@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypedDict
 
-from flows.ports import ReplyTo, SmsEventData, sms_data
+from flows.ports import ContactView, ReplyTo, SmsEventData, sms_data
 
 __all__ = [
     "InboundRoute",
@@ -79,7 +79,7 @@ def bare_contact(phone: str | None) -> dict[str, Any] | None:
     """``Run.contact`` for a phone the hub told nothing more about."""
     if not phone:
         return None
-    return {"phone": phone, "opted_out": False, "tags": [], "fields": {}}  # a bare ContactView
+    return ContactView(phone=phone).to_dict()
 
 
 def inbound_of(event: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -390,8 +390,8 @@ class FakeEffects:
         current = self.contact(update.phone)
         tags = [t for t in current.tags if t not in update.remove_tags]
         tags += [t for t in update.add_tags if t not in tags]
-        view = ContactView(
-            phone=current.phone,
+        view = replace(
+            current,
             opted_out=current.opted_out if update.opt_out is None else update.opt_out,
             tags=tuple(tags),
             fields={**current.fields, **update.fields},
@@ -435,9 +435,7 @@ class FakeEffects:
 
     def _set_contact(self, phone: str, *, opted_out: bool) -> None:
         current = self.contact(phone)
-        self.contacts[normalize_phone(phone)] = ContactView(
-            phone=current.phone, opted_out=opted_out, tags=current.tags, fields=current.fields
-        )
+        self.contacts[normalize_phone(phone)] = replace(current, opted_out=opted_out)
 
 
 def _describe_update(update: ContactUpdate) -> str:

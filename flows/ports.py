@@ -245,20 +245,35 @@ class ContactUpdate:
 
 @dataclass(frozen=True, kw_only=True)
 class ContactView:
-    """A contact as templates see it (``contact.phone``, ``contact.tags``…)."""
+    """A contact as templates see it (``contact.phone``, ``contact.name``, ``contact.tags``…).
+
+    ``groups`` holds the ids of the groups the contact is a member of (group-aware triggers
+    read it); ``id`` is the hub's contact id, None for a number the hub has no record of."""
 
     phone: str
     opted_out: bool = False
     tags: tuple[str, ...] = ()
     fields: Mapping[str, str] = field(default_factory=dict)
+    id: str | None = None
+    name: str = ""
+    #: BCP 47 tag ("es", "pt-BR"), None = unknown.
+    language: str | None = None
+    #: IANA time zone, None = the channel's.
+    timezone: str | None = None
+    groups: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict, the shape stored in ``Run.contact``."""
         return {
+            "id": self.id,
             "phone": self.phone,
+            "name": self.name,
+            "language": self.language,
+            "timezone": self.timezone,
             "opted_out": self.opted_out,
             "tags": list(self.tags),
             "fields": dict(self.fields),
+            "groups": list(self.groups),
         }
 
 

@@ -16,7 +16,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from flows import ContactView, FlowNotFoundError
+from flows import FlowNotFoundError
 from hub.context import Hub
 from hub.event_data import broadcast as broadcast_data
 from hub.event_data import iso
@@ -31,6 +31,7 @@ from hub.services.broadcasts import (
     write,
 )
 from hub.services.events import emit
+from hub.services.flow_contacts import view_from_row
 from hub.services.sending import MAX_TEXT_CHARS, create_outbound
 from hub.store import (
     Unit,
@@ -358,9 +359,7 @@ async def _start_run(hub: Hub, b: _Broadcast, row: tuple[Any, ...]) -> None:
             "channel_id": b.channel_id,
         },
     }
-    view = ContactView(
-        phone=contact["phone"], tags=tuple(contact["tags"]), fields=contact["fields"]
-    )
+    view = view_from_row(row)
     run_id = run_id_for(b.id, contact_id)
     try:
         await hub.flows.executor.start_run(

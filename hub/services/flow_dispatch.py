@@ -21,9 +21,10 @@ from hub.context import Hub
 from hub.errors import ApiError, NotFound
 from hub.models import Flow, utcnow
 from hub.queue.base import enqueue_job
+from hub.services.flow_contacts import contact_view_of
 from hub.services.flows import http_token
 from hub.services.keywords import classify, is_compliance_reply
-from hub.store import Unit, as_json, fetch_all, fetch_one, fetch_value, placeholders
+from hub.store import Unit, as_json, fetch_all, fetch_value, placeholders
 
 log = logging.getLogger("smshub.flows")
 
@@ -105,19 +106,8 @@ def _event_and_contact(event_id: str) -> Unit[tuple[dict[str, Any], ContactView 
     phone = data.get("from") if payload.get("type") == "sms.received" else data.get("to")
     if not phone:
         return payload, None
-    row = yield from fetch_one(
-        "SELECT phone, opted_out, tags, fields FROM contacts WHERE phone = ?", (phone,)
-    )
-    if row is None:
-        return payload, ContactView(phone=str(phone))
-    tags, fields = as_json(row[2]), as_json(row[3])
-    view = ContactView(
-        phone=row[0],
-        opted_out=bool(row[1]),
-        tags=tuple(tags),
-        fields={k: str(v) for k, v in fields.items()},
-    )
-    return payload, view
+    view = yield from contact_view_of(str(phone))
+    return payload, view or ContactView(phone=str(phone))
 
 
 async def flow_dispatch(hub: Hub, event_id: str) -> None:

@@ -21,22 +21,13 @@ from flows.ports import (
 )
 from hub.context import Hub
 from hub.errors import ApiError
-from hub.models import Contact, utcnow
+from hub.models import utcnow
 from hub.phone import InvalidNumber, to_e164
 from hub.services.contacts import contact_for
+from hub.services.flow_contacts import contact_view_of
 from hub.services.messages import MessageRow
 from hub.services.sending import Route, by_idempotency_key, create_outbound, resolve_route
 from hub.store import Json, Unit, as_datetime, as_json, execute, fetch_one, fetch_value
-
-
-def contact_view(contact: Contact) -> ContactView:
-    """A contact as flow templates see it."""
-    return ContactView(
-        phone=contact.phone,
-        opted_out=contact.opted_out,
-        tags=tuple(contact.tags),
-        fields={k: str(v) for k, v in contact.fields.items()},
-    )
 
 
 def _outcome(message: MessageRow) -> SmsOutcome:
@@ -180,12 +171,9 @@ def _update_contact(phone: str, update: ContactUpdate) -> Unit[ContactView]:
         (opted_out, as_datetime(opted_at) if opted_at else None, Json(tags), Json(fields))
         + (now, contact_id),
     )
-    return ContactView(
-        phone=phone,
-        opted_out=opted_out,
-        tags=tuple(tags),
-        fields={k: str(v) for k, v in fields.items()},
-    )
+    view = yield from contact_view_of(phone)
+    assert view is not None
+    return view
 
 
-__all__ = ["HubEffects", "contact_view"]
+__all__ = ["HubEffects"]
