@@ -19,6 +19,8 @@ from hub.campaign_models import CampaignFire as CampaignFire
 from hub.columns import UTCDateTime as UTCDateTime  # re-exported: migration 0001 names it
 from hub.columns import json_field, ts_field
 from hub.columns import utcnow as utcnow  # re-exported: the services import it from here
+from hub.concat_models import ConcatGroup as ConcatGroup  # re-exported: long SMS
+from hub.concat_models import ConcatPart as ConcatPart
 from hub.pacing_models import SimPacing as SimPacing  # re-exported: send pacing
 
 
