@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import json
+import re
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from hub.services.keywords import (
+    DEFAULT_HELP_WORDS,
+    DEFAULT_OPT_IN_WORDS,
+    DEFAULT_OPT_OUT_WORDS,
+    KeywordTable,
+    merged,
+)
 
 DEFAULT_RETRY_SCHEDULE = "0,5,300,1800,7200,18000,36000,36000"
+#: A language as the keyword settings name it: a BCP 47 tag ("es", "pt-BR"), any case.
+_LANGUAGE_TAG = re.compile(r"[a-z]{2,3}(-[a-z0-9]{1,8})*")
+#: Per-language settings: JSON in the environment, parsed by their own validator.
+_Words = Annotated[dict[str, list[str]], NoDecode]
+_Texts = Annotated[dict[str, str], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -75,6 +90,20 @@ class Settings(BaseSettings):
     """Confirmation sent once on STOP."""
     start_text: str = "You are subscribed again. Reply STOP to opt out."
     """Confirmation sent once on START."""
+    opt_out_words: _Words = Field(default_factory=dict)
+    """Opt-out words per language, JSON ``{"es": ["BAJA", ...]}``: a language listed
+    replaces its default list (``[]`` drops it), a new one is added (docs/opt-outs.md)."""
+    opt_in_words: _Words = Field(default_factory=dict)
+    """Opt-in words per language, JSON, like ``opt_out_words``."""
+    help_words: _Words = Field(default_factory=dict)
+    """Help words per language, JSON, like ``opt_out_words``."""
+    stop_texts: _Texts = Field(default_factory=dict)
+    """STOP confirmations per language, JSON ``{"es": "..."}``: the contact's language,
+    else the keyword's, else ``stop_text`` (docs/opt-outs.md)."""
+    start_texts: _Texts = Field(default_factory=dict)
+    """START confirmations per language, JSON, like ``stop_texts``."""
+    help_texts: _Texts = Field(default_factory=dict)
+    """HELP answers per language, JSON, like ``stop_texts``."""
     log_level: str = "INFO"
     """Python logging level."""
     log_format: Literal["text", "json"] = "text"
@@ -125,6 +154,43 @@ class Settings(BaseSettings):
         parse_schedule(value)
         return value
 
+    @field_validator(
+        "opt_out_words",
+        "opt_in_words",
+        "help_words",
+        "stop_texts",
+        "start_texts",
+        "help_texts",
+        mode="before",
+    )
+    @classmethod
+    def _parse_json(cls, value: Any, info: ValidationInfo) -> Any:
+        return parse_json_setting(value, str(info.field_name))
+
+    @field_validator(
+        "opt_out_words", "opt_in_words", "help_words", "stop_texts", "start_texts", "help_texts"
+    )
+    @classmethod
+    def _check_languages(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        return check_languages(value, str(info.field_name))
+
+    @model_validator(mode="after")
+    def _check_keywords(self) -> Settings:
+        self.keywords  # noqa: B018 -- built (and a word of two kinds refused) at startup
+        return self
+
+    @cached_property
+    def keywords(self) -> KeywordTable:
+        """The compliance keywords: the default words with the configured languages replaced."""
+        try:
+            return KeywordTable(
+                merged(DEFAULT_OPT_OUT_WORDS, self.opt_out_words),
+                merged(DEFAULT_OPT_IN_WORDS, self.opt_in_words),
+                merged(DEFAULT_HELP_WORDS, self.help_words),
+            )
+        except ValueError as exc:
+            raise ValueError(f"SMSHUB_OPT_OUT_WORDS / OPT_IN_WORDS / HELP_WORDS: {exc}") from exc
+
     @cached_property
     def retry_schedule(self) -> list[float]:
         """The delivery retry schedule as numbers."""
@@ -150,6 +216,36 @@ def parse_schedule(value: str) -> list[float]:
     if not items or any(item < 0 for item in items):
         raise ValueError("retry schedule needs at least one non-negative number")
     return items
+
+
+def parse_json_setting(value: Any, field: str) -> Any:
+    """A JSON setting's value: an environment string is parsed (a clear error naming the
+    variable if it is not a JSON object); a value given in Python is taken as it is."""
+    if not isinstance(value, str | bytes):
+        return value
+    name = f"SMSHUB_{field.upper()}"
+    try:
+        parsed = json.loads(value) if value.strip() else {}
+    except ValueError as exc:
+        raise ValueError(f"{name} is not valid JSON ({exc})") from exc
+    if not isinstance(parsed, dict):
+        raise ValueError(f'{name} must be a JSON object by language, e.g. {{"es": ...}}')
+    return parsed
+
+
+def check_languages(value: dict[str, Any], field: str) -> dict[str, Any]:
+    """A per-language setting with its language tags lower-cased; a tag that is not BCP 47,
+    or an empty text, is refused."""
+    name = f"SMSHUB_{field.upper()}"
+    checked: dict[str, Any] = {}
+    for language, item in value.items():
+        tag = language.strip().lower()
+        if not _LANGUAGE_TAG.fullmatch(tag):
+            raise ValueError(f'{name}: {language!r} is not a language tag such as "es" or "pt-BR"')
+        if isinstance(item, str) and not item.strip():
+            raise ValueError(f"{name}: the text for {language!r} is empty")
+        checked[tag] = item
+    return checked
 
 
 def get_settings(**overrides: object) -> Settings:

@@ -44,6 +44,7 @@ def flows_sink(hub: Hub, payloads: list[dict[str, Any]]) -> Unit[None]:
     """Sink: queue flow work for the SMS events a flow could want (compliance keywords never
     reach flows; an event no trigger matches and no run waits for costs no job)."""
     index = hub.flows.cached_index()
+    keywords = hub.settings.keywords
     waiting, blocked = yield from _phones_waited_on(
         {
             str(p["data"]["from"])
@@ -61,7 +62,7 @@ def flows_sink(hub: Hub, payloads: list[dict[str, Any]]) -> Unit[None]:
         if type_ == "sms.received":
             if data.get("from") in blocked:
                 continue  # a blocked contact's SMS is stored, but reaches no flow
-            if classify(data.get("body")) == "stop":
+            if classify(data.get("body"), keywords) == "stop":
                 yield from enqueue_job(
                     FLOW_CANCEL_WAITING,
                     {"phone": data.get("from")},
@@ -69,7 +70,7 @@ def flows_sink(hub: Hub, payloads: list[dict[str, Any]]) -> Unit[None]:
                     lease=lease,
                 )
                 continue
-            if is_compliance_reply(data.get("body")):
+            if is_compliance_reply(data.get("body"), keywords):
                 continue
         wanted = bool(index.match(payload))
         if not wanted and type_ == "sms.received":

@@ -177,7 +177,7 @@ def _write_unit(
     for item in received:
         stored = item.event_id in inserted
         outcome.append((item.request, item.event, item.event_id if stored else None))
-        if stored and classify(item.body) is not None:
+        if stored and classify(item.body, hub.settings.keywords) is not None:
             inbound = yield from load_message(hub, item.message_id)
             if inbound is not None:
                 yield from handle_keyword(hub, inbound, now)
