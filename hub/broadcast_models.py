@@ -35,6 +35,10 @@ class Broadcast(SQLModel, table=True):
     send_at: datetime = ts_field()
     #: The quiet-hours window handed to every message (``{"start", "end"}``, "HH:MM").
     quiet_hours: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON))
+    #: Set when a flow's ``flow.start`` node made the broadcast: the parent run
+    #: (``parent_run_id``, ``parent_flow_id``, ``node_id``, ``depth``, ``params``), handed to
+    #: every run it starts in a ``flow.started`` trigger.
+    origin: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(sa.JSON))
     #: scheduled / running / paused / completed / cancelled
     status: str = Field(default="scheduled", max_length=16, index=True)
     #: Bumped by every resume, so the jobs of each stretch of sending have their own keys.
