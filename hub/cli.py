@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.metadata
 import logging
 import multiprocessing
 import sys
@@ -333,9 +334,18 @@ def cmd_prune(args: argparse.Namespace, settings: Settings) -> int:
     return _run(_with_hub(settings, action))
 
 
+def _version() -> str:
+    """The installed package's version (pyproject.toml), or "unknown" outside an install."""
+    try:
+        return importlib.metadata.version("smshub")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every sub-command."""
     parser = argparse.ArgumentParser(prog="smshub", description="Self-hosted SMS integration hub.")
+    parser.add_argument("--version", action="version", version=f"smshub {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_process_commands(sub)
     _add_account_commands(sub)

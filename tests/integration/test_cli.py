@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import json
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -111,3 +113,12 @@ def test_first_start_creates_simulator_and_publishes_join(env: Path) -> None:
 
     [channel] = _rows(Channel, env)
     assert channel.connector == "simulator" and channel.phone_number == SIMULATOR_NUMBER  # type: ignore[attr-defined]
+
+
+def test_version_prints_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    declared = tomllib.loads((EXAMPLES.parents[1] / "pyproject.toml").read_text())
+    assert declared["project"]["version"] == importlib.metadata.version("smshub")
+    assert capsys.readouterr().out.strip() == f"smshub {declared['project']['version']}"
