@@ -6,15 +6,32 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest venv clean bench
+.PHONY: run test lint typecheck pytest venv clean bench lock
 
-$(STAMP): pyproject.toml
+# Installs are reproducible: every package at the version pinned in requirements.lock
+# (`make lock` writes it from pyproject.toml with uv), then the project itself without
+# resolving anything again. uv installs when it is on PATH, pip otherwise.
+$(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@if command -v uv >/dev/null 2>&1; then \
+	  uv pip install --quiet --python $(BIN)/python -r requirements.lock && \
+	  uv pip install --quiet --python $(BIN)/python --no-deps -e .; \
+	else \
+	  $(BIN)/python -m pip install --quiet --upgrade pip && \
+	  $(BIN)/python -m pip install --quiet -r requirements.lock && \
+	  $(BIN)/python -m pip install --quiet --no-deps -e .; \
+	fi
 	@touch $(STAMP)
 
 venv: $(STAMP)
+
+# Re-resolve requirements.lock after a change to pyproject.toml's dependencies (uv from
+# PATH, else installed into .venv for the purpose).
+lock:
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@command -v uv >/dev/null 2>&1 && UV=uv || { $(BIN)/python -m pip install --quiet uv && UV=$(BIN)/uv; }; \
+	$$UV pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
+	  --quiet --output-file requirements.lock
 
 run: $(STAMP)
 	$(BIN)/smshub serve
