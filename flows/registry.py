@@ -173,6 +173,9 @@ class NodeSpec(Generic[ConfigT]):
     ports_from_config: Callable[[ConfigT], tuple[str, ...]] | None = None
     #: Human hint for the editor on where dynamic ports come from.
     ports_hint: str | None = None
+    #: Where the dynamic ports are in the config, for the editor's canvas: (list field,
+    #: item key), e.g. ``("cases", "port")``; the ports are those names, then ``ports``.
+    port_list: tuple[str, str] | None = None
     #: Whether the node can fail, and so offers the ``error`` port.
     can_fail: bool = True
     #: Whether the handler talks to the outside world (its input is saved before it runs).
@@ -216,6 +219,9 @@ class NodeSpec(Generic[ConfigT]):
             "category": self.category,
             "ports": list(self.ports),
             "ports_from_config": self.ports_hint,
+            "port_list": (
+                {"field": self.port_list[0], "key": self.port_list[1]} if self.port_list else None
+            ),
             "error_port": ERROR_PORT if self.can_fail else None,
             "effectful": self.effectful,
             "id_prefix": self.id_prefix or self.type.rsplit(".", 1)[-1],

@@ -35,9 +35,11 @@ def render() -> str:
         "",
     ]
     for node in node_types_catalog():
-        ports = ", ".join(f"`{p}`" for p in node["ports"]) or "—"
+        ports = ", ".join(f"`{p}`" for p in node["ports"])
         if node.get("ports_from_config"):
-            ports += " (plus one per case)"
+            hint = node["ports_from_config"]
+            ports = f"{ports} ({hint})" if ports else hint
+        ports = ports or "—"
         if node.get("error_port"):
             ports += f", `{node['error_port']}` when it fails"
         lines += [

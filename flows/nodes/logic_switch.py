@@ -101,6 +101,7 @@ SPEC = NodeSpec(
     ports=(DEFAULT_CASE,),
     ports_from_config=ports_of,
     ports_hint="one port per cases[].port, then default",
+    port_list=("cases", "port"),
     id_prefix="route",
     outputs=("port", "value"),
 )

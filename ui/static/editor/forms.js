@@ -221,7 +221,7 @@ function objectList(ctx, name, schema, root, values, set) {
       sub.appendChild(el("button", { type: "button", "class": "btn sm ghost", text: "Remove", onclick: function () { items.splice(i, 1); emit(); draw(); } }));
       box.appendChild(sub);
     });
-    box.appendChild(el("button", { type: "button", "class": "btn sm", text: "+ Add " + (name === "cases" ? "case" : "item"), onclick: function () { items.push({}); emit(); draw(); } }));
+    box.appendChild(el("button", { type: "button", "class": "btn sm", text: "+ Add " + ({ cases: "case", branches: "branch" }[name] || "item"), onclick: function () { items.push({}); emit(); draw(); } }));
   }
   draw();
   return box;

@@ -34,12 +34,15 @@ Graph.prototype.spec = function (type) {
 Graph.prototype.portsFor = function (type, config) {
   var spec = this.spec(type);
   var ports = spec.ports.slice();
-  if (type === "logic.switch") {
+  // Dynamic ports (switch cases, random-split branches): the catalog says where they are.
+  var list = spec.port_list;
+  if (list) {
     ports = [];
-    ((config || {}).cases || []).forEach(function (c) {
-      if (c && typeof c.port === "string" && c.port && ports.indexOf(c.port) < 0) ports.push(c.port);
+    ((config || {})[list.field] || []).forEach(function (item) {
+      var name = item && item[list.key];
+      if (typeof name === "string" && name && ports.indexOf(name) < 0) ports.push(name);
     });
-    ports.push("default");
+    spec.ports.forEach(function (p) { if (ports.indexOf(p) < 0) ports.push(p); });
   }
   if (spec.error_port && ports.indexOf(spec.error_port) < 0) ports.push(spec.error_port);
   return ports;

@@ -112,7 +112,7 @@ panelMethods.renderPanel = function () {
   Object.keys(schema.properties || {}).forEach(function (name) {
     body.appendChild(buildField(ctx, name, schema.properties[name], schema, (node.config || {})[name], function (value) {
       if (value === undefined) delete node.config[name]; else node.config[name] = value;
-      if (node.type === "logic.switch" && name === "cases") self.graph.syncPorts(dfId);
+      if (spec.port_list && name === spec.port_list.field) self.graph.syncPorts(dfId);
       self.refreshSummary(dfId);
       self.changed();
     }, required.indexOf(name) >= 0));

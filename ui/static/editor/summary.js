@@ -15,6 +15,10 @@ export function summary(node) {
     case "trigger.http": text = c.description || "POST to the flow's URL"; break;
     case "logic.condition": text = (c.value || "") + " " + (c.operator || "equals") + " " + (Array.isArray(c.operand) ? c.operand.join(", ") : (c.operand || "")); break;
     case "logic.switch": text = (c.value || "") + " → " + ((c.cases || []).map(function (x) { return x && x.port; }).join(" / ")); break;
+    case "logic.split_random": text = (c.branches || []).map(function (x) { return x && (x.name + " " + (x.percent || 0) + "%"); }).join(" / "); break;
+    case "contact.group_add": text = "+ " + (c.group_id || ""); break;
+    case "contact.group_remove": text = "− " + (c.group_id || ""); break;
+    case "flow.start": text = (c.flow_id || "") + (c.group_id ? " · group " + c.group_id : c.phone ? " · " + c.phone : ""); break;
     case "data.set": text = Object.keys(c.vars || {}).map(function (k) { return "vars." + k; }).join(", "); break;
     case "sms.wait_for_reply": text = (c.text || "(wait)") + " · " + (c.timeout_s || 3600) + " s"; break;
     case "http.request": text = (c.method || "POST") + " " + (c.url || ""); break;
