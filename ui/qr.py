@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import qrcode
 import qrcode.image.svg
 from markupsafe import Markup
@@ -22,20 +19,3 @@ def qr_svg(text: str) -> Markup:
     # Drop the fixed millimetre size: CSS sizes it (the viewBox keeps the proportions).
     svg = svg.replace('width="', 'data-width="', 1).replace('height="', 'data-height="', 1)
     return Markup(svg)
-
-
-def setup_payload(
-    *, hub_url: str, channel_id: str, urls: dict[str, str], secret: str | None, connector: str
-) -> str:
-    """What the phone-setup QR code holds: the webhook URLs and the signing secret."""
-    data: dict[str, Any] = {
-        "smshub": 1,
-        "hub": hub_url,
-        "channel_id": channel_id,
-        "connector": connector,
-        "webhook_url": urls["default"],
-        "incoming_url": urls["incoming"],
-        "status_url": urls["status"],
-        "secret": secret,
-    }
-    return json.dumps(data, separators=(",", ":"))

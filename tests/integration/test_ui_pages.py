@@ -13,12 +13,14 @@ from sqlmodel import col
 
 from hub.context import Hub
 from hub.models import ApiKey, Channel, Contact, Flow, FlowRun, Message
+from hub.services import channels as channel_service
 from hub.services.bootstrap import join_example
 from hub.services.flows import import_flow
 from hub.services.runs import list_runs
 from tests.conftest import ChannelFactory, drain
 from tests.e2e.helpers import Web, error_next_to, text_of
 from tests.helpers import SimPhone, count, fast_forward
+from ui.qr import qr_svg
 
 SECRET = "simulator-secret-123"
 SIM_NUMBER = "+15550100000"
@@ -513,6 +515,9 @@ async def test_add_a_channel_from_its_schema_form_then_see_urls_secret_and_qr(
     async with hub.db.read() as session:
         row = await session.get(Channel, channel_id)
     assert row is not None and row.config["timeout_s"] == 20.0
+    # The QR code is the channel's webhook URL, nothing more (no secret in it).
+    webhook_url = channel_service.webhook_urls(hub, row)["default"]
+    assert str(qr_svg(webhook_url)) in detail.text
     assert "auth_token" not in row.config  # stored encrypted, apart
 
 

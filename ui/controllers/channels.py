@@ -17,7 +17,7 @@ from hub.services import queries
 from ui import readmodels
 from ui.auth import hub_of, require_user
 from ui.pages import FormErrors, read_form, render, see_other
-from ui.qr import qr_svg, setup_payload
+from ui.qr import qr_svg
 from ui.schema_form import SchemaField, fields_of, parse_values
 from ui.simulate_form import simulate_from_form
 
@@ -163,15 +163,8 @@ class ChannelsController(Controller):
             "connector": conn,
             "urls": urls,
             "secret": secret,
-            "qr": qr_svg(
-                setup_payload(
-                    hub_url=hub.settings.public_url,
-                    channel_id=row.id,
-                    urls=urls,
-                    secret=secret,
-                    connector=row.connector,
-                )
-            ),
+            # A phone's camera opens or copies a URL; no gateway app reads anything richer.
+            "qr": qr_svg(urls["default"]),
             "devices": await queries.list_devices(hub, row.id),
             "created": created,
             "fields": fields,
