@@ -1,5 +1,6 @@
 """Compliance keywords (opt-out, opt-in, help) in several languages: exact single word, any
-case, accents optional (ARRET = ARRÊT), a trailing full stop or exclamation mark tolerated.
+case, accents optional (ARRET = ARRÊT), a trailing full stop or exclamation mark (and an
+opening ¡) tolerated.
 
 The words come per language (:data:`DEFAULT_OPT_OUT_WORDS` … and the settings
 ``SMSHUB_OPT_OUT_WORDS`` … which replace a language's list, see ``docs/opt-outs.md``); a
@@ -87,8 +88,9 @@ class KeywordMatch:
 
 def normalize(text: str) -> str:
     """A text as keywords are compared: spaces trimmed and collapsed, a trailing full stop
-    or exclamation mark dropped, upper case, accents removed (É → E; ß → SS)."""
-    word = " ".join(text.strip().rstrip(".!").split()).upper()
+    or exclamation mark dropped (and Spanish's opening ¡), upper case, accents removed
+    (É → E; ß → SS)."""
+    word = " ".join(text.strip().lstrip("¡").rstrip(".!").split()).upper()
     if word.isascii():
         return word
     decomposed = unicodedata.normalize("NFKD", word)
