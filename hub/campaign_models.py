@@ -45,7 +45,7 @@ class CampaignEvent(SQLModel, table=True):
     #: The contact field holding the date (``contact.fields[field]``).
     field: str = Field(max_length=100)
     #: The offset as given, ``{"days": -2}`` (days, hours and minutes may be combined).
-    offset: dict[str, Any] = json_field(dict)
+    offset_parts: dict[str, Any] = json_field(dict)
     #: The same offset in minutes (negative: before the date).
     offset_minutes: int = Field(default=0)
     #: "HH:MM": fire at this local time on the day the offset lands on.

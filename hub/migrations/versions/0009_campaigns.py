@@ -51,7 +51,7 @@ def upgrade() -> None:
         sa.Column("campaign_id", _ID(length=40), nullable=False),
         sa.Column("position", sa.Integer(), nullable=False),
         sa.Column("field", _ID(length=100), nullable=False),
-        sa.Column("offset", sa.JSON(), nullable=False),
+        sa.Column("offset_parts", sa.JSON(), nullable=False),
         sa.Column("offset_minutes", sa.Integer(), nullable=False),
         sa.Column("at_time", _ID(length=5), nullable=True),
         sa.Column("text", _ID(), nullable=True),
