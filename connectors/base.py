@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 from urllib.parse import urlsplit
@@ -109,6 +109,20 @@ class WebhookRequest:
 
 
 @dataclass(frozen=True)
+class MessagePart:
+    """Which part of a long SMS an inbound event is, when the gateway hands over the parts
+    of a concatenated SMS one by one (Vonage). The hub joins the parts of one ``ref`` from
+    one sender into one message; a connector only reports what the gateway said."""
+
+    #: The gateway's reference shared by every part of the message (Vonage's concat-ref).
+    ref: str
+    #: How many parts the message has (at least 2).
+    total: int
+    #: This part's position, 1 to ``total``.
+    number: int
+
+
+@dataclass(frozen=True)
 class InboundEvent:
     """One normalized event parsed out of a gateway webhook."""
 
@@ -131,12 +145,15 @@ class InboundEvent:
     segments: int | None = None
     #: The provider's own status word ("undelivered", "RESULT_ERROR_…"), for history.
     provider_status: str | None = None
+    #: For ``sms.received``: the part of a long SMS this is (None: a whole SMS).
+    part: MessagePart | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The event as JSON (job arguments), without ``raw``."""
         data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "raw"}
         data["occurred_at"] = self.occurred_at.isoformat() if self.occurred_at else None
+        data["part"] = asdict(self.part) if self.part else None
         return data
 
     @classmethod
@@ -145,6 +162,8 @@ class InboundEvent:
         values = {k: v for k, v in data.items() if k != "raw"}
         if values.get("occurred_at"):
             values["occurred_at"] = datetime.fromisoformat(values["occurred_at"])
+        if values.get("part"):
+            values["part"] = MessagePart(**values["part"])
         return cls(**values)
 
 

@@ -35,6 +35,7 @@ from connectors.base import (
     HttpClient,
     HttpGatewayConfig,
     InboundEvent,
+    MessagePart,
     PayloadError,
     SendError,
     SendRequest,
@@ -270,10 +271,9 @@ def _inbound(params: Fields) -> list[InboundEvent]:
     occurred_at = params.opt_time("message-timestamp")
     if kind == "binary":
         return []  # Binary SMS (data, udh) carry no text for flows.
-    # Long messages arrive as parts (concat-ref / concat-total / concat-part), each with
-    # its own messageId. For now each part is its own event, deduped on its messageId;
-    # joining them needs state across requests (buffer parts by concat-ref until all
-    # concat-total have arrived), which belongs in the hub, not in a stateless parser.
+    # Long messages arrive as parts, each with its own messageId (the event's dedupe key):
+    # the parser only says which part this is; the hub joins them (hub.services.concat),
+    # since that needs state across requests.
     return [
         InboundEvent(
             type="sms.received",
@@ -283,9 +283,33 @@ def _inbound(params: Fields) -> list[InboundEvent]:
             to_number=to_number,
             body=params.req_str("text", allow_empty=True),
             occurred_at=occurred_at,
+            part=_part(params),
             raw=dict(params.data),
         )
     ]
+
+
+#: Most parts a concatenated SMS can have (the UDH counts them in one byte).
+MAX_PARTS = 255
+
+
+def _part(params: Fields) -> MessagePart | None:
+    """The concat-* fields of a part of a long SMS; None for a whole one (no ``concat``,
+    or a "message" of one part)."""
+    concat = params.data.get("concat")
+    if concat is None or _text(concat).lower() != "true":
+        return None
+    ref = params.req_str("concat-ref")
+    total = params.opt_int("concat-total", minimum=1)
+    number = params.opt_int("concat-part", minimum=1)
+    if total is None or number is None:
+        missing = "concat-total" if total is None else "concat-part"
+        raise PayloadError(f"missing field {missing} (concat is true)")
+    if total > MAX_PARTS:
+        raise PayloadError(f"field concat-total must be at most {MAX_PARTS}, got {total}")
+    if number > total:
+        raise PayloadError(f"field concat-part ({number}) is past concat-total ({total})")
+    return MessagePart(ref=ref, total=total, number=number) if total > 1 else None
 
 
 def _delivery_receipt(params: Fields) -> list[InboundEvent]:

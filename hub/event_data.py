@@ -27,6 +27,7 @@ __all__ = [
     "EVENT_TYPES",
     "BroadcastData",
     "ChannelRef",
+    "ConcatPartsRef",
     "DeviceRef",
     "EndpointDisabledData",
     "FlowRunData",
@@ -60,6 +61,19 @@ EVENT_TYPES = (
 )
 
 
+class ConcatPartsRef(TypedDict):
+    """``sms.received`` of a long SMS the hub joined from its parts (hub.services.concat)."""
+
+    #: Parts the message has.
+    total: int
+    #: Parts that arrived (fewer than ``total`` when it was released incomplete).
+    received: int
+    #: Numbers (1-based) of the parts that did not arrive in time.
+    missing: list[int]
+    #: The gateway's ids of the parts that arrived, in part order.
+    provider_message_ids: list[str | None]
+
+
 SmsReceivedData = TypedDict(
     "SmsReceivedData",
     {
@@ -75,6 +89,8 @@ SmsReceivedData = TypedDict(
         "received_at": str,
         "contact_id": str,
         "broadcast_id": str | None,
+        "parts": ConcatPartsRef | None,
+        "incomplete": bool,
         "device": DeviceRef,
         "channel": ChannelRef,
     },
@@ -225,9 +241,11 @@ def sms_received(
     channel: ChannelRef,
     device: DeviceRef,
     broadcast_id: str | None = None,
+    parts: ConcatPartsRef | None = None,
 ) -> SmsReceivedData:
     """``sms.received``: an inbound SMS as the gateway handed it over (``broadcast_id``:
-    the broadcast it replies to, hub.services.broadcasts.reply_links)."""
+    the broadcast it replies to, hub.services.broadcasts.reply_links; ``parts``: the parts
+    a long SMS was joined from, hub.services.concat)."""
     return {
         "message_id": message_id,
         "from": sender,
@@ -241,6 +259,8 @@ def sms_received(
         "received_at": iso(received_at),
         "contact_id": contact_id,
         "broadcast_id": broadcast_id,
+        "parts": parts,
+        "incomplete": parts is not None and parts["received"] < parts["total"],
         "device": device,
         "channel": channel,
     }

@@ -147,6 +147,9 @@ class Settings(BaseSettings):
     broadcast_reply_window_h: float = Field(default=168.0, gt=0, le=8_760)
     """Hours after a broadcast's message in which the contact's SMS on that channel counts
     as a reply to it (``replied``, ``trigger.data.broadcast_id``; default 7 days)."""
+    concat_wait_s: float = Field(default=60.0, gt=0, le=86_400)
+    """Seconds the parts of a long inbound SMS wait for the missing ones (from the first
+    part's arrival); then what arrived becomes one message marked incomplete."""
 
     @field_validator("delivery_retry_schedule")
     @classmethod

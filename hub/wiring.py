@@ -22,6 +22,7 @@ from hub.delivery import jobs as delivery
 from hub.services import (
     broadcasts,
     broadcasts_jobs,
+    concat,
     events,
     flow_dispatch,
     followups,
@@ -44,6 +45,7 @@ def default_wiring() -> Wiring:
             handover.SEND_MESSAGE: handover.send_message,
             reports.MATCH_REPORT: reports.match_report,
             followups.INGEST_FOLLOWUP: followups.ingest_followup,
+            concat.CONCAT_RELEASE: concat.concat_release,
             delivery.DELIVER_JOB: delivery.deliver_webhook,
             retention.RETENTION_PRUNE: retention.retention_prune,
             broadcasts.BROADCAST_START: broadcasts_jobs.broadcast_start,

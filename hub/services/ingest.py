@@ -2,8 +2,9 @@
 
 This is the hot path. Per event: the event row (unique on channel + dedupe key, so a
 gateway's retry is a no-op), the message and contact changes, opt-out handling
-(``hub.services.optouts``), delivery reports (``hub.services.reports``), and the event
-sinks of the wiring (flows, webhook deliveries), all in the same unit (``hub.store``),
+(``hub.services.optouts``) and the event sinks of the wiring (flows, webhook deliveries)
+through ``hub.services.received``, parts of long SMS through ``hub.services.concat``,
+delivery reports (``hub.services.reports``), all in the same unit (``hub.store``),
 group-committed with whatever else the hub writes meanwhile. Nothing slow happens here.
 """
 
@@ -19,16 +20,12 @@ from connectors.base import InboundEvent
 from connectors.segments import segment_info
 from flows.ports import DeviceRef
 from hub.context import ChannelRuntime, Hub, IngestResult
-from hub.event_data import channel_ref, envelope, sms_received
 from hub.ids import new_id
 from hub.metrics import EVENTS
 from hub.models import utcnow
 from hub.phone import normalize_address
-from hub.services.broadcasts import mark_replied, reply_links
-from hub.services.events import dispatch_inline
-from hub.services.keywords import classify
-from hub.services.messages import NEW_MESSAGE_COLUMNS, load_message
-from hub.services.optouts import handle_keyword
+from hub.services.concat import stash_parts
+from hub.services.received import Received, store_received
 from hub.services.reports import store_report
 from hub.store import Json, Unit, as_json, execute, insert_rows
 
@@ -129,22 +126,6 @@ def _sanitized(event: InboundEvent) -> InboundEvent:
     return dataclasses.replace(event, **changes) if changes else event
 
 
-@dataclasses.dataclass
-class _Received:
-    """An inbound SMS prepared for the batch insert."""
-
-    request: int
-    channel: ChannelRuntime
-    event: InboundEvent
-    event_id: str
-    message_id: str
-    sender: str
-    recipient: str | None
-    body: str
-    segments: int
-    encoding: str
-
-
 async def write_batch(
     hub: Hub, requests: list[tuple[ChannelRuntime, list[InboundEvent]]]
 ) -> list[IngestResult]:
@@ -173,14 +154,15 @@ def _write_unit(
     received, reports, outcome = _prepare(hub, requests)
     contacts = yield from _upsert_contacts({r.sender for r in received}, now)
     devices = yield from _upsert_devices(requests, now)
-    inserted = yield from _insert_received(hub, received, contacts, devices, now)
+    # Parts of long SMS wait in hub.services.concat; a message they complete is stored
+    # here with the whole SMS of the batch.
+    parts = [item for item in received if item.event.part is not None]
+    whole = [item for item in received if item.event.part is None]
+    stashed, joined = yield from stash_parts(hub, parts, hub.clock(), now)
+    inserted = yield from store_received(hub, whole + joined, contacts, devices, now)
     for item in received:
-        stored = item.event_id in inserted
+        stored = item.event_id in (stashed if item.event.part else inserted)
         outcome.append((item.request, item.event, item.event_id if stored else None))
-        if stored and classify(item.body, hub.settings.keywords) is not None:
-            inbound = yield from load_message(hub, item.message_id)
-            if inbound is not None:
-                yield from handle_keyword(hub, inbound, now)
     for index, channel, event in reports:
         event_id = yield from store_report(hub, channel, event, now)
         outcome.append((index, event, event_id))
@@ -198,11 +180,11 @@ def _count(result: IngestResult, event: InboundEvent, event_id: str | None) -> N
 
 def _prepare(
     hub: Hub, requests: list[tuple[ChannelRuntime, list[InboundEvent]]]
-) -> tuple[list[_Received], list[tuple[int, ChannelRuntime, InboundEvent]], _Outcome]:
+) -> tuple[list[Received], list[tuple[int, ChannelRuntime, InboundEvent]], _Outcome]:
     """Normalize numbers and count segments; drop repeats of a key within the batch
     (they are counted as duplicates in the outcome)."""
     region = hub.settings.default_region
-    received: list[_Received] = []
+    received: list[Received] = []
     reports: list[tuple[int, ChannelRuntime, InboundEvent]] = []
     outcome: _Outcome = []
     seen: set[tuple[str, str]] = set()
@@ -219,7 +201,7 @@ def _prepare(
             body = event.body or ""
             info = segment_info(body)
             received.append(
-                _Received(
+                Received(
                     request=index,
                     channel=channel,
                     event=event,
@@ -253,16 +235,6 @@ _DEVICE_COLUMNS = (
     "sim_slots",
     "last_seen_at",
     "created_at",
-)
-_EVENT_COLUMNS = ("id", "channel_id", "type", "dedupe_key", "message_id", "payload", "created_at")
-_MESSAGE_COLUMNS = (
-    *NEW_MESSAGE_COLUMNS,
-    "provider_message_id",
-    "source",
-    "bypass_opt_out",
-    "attempts",
-    "created_at",
-    "updated_at",
 )
 
 
@@ -323,122 +295,3 @@ def _upsert_devices(
                 (Json(sorted(known | new_slots)), device_id),
             )
     return devices
-
-
-#: The device of an SMS whose gateway named none (Twilio, Vonage).
-_NO_DEVICE: DeviceRef = {"id": None, "gateway_id": None, "name": None}
-
-
-def _insert_received(
-    hub: Hub,
-    received: list[_Received],
-    contacts: dict[str, tuple[str, bool]],
-    devices: dict[tuple[str, str], DeviceRef],
-    now: datetime,
-) -> Unit[set[str]]:
-    """Insert the events (duplicates skipped), then their messages, then hand the new
-    events to the sinks; the ids of the events written."""
-    if not received:
-        return set()
-    replies = yield from reply_links(
-        hub, {(contacts[item.sender][0], item.channel.id) for item in received}, now
-    )
-    built = [_event_payload(item, contacts, devices, replies, now) for item in received]
-    found = yield from insert_rows(
-        "events",
-        _EVENT_COLUMNS,
-        [_event_row(item, payload, now) for item, payload in zip(received, built, strict=True)],
-        conflict="ON CONFLICT (channel_id, dedupe_key) DO NOTHING",
-        returning="id",
-    )
-    inserted = {row[0] for row in found}
-    fresh = [
-        (item, payload)
-        for item, payload in zip(received, built, strict=True)
-        if item.event_id in inserted
-    ]
-    if not fresh:
-        return inserted
-    yield from mark_replied(
-        {
-            p["data"]["contact_id"]: p["data"]["broadcast_id"]
-            for _, p in fresh
-            if p["data"]["broadcast_id"]
-        },
-        now,
-    )
-    yield from insert_rows(
-        "messages",
-        _MESSAGE_COLUMNS,
-        [_message_row(item, payload["data"], now) for item, payload in fresh],
-    )
-    # The gateway's event is the public one (status reports instead become public through
-    # the message's status transition, hub.services.messages.record_status); its sinks run
-    # here, in this unit, for the whole batch at once.
-    yield from dispatch_inline(hub, [payload for _, payload in fresh])
-    return inserted
-
-
-def _event_row(item: _Received, payload: dict[str, Any], now: datetime) -> tuple[Any, ...]:
-    """The events row of an inbound SMS (in :data:`_EVENT_COLUMNS` order)."""
-    dedupe = item.event.dedupe_key[:200]
-    return (
-        item.event_id,
-        item.channel.id,
-        "sms.received",
-        dedupe,
-        item.message_id,
-        Json(payload),
-        now,
-    )
-
-
-def _event_payload(
-    item: _Received,
-    contacts: dict[str, tuple[str, bool]],
-    devices: dict[tuple[str, str], DeviceRef],
-    replies: dict[tuple[str, str], str],
-    now: datetime,
-) -> dict[str, Any]:
-    """The public payload of an inbound SMS, built from the contract."""
-    device = devices.get((item.channel.id, item.event.device_id or ""), _NO_DEVICE)
-    contact_id = contacts[item.sender][0]
-    data = sms_received(
-        message_id=item.message_id,
-        sender=item.sender,
-        recipient=item.recipient,
-        body=item.body,
-        sim_slot=item.event.sim_slot,
-        segments=item.segments,
-        encoding=item.encoding,
-        received_at=item.event.occurred_at or now,
-        contact_id=contact_id,
-        channel=channel_ref(item.channel),
-        device=device,
-        broadcast_id=replies.get((contact_id, item.channel.id)),
-    )
-    return envelope(item.event_id, "sms.received", now, data)
-
-
-def _message_row(item: _Received, data: dict[str, Any], now: datetime) -> tuple[Any, ...]:
-    """The messages row of an inbound SMS (in :data:`_MESSAGE_COLUMNS` order)."""
-    return (
-        item.message_id,
-        "inbound",
-        item.channel.id,
-        data["device_id"],
-        item.event.sim_slot,
-        data["contact_id"],
-        item.sender,
-        item.recipient,
-        item.body,
-        item.segments,
-        item.encoding,
-        "received",
-        item.event.provider_message_id,
-        "gateway",
-        False,
-        0,
-        now,
-        now,
-    )
