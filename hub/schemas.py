@@ -131,6 +131,13 @@ class SendIn(In):
     channel_id: str | None = Field(default=None, max_length=40)
     device_id: str | None = Field(default=None, max_length=200)
     sim_slot: int | None = Field(default=None, ge=0, le=7, description="0 = SIM1, 1 = SIM2.")
+    slot: int | None = Field(
+        default=None,
+        ge=0,
+        le=7,
+        description="MySMSGate's name for sim_slot (0 = SIM1, 1 = SIM2), so code written for "
+        "its send API works unchanged; 422 when both are given and differ.",
+    )
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
     send_at: AwareTime | None = Field(
         default=None,
@@ -143,9 +150,18 @@ class SendIn(In):
         "else UTC) is in this window; default: the channel's quiet_hours.",
     )
 
+    @model_validator(mode="after")
+    def _one_slot(self) -> SendIn:
+        if self.slot is not None:
+            if self.sim_slot is not None and self.sim_slot != self.slot:
+                raise ValueError("slot and sim_slot name the same SIM: give one, or equal values")
+            self.sim_slot = self.slot
+        return self
+
 
 class SendOut(BaseModel):
     id: str
+    sms_id: str = Field(description="The same as id (the name MySMSGate's send API answers).")
     status: str = Field(description="queued, or scheduled when send_at was given.")
     duplicate: bool = Field(description="True when the idempotency key matched an earlier send.")
 

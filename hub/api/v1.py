@@ -89,7 +89,8 @@ class SendController(ApiController):
             ),
         )
         return Response(
-            SendOut(id=message.id, status=message.status, duplicate=not created), status_code=202
+            SendOut(id=message.id, sms_id=message.id, status=message.status, duplicate=not created),
+            status_code=202,
         )
 
 

@@ -187,6 +187,8 @@ async def test_idempotency_key_returns_same_message_and_sends_once(
         ({"channel_id": "ch_missing"}, 422, "unknown_channel"),  # no such channel
         ({"device_id": "dev_missing"}, 422, "unknown_device"),  # no such device on the channel
         ({"sim_slot": 9}, 422, "validation_error"),  # SIM slots are 0..7
+        ({"slot": 8}, 422, "validation_error"),  # MySMSGate's alias has the same range
+        ({"slot": 1, "sim_slot": 0}, 422, "validation_error"),  # alias and name disagree
         ({"message": ""}, 422, "validation_error"),  # empty text
         ({"message": "x" * 1601}, 422, "validation_error"),  # longer than 1600 characters
         ({"colour": "blue"}, 422, "validation_error"),  # unknown field
@@ -301,6 +303,38 @@ async def test_reply_goes_out_through_the_device_and_sim_the_contact_used(
     by_external = {d["external_id"]: d["id"] for d in devices}
     assert msg["device_id"] == by_external["phone-b"]
     assert msg["sim_slot"] == 1
+
+
+async def test_a_mysmsgate_style_send_with_slot_1_goes_out_on_sim_2(
+    hub: Hub, client: httpx.AsyncClient, api_headers: dict[str, str], sim: str
+) -> None:
+    # The phone is known with two SIMs (an SMS arrived on each).
+    for slot, sender in enumerate(["+15550002222", "+15550003333"]):
+        await post_sim(
+            client,
+            sim,
+            "sms.received",
+            event_id=f"in-{slot}",
+            text="hi",
+            device_id="phone-a",
+            sim_slot=slot,
+            from_number=sender,
+        )
+    devices = (await client.get("/api/v1/devices", headers=api_headers)).json()
+    device_id = next(d["id"] for d in devices if d["external_id"] == "phone-a")
+    # MySMSGate's body: to, message, device_id, slot (0-based).
+    resp = await client.post(
+        "/api/v1/send",
+        json={"to": ALICE, "message": "Your order is ready", "device_id": device_id, "slot": 1},
+        headers=api_headers,
+    )
+    assert resp.status_code == 202, resp.text
+    answer = resp.json()
+    assert answer["sms_id"] == answer["id"] and answer["status"] == "queued"
+    await drain(hub)
+    msg = await get_message(client, api_headers, answer["sms_id"])
+    assert (msg["device_id"], msg["sim_slot"]) == (device_id, 1)
+    assert msg["status"] in ("sent", "delivered")
 
 
 async def test_new_contacts_are_spread_round_robin_over_devices(
