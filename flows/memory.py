@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -24,6 +24,8 @@ from flows.ports import (
     SmsCommand,
     SmsOutcome,
     StaleRunError,
+    StartFlowCommand,
+    StartFlowOutcome,
 )
 from flows.runs import Run, Step, Wait
 
@@ -265,6 +267,8 @@ class HttpCall:
 
 
 HttpResponder = Callable[[HttpCommand], HttpOutcome]
+#: (command, phone, run id, broadcast id) -> the started run's status.
+FlowStarter = Callable[[StartFlowCommand, str | None, str, str | None], Awaitable[str]]
 #: What the fake answers an unscripted request (immutable, so one instance does).
 _DEFAULT_HTTP = HttpOutcome(
     status=200, body='{"status": "success"}', headers={"content-type": "application/json"}
@@ -304,6 +308,13 @@ class FakeEffects:
         self.sms_calls: list[SmsCommand] = []
         self.http: list[HttpCall] = []
         self.contacts: dict[str, ContactView] = {}
+        #: Group id -> name: the groups ``contact.group_add`` may use (:meth:`add_group`).
+        self.groups: dict[str, str] = {}
+        #: Starts one run for ``flow.start`` (the harness sets it: it has the executor).
+        self.flow_starter: FlowStarter | None = None
+        #: Every start that started something (repeats of a key are not listed again).
+        self.flow_starts: list[StartFlowCommand] = []
+        self._starts: dict[str, StartFlowOutcome] = {}
         self.log = log if log is not None else []
         self._by_key: dict[str, SmsOutcome] = {}
         self._http_script: list[tuple[str | None, _Scripted]] = []
@@ -348,6 +359,14 @@ class FakeEffects:
         """Make the next ``times`` new SMS fail with an EffectError."""
         self._sms_failures.extend(EffectError(message, retryable=retryable) for _ in range(times))
 
+    def add_group(self, group_id: str, name: str = "") -> None:
+        """Make a group known (an unknown group id is an effect error, as in the hub)."""
+        self.groups[group_id] = name or group_id
+
+    def members(self, group_id: str) -> list[str]:
+        """The phones of a group's members, in order."""
+        return sorted(c.phone for c in self.contacts.values() if group_id in c.groups)
+
     def contact(self, phone: str) -> ContactView:
         """The fake contact record (created on first use)."""
         key = normalize_phone(phone)
@@ -387,18 +406,48 @@ class FakeEffects:
 
     async def update_contact(self, update: ContactUpdate) -> ContactView:
         """Apply the change to the fake contact record."""
+        unknown = [g for g in (*update.add_groups, *update.remove_groups) if g not in self.groups]
+        if unknown:
+            raise EffectError(f"unknown group {unknown[0]!r}", retryable=False)
         current = self.contact(update.phone)
         tags = [t for t in current.tags if t not in update.remove_tags]
         tags += [t for t in update.add_tags if t not in tags]
+        groups = {g for g in current.groups if g not in update.remove_groups}
         view = replace(
             current,
             opted_out=current.opted_out if update.opt_out is None else update.opt_out,
             tags=tuple(tags),
             fields={**current.fields, **update.fields},
+            groups=tuple(sorted(groups | set(update.add_groups))),
         )
         self.contacts[normalize_phone(update.phone)] = view
         self.log.append(f"contact {view.phone} updated: {_describe_update(update)}")
         return view
+
+    async def start_flow(self, command: StartFlowCommand) -> StartFlowOutcome:
+        """Start the run (or a run per group member) through :attr:`flow_starter`; a
+        repeated key returns the first outcome."""
+        if command.idempotency_key in self._starts:
+            return self._starts[command.idempotency_key]
+        if self.flow_starter is None:
+            raise EffectError("these fake effects cannot start flows", retryable=False)
+        if command.group_id is not None:
+            if command.group_id not in self.groups:
+                raise EffectError(f"unknown group {command.group_id!r}", retryable=False)
+            broadcast_id = command.child_broadcast_id()
+            for phone in self.members(command.group_id):
+                run_id = command.child_run_id(normalize_phone(phone))
+                await self.flow_starter(command, phone, run_id, broadcast_id)
+            outcome = StartFlowOutcome(broadcast_id=broadcast_id)
+        else:
+            run_id = command.child_run_id()
+            status = await self.flow_starter(command, command.phone, run_id, None)
+            outcome = StartFlowOutcome(run_id=run_id, status=status)
+        self._starts[command.idempotency_key] = outcome
+        self.flow_starts.append(command)
+        whom = f"group {command.group_id}" if command.group_id else command.phone or "nobody"
+        self.log.append(f"flow {command.flow_id} started for {whom}")
+        return outcome
 
     # -- internals -----------------------------------------------------------------------
 
@@ -444,4 +493,6 @@ def _describe_update(update: ContactUpdate) -> str:
         parts.append("opted out" if update.opt_out else "opted in")
     parts += [f"+{t}" for t in update.add_tags] + [f"-{t}" for t in update.remove_tags]
     parts += [f"{k}={v!r}" for k, v in update.fields.items()]
+    parts += [f"joined {g}" for g in update.add_groups]
+    parts += [f"left {g}" for g in update.remove_groups]
     return ", ".join(parts) or "nothing"

@@ -44,7 +44,7 @@ from flows.memory import (
 )
 from flows.model import Flow, dump_flow
 from flows.nodes._common import normalize_phone
-from flows.ports import TriggerEvent
+from flows.ports import FLOW_STARTED, EffectError, StartFlowCommand, TriggerEvent
 from flows.runs import Run, Step
 from flows.triggers import PublishedFlow, TriggerIndex
 from flows.validation import load_flow
@@ -104,6 +104,7 @@ class FlowHarness:
             step_limit=step_limit,
         )
         self.index = TriggerIndex()
+        self.effects.flow_starter = self._start_child
         self._published: dict[str, int] = {}
         self._events = 0
         self._iso: tuple[datetime, str] | None = None
@@ -119,6 +120,28 @@ class FlowHarness:
             for fid, ver in self._published.items()
         )
         return flow_id, version
+
+    async def _start_child(
+        self, command: StartFlowCommand, phone: str | None, run_id: str, broadcast_id: str | None
+    ) -> str:
+        """``flow.start``'s run: the flow's published version, a ``flow.started`` trigger."""
+        version = self._published.get(command.flow_id)
+        if version is None:
+            raise EffectError(f"flow {command.flow_id!r} is not published", retryable=False)
+        contact = self.effects.contact(phone) if phone else None
+        data = {**command.trigger_data(), "phone": phone, "contact_id": None}
+        if broadcast_id is not None:
+            data["broadcast_id"] = broadcast_id
+        trigger: TriggerEvent = {
+            "id": f"{FLOW_STARTED}:{run_id}",
+            "type": FLOW_STARTED,
+            "timestamp": self._now_iso(),
+            "data": data,
+        }
+        run = await self.executor.start_run(
+            command.flow_id, version, trigger, contact=contact, run_id=run_id
+        )
+        return run.status
 
     async def dispatch(self, event: Mapping[str, Any]) -> DispatchResult:
         """Hand an event to the engine as the hub's dispatch job would."""

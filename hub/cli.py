@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib.metadata
 import logging
 import multiprocessing
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from hub import version
 from hub.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -334,18 +334,10 @@ def cmd_prune(args: argparse.Namespace, settings: Settings) -> int:
     return _run(_with_hub(settings, action))
 
 
-def _version() -> str:
-    """The installed package's version (pyproject.toml), or "unknown" outside an install."""
-    try:
-        return importlib.metadata.version("smshub")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every sub-command."""
     parser = argparse.ArgumentParser(prog="smshub", description="Self-hosted SMS integration hub.")
-    parser.add_argument("--version", action="version", version=f"smshub {_version()}")
+    parser.add_argument("--version", action="version", version=f"smshub {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_process_commands(sub)
     _add_account_commands(sub)

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from flows.nodes import (
+    contact_group,
     contact_update,
     data_set,
     flow_delay,
+    flow_start,
     flow_stop,
     http_request,
     logic_condition,
@@ -37,6 +39,9 @@ BUILTIN_SPECS: tuple[NodeSpec[Any], ...] = (
     sms_wait_for_reply.SPEC,
     http_request.SPEC,
     contact_update.SPEC,
+    contact_group.ADD_SPEC,
+    contact_group.REMOVE_SPEC,
     flow_delay.SPEC,
+    flow_start.SPEC,
     flow_stop.SPEC,
 )

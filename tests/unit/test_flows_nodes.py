@@ -35,7 +35,10 @@ DESIGN_TYPES = {
     "sms.wait_for_reply",
     "http.request",
     "contact.update",
+    "contact.group_add",
+    "contact.group_remove",
     "flow.delay",
+    "flow.start",
     "flow.stop",
 }
 
@@ -107,6 +110,9 @@ def _every_type_flow() -> dict[str, Any]:
         ("sms.wait_for_reply", {"text": "name?", "timeout_s": 60}, "reply"),
         ("http.request", {"url": "https://example.com/hook"}, "success"),
         ("contact.update", {"add_tags": ["t"]}, "next"),
+        ("contact.group_add", {"group_id": "grp_t"}, "next"),
+        ("contact.group_remove", {"group_id": "grp_t"}, "next"),
+        ("flow.start", {"flow_id": "on_failure", "phone": "+15550002222"}, "next"),
         ("flow.delay", {"seconds": 5}, "next"),
         ("flow.stop", {}, None),
     ]
@@ -140,6 +146,7 @@ async def test_output_hints_name_keys_the_steps_really_output() -> None:
         "edges": [{"from": "on_status", "to": "stop"}],
     }
     convo = FlowConversation(_every_type_flow(), status_flow)
+    convo.harness.effects.add_group("grp_t")
     await convo.says("go")
     await convo.says("Ann")
     await convo.wait(seconds=10)
