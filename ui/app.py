@@ -23,6 +23,7 @@ from ui.controllers.conversations import ConversationsController
 from ui.controllers.dashboard import DashboardController
 from ui.controllers.flows import FlowsController
 from ui.controllers.groups import GroupsController
+from ui.controllers.optouts import OptOutsController
 from ui.controllers.runs import RunsController
 from ui.controllers.webhooks import WebhooksController
 from ui.pages import (
@@ -49,6 +50,7 @@ def route_handlers() -> list[ControllerRouterHandler]:
             BroadcastsController,
             ChannelsController,
             ApiKeysController,
+            OptOutsController,
             WebhooksController,
         ],
         exception_handlers=exception_handlers,

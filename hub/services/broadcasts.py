@@ -82,6 +82,8 @@ class BroadcastSpec:
     channel_id: str | None = None
     send_at: datetime | None = None
     quiet_hours: dict[str, str] | None = None
+    #: The parent run, for a broadcast a flow's ``flow.start`` node made for a group.
+    origin: dict[str, Any] | None = None
 
 
 def field_error(field: str, message: str, code: str = "validation_error") -> Unprocessable:
@@ -223,33 +225,41 @@ async def create_broadcast(hub: Hub, spec: BroadcastSpec) -> Broadcast:
     now = utcnow()
     broadcast_id = new_id("bc")
     send_at = max(spec.send_at or now, now)
-    await hub.store.write(_insert(hub, broadcast_id, spec, channel_id, send_at, now))
+    await hub.store.write(insert_broadcast(hub, broadcast_id, spec, channel_id, send_at, now))
     return await get_broadcast(hub, broadcast_id)
 
 
-def _insert(
+def insert_broadcast(
     hub: Hub,
     broadcast_id: str,
     spec: BroadcastSpec,
     channel_id: str | None,
     send_at: datetime,
     now: datetime,
-) -> Unit[None]:
-    yield from insert_rows(
+) -> Unit[bool]:
+    """Unit: the broadcast row and its start job, due at ``send_at`` (checked already);
+    False, and nothing written, when a broadcast with this id exists."""
+    inserted = yield from insert_rows(
         "broadcasts",
         (
             *("id", "name", "text", "flow_id", "channel_id", "group_ids", "contact_ids"),
-            *("send_at", "quiet_hours", "status", "generation", "created_at", "updated_at"),
+            *("send_at", "quiet_hours", "origin", "status", "generation"),
+            *("created_at", "updated_at"),
         ),
         [
             (
                 *(broadcast_id, spec.name, spec.text, spec.flow_id, channel_id),
                 *(Json(sorted(set(spec.group_ids))), Json(sorted(set(spec.contact_ids)))),
                 *(send_at, Json(spec.quiet_hours) if spec.quiet_hours else None),
+                Json(spec.origin) if spec.origin is not None else None,
                 *("scheduled", 0, now, now),
             )
         ],
+        conflict="ON CONFLICT (id) DO NOTHING",
+        returning="id",
     )
+    if not inserted:
+        return False
     yield from enqueue_job(
         BROADCAST_START,
         {"broadcast_id": broadcast_id},
@@ -257,6 +267,7 @@ def _insert(
         key=f"bcast-start:{broadcast_id}",
         lease=hub.queue.lease(),
     )
+    return True
 
 
 async def get_broadcast(hub: Hub, broadcast_id: str) -> Broadcast:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flows import FlowNotFoundError
+from flows.ports import FLOW_STARTED
 from hub.context import Hub
 from hub.event_data import broadcast as broadcast_data
 from hub.event_data import iso
@@ -75,18 +76,21 @@ class _Broadcast:
     flow_version: int | None
     channel_id: str | None
     quiet_hours: dict[str, Any] | None
+    #: The parent run of a broadcast a ``flow.start`` node made (its runs' trigger data).
+    origin: dict[str, Any] | None
 
 
 def _load(broadcast_id: str) -> Unit[_Broadcast | None]:
     found = yield from fetch_one(
         "SELECT id, name, status, generation, text, flow_id, flow_version, channel_id, "
-        "quiet_hours FROM broadcasts WHERE id = ?",
+        "quiet_hours, origin FROM broadcasts WHERE id = ?",
         (broadcast_id,),
     )
     if found is None:
         return None
     values = list(found)
     values[8] = as_json(values[8]) if values[8] is not None else None
+    values[9] = as_json(values[9]) if values[9] is not None else None
     return _Broadcast(*values)
 
 
@@ -349,9 +353,11 @@ async def _start_run(hub: Hub, b: _Broadcast, row: tuple[Any, ...]) -> None:
     contact = contact_context(row)
     trigger = {
         "id": f"{b.id}:{contact_id}",
-        "type": "broadcast.recipient",
+        # A flow.start node's group start: the runs see their parent (flows.ports).
+        "type": FLOW_STARTED if b.origin is not None else "broadcast.recipient",
         "timestamp": iso(utcnow()),
         "data": {
+            **(b.origin or {}),
             "broadcast_id": b.id,
             "broadcast_name": b.name,
             "contact_id": contact_id,

@@ -8,7 +8,7 @@ repeat of the key gets the same answer, and the conversation shows what was held
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flows.ports import (
     ContactUpdate,
@@ -18,6 +18,8 @@ from flows.ports import (
     HttpOutcome,
     SmsCommand,
     SmsOutcome,
+    StartFlowCommand,
+    StartFlowOutcome,
 )
 from hub.context import Hub
 from hub.errors import ApiError
@@ -25,9 +27,20 @@ from hub.models import utcnow
 from hub.phone import InvalidNumber, to_e164
 from hub.services.contacts import contact_for
 from hub.services.flow_contacts import contact_view_of
+from hub.services.flow_starts import start_flow
 from hub.services.messages import MessageRow
 from hub.services.sending import Route, by_idempotency_key, create_outbound, resolve_route
-from hub.store import Json, Unit, as_datetime, as_json, execute, fetch_one, fetch_value
+from hub.store import (
+    Json,
+    Unit,
+    as_datetime,
+    as_json,
+    execute,
+    fetch_all,
+    fetch_one,
+    fetch_value,
+    placeholders,
+)
 
 
 def _outcome(message: MessageRow) -> SmsOutcome:
@@ -142,8 +155,13 @@ class HubEffects:
             error=outcome.error,
         )
 
+    async def start_flow(self, command: StartFlowCommand) -> StartFlowOutcome:
+        """Start another flow's published version (:mod:`hub.services.flow_starts`)."""
+        return await start_flow(self.hub, command)
+
     async def update_contact(self, update: ContactUpdate) -> ContactView:
-        """Apply tags, fields and opt-out (sets are idempotent by nature)."""
+        """Apply tags, fields, opt-out and group memberships (sets are idempotent by nature;
+        an unknown group is an EffectError that changes nothing)."""
         try:
             phone = to_e164(update.phone, self.hub.settings.default_region)
         except InvalidNumber as exc:
@@ -171,9 +189,35 @@ def _update_contact(phone: str, update: ContactUpdate) -> Unit[ContactView]:
         (opted_out, as_datetime(opted_at) if opted_at else None, Json(tags), Json(fields))
         + (now, contact_id),
     )
+    yield from _change_groups(contact_id, update, now)
     view = yield from contact_view_of(phone)
     assert view is not None
     return view
+
+
+def _change_groups(contact_id: str, update: ContactUpdate, now: datetime) -> Unit[None]:
+    """Unit: the contact joins ``add_groups`` and leaves ``remove_groups`` (a membership
+    once, whatever the repeats); an unknown group id raises, and the unit writes nothing."""
+    wanted = sorted({*update.add_groups, *update.remove_groups})
+    if not wanted:
+        return
+    found = yield from fetch_all(
+        f"SELECT id FROM groups WHERE id IN ({placeholders(len(wanted))})", wanted
+    )
+    unknown = [g for g in wanted if g not in {str(row[0]) for row in found}]
+    if unknown:
+        raise EffectError(f"unknown group {unknown[0]!r} (no group has this id)", retryable=False)
+    for group_id in sorted(set(update.add_groups)):
+        yield from execute(
+            "INSERT INTO group_members (group_id, contact_id, added_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (group_id, contact_id) DO NOTHING",
+            (group_id, contact_id, now),
+        )
+    for group_id in sorted(set(update.remove_groups)):
+        yield from execute(
+            "DELETE FROM group_members WHERE group_id = ? AND contact_id = ?",
+            (group_id, contact_id),
+        )
 
 
 __all__ = ["HubEffects"]

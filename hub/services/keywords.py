@@ -113,8 +113,10 @@ class KeywordTable:
             ("start", opt_in),
             ("help", help_words),
         )
+        self._lists: dict[Keyword, dict[str, tuple[str, ...]]] = {}
         for kind, words in kinds:
-            for language, listed in words.items():
+            self._lists[kind] = {language: tuple(listed) for language, listed in words.items()}
+            for language, listed in self._lists[kind].items():
                 for raw in listed:
                     _add(found, kind, language, raw)
         self._matches = {
@@ -143,13 +145,15 @@ class KeywordTable:
         found = self.match(body)
         return found is not None and not found.is_answer
 
-    def words(self) -> dict[Keyword, dict[str, list[str]]]:
-        """The table by kind and language (for docs and the UI): kind → language → words."""
-        shown: dict[Keyword, dict[str, list[str]]] = {"stop": {}, "start": {}, "help": {}}
-        for found in self._matches.values():
-            for language in found.languages:
-                shown[found.kind].setdefault(language, []).append(found.word)
-        return shown
+    def words(self) -> dict[Keyword, dict[str, tuple[str, ...]]]:
+        """The words as configured, by kind and language (for the UI): kind → language →
+        words, spelled as listed (ARRÊT, not the ARRET it is compared as)."""
+        return {kind: dict(lists) for kind, lists in self._lists.items()}
+
+    def languages(self) -> list[str]:
+        """Every language that has a word, English first, then alphabetical."""
+        found = {language for lists in self._lists.values() for language, w in lists.items() if w}
+        return sorted(found, key=lambda language: (language != "en", language))
 
 
 def _add(

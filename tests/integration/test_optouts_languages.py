@@ -4,6 +4,8 @@ that must not see the keyword."""
 
 from __future__ import annotations
 
+import html
+import re
 from typing import Any
 
 import httpx
@@ -14,6 +16,7 @@ from sqlmodel import col
 from hub.context import Hub
 from hub.models import Contact, Message
 from tests.conftest import ChannelFactory, drain
+from tests.e2e.helpers import Web
 from tests.helpers import SimPhone
 
 SECRET = "simulator-secret-123"
@@ -164,3 +167,28 @@ async def test_flows_never_see_keywords_of_any_language(
     async with hub.db.read() as session:
         last = await session.scalar(sa.select(Message).where(Message.body == "got Hola"))
     assert last is not None and last.status == "suppressed" and "opted_out" in (last.error or "")
+
+
+async def test_the_ui_shows_the_words_and_texts_read_only(
+    client: httpx.AsyncClient, web: Web
+) -> None:
+    page = await web.get("/settings/opt-outs")
+    assert page.status_code == 200, page.text
+    spanish = _row(page.text, "data-optout-words", "es")
+    assert "BASTA" in spanish and "BAJA" in spanish and "ANULAR" not in spanish  # as set
+    assert "ARRÊT" in _row(page.text, "data-optout-words", "fr")  # spelled as listed
+    assert "AYUDA" in spanish
+    assert html.escape(ES_STOP) in _row(page.text, "data-optout-texts", "es")
+    assert html.escape(PT_STOP) in _row(page.text, "data-optout-texts", "pt")
+    assert 'href="/settings/opt-outs"' in page.text  # in the navigation
+    assert (await web.post("/settings/opt-outs")).status_code == 405  # nothing to change
+    web.client.cookies.clear()
+    assert (await client.get("/settings/opt-outs")).status_code in (302, 303)  # signed in only
+
+
+def _row(page: str, table: str, language: str) -> str:
+    """The HTML of one language's row in one of the page's tables."""
+    section = page.split(table, 1)[1].split("</table>", 1)[0]
+    found = re.search(rf'<tr data-language="{language}">(.*?)</tr>', section, re.S)
+    assert found is not None, f"no row for {language} in {table}"
+    return found.group(1)

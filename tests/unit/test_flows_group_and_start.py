@@ -4,6 +4,7 @@ of a key, the depth guard."""
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -18,7 +19,9 @@ from tests.unit.test_flows_nodes import run_node
 ANN = "+15550001234"
 
 
-def _chain(name: str, keyword: str, *nodes: dict[str, Any], ports: dict[str, str] | None = None):
+def _chain(
+    name: str, keyword: str, *nodes: dict[str, Any], ports: dict[str, str] | None = None
+) -> dict[str, Any]:
     """A flow: a keyword trigger, then ``nodes`` in a line (``ports`` names the port each
     node leaves by, default ``next``)."""
     ports = ports or {}
@@ -28,7 +31,7 @@ def _chain(name: str, keyword: str, *nodes: dict[str, Any], ports: dict[str, str
     ]
     edges = [
         {"from": a["id"], "port": ports.get(a["id"], "next"), "to": b["id"]}
-        for a, b in zip(everything, everything[1:], strict=False)
+        for a, b in itertools.pairwise(everything)
     ]
     return {"name": name, "nodes": everything, "edges": edges}
 

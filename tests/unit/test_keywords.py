@@ -119,7 +119,9 @@ def test_settings_replace_a_language_add_one_and_drop_one() -> None:
     assert table.classify("STOP") == "stop"  # … but STOP is still English
     assert table.match("PARAR").languages == ("pt",)  # type: ignore[union-attr]
     assert table.classify("aiuto") == "help"
-    assert table.words()["help"]["it"] == ["AIUTO"]
+    assert table.words()["help"]["it"] == ("AIUTO",)
+    assert table.words()["stop"]["es"] == ("BAJA", "basta")  # as listed
+    assert table.languages() == ["en", "de", "es", "fr", "it", "pt"]  # fr keeps AIDE …
 
 
 def test_settings_come_from_json_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
