@@ -35,6 +35,7 @@ from flows.model import (
     parse_flow,
 )
 from flows.ports import (
+    FLOW_STARTED,
     ChannelRef,
     Clock,
     ContactUpdate,
@@ -54,6 +55,8 @@ from flows.ports import (
     SmsEventData,
     SmsOutcome,
     StaleRunError,
+    StartFlowCommand,
+    StartFlowOutcome,
     TriggerEvent,
     UtcClock,
     sms_data,
@@ -88,6 +91,7 @@ __all__ = [
     "DEFAULT_PORT",
     "DEFAULT_STEP_LIMIT",
     "ERROR_PORT",
+    "FLOW_STARTED",
     "TERMINAL_STATUSES",
     "ChannelRef",
     "Clock",
@@ -128,6 +132,8 @@ __all__ = [
     "SmsEventData",
     "SmsOutcome",
     "StaleRunError",
+    "StartFlowCommand",
+    "StartFlowOutcome",
     "Step",
     "StepStatus",
     "TemplateBudgetExceeded",
