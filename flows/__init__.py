@@ -5,7 +5,14 @@ through the ports in :mod:`flows.ports`. In-memory implementations of the ports 
 :mod:`flows.memory`; :mod:`flows.testing` scripts conversations against them.
 """
 
-from flows.dispatch import DispatchResult, dispatch_event, run_id_for, start_http_run
+from flows.dispatch import (
+    DispatchResult,
+    dispatch_event,
+    run_id_for,
+    schedule_run_id,
+    start_http_run,
+    start_scheduled_run,
+)
 from flows.executor import (
     DEFAULT_STEP_LIMIT,
     Executor,
@@ -84,7 +91,7 @@ from flows.runs import (
     Wait,
     idempotency_key,
 )
-from flows.triggers import PublishedFlow, TriggerIndex, TriggerMatch
+from flows.triggers import PublishedFlow, ScheduleEntry, TriggerIndex, TriggerMatch
 from flows.validation import InvalidFlowError, Problem, load_flow, validate_flow
 
 __all__ = [
@@ -127,6 +134,7 @@ __all__ = [
     "RunObserver",
     "RunStatus",
     "RunStore",
+    "ScheduleEntry",
     "Scheduler",
     "SmsCommand",
     "SmsEventData",
@@ -159,8 +167,10 @@ __all__ = [
     "render_template",
     "render_value",
     "run_id_for",
+    "schedule_run_id",
     "sms_data",
     "start_http_run",
+    "start_scheduled_run",
     "template_context",
     "text_template",
     "validate_flow",

@@ -21,229 +21,26 @@ scripted. A failed expectation raises AssertionError with the transcript so far.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
-from datetime import datetime, timedelta
-from pathlib import Path
+from datetime import datetime
 from typing import Any, NoReturn
 
-from flows.dispatch import DispatchResult, dispatch_event, start_http_run
-from flows.executor import DEFAULT_STEP_LIMIT, Executor
+from flows.dispatch import DispatchResult
+from flows.executor import DEFAULT_STEP_LIMIT
+from flows.harness import FlowHarness, FlowLike, load_flow_file
 from flows.memory import (
     DEFAULT_LOOP_LIMIT,
     DEFAULT_LOOP_WINDOW_S,
     DEFAULT_START,
-    FakeClock,
-    FakeEffects,
     HttpCall,
-    InMemoryFlowSource,
-    InMemoryRunStore,
-    InMemoryScheduler,
     SentSms,
 )
-from flows.model import Flow, dump_flow
 from flows.nodes._common import normalize_phone
-from flows.ports import FLOW_STARTED, EffectError, StartFlowCommand, TriggerEvent
-from flows.runs import Run, Step
-from flows.triggers import PublishedFlow, TriggerIndex
-from flows.validation import load_flow
+from flows.ports import ContactUpdate
+from flows.runs import Run
 
 __all__ = ["FlowConversation", "FlowHarness", "load_flow_file"]
-
-FlowLike = Flow | Mapping[str, Any] | str | Path
-
-
-def load_flow_file(flow: FlowLike) -> dict[str, Any]:
-    """A flow document from a Flow, a dict, JSON text or a path to a JSON file (validated)."""
-    if isinstance(flow, Flow):
-        return dump_flow(flow)
-    if isinstance(flow, Path) or (isinstance(flow, str) and not flow.lstrip().startswith("{")):
-        raw: Any = json.loads(Path(flow).read_text(encoding="utf-8"))
-    elif isinstance(flow, str):
-        raw = json.loads(flow)
-    else:
-        raw = dict(flow)
-    load_flow(raw)  # raises InvalidFlowError listing every problem
-    return dict(raw)
-
-
-class FlowHarness:
-    """The whole engine in memory: publish flows, feed events, move time."""
-
-    def __init__(
-        self,
-        *,
-        start: datetime = DEFAULT_START,
-        step_limit: int = DEFAULT_STEP_LIMIT,
-        loop_limit: int = DEFAULT_LOOP_LIMIT,
-        loop_window_s: float = DEFAULT_LOOP_WINDOW_S,
-        channel_id: str = "ch_test",
-        our_number: str = "+15559876543",
-    ) -> None:
-        self.channel_id = channel_id
-        self.our_number = our_number
-        self.log: list[str] = []
-        self.clock = FakeClock(start)
-        self.store = InMemoryRunStore()
-        self.flows = InMemoryFlowSource()
-        self.scheduler = InMemoryScheduler()
-        self.effects = FakeEffects(
-            self.clock,
-            loop_limit=loop_limit,
-            loop_window_s=loop_window_s,
-            default_channel=channel_id,
-            log=self.log,
-        )
-        self.executor = Executor(
-            store=self.store,
-            flows=self.flows,
-            effects=self.effects,
-            scheduler=self.scheduler,
-            clock=self.clock,
-            step_limit=step_limit,
-        )
-        self.index = TriggerIndex()
-        self.effects.flow_starter = self._start_child
-        self._published: dict[str, int] = {}
-        self._events = 0
-        self._iso: tuple[datetime, str] | None = None
-
-    def publish(self, flow: FlowLike, flow_id: str | None = None) -> tuple[str, int]:
-        """Publish a (new version of a) flow and rebuild the trigger index."""
-        document = load_flow_file(flow)
-        flow_id = flow_id or _slug(str(document.get("name", "flow")))
-        version = self.flows.publish(flow_id, document)
-        self._published[flow_id] = version
-        self.index = TriggerIndex.build(
-            PublishedFlow(fid, ver, self.flows.versions[fid][ver - 1])
-            for fid, ver in self._published.items()
-        )
-        return flow_id, version
-
-    async def _start_child(
-        self, command: StartFlowCommand, phone: str | None, run_id: str, broadcast_id: str | None
-    ) -> str:
-        """``flow.start``'s run: the flow's published version, a ``flow.started`` trigger."""
-        version = self._published.get(command.flow_id)
-        if version is None:
-            raise EffectError(f"flow {command.flow_id!r} is not published", retryable=False)
-        contact = self.effects.contact(phone) if phone else None
-        data = {**command.trigger_data(), "phone": phone, "contact_id": None}
-        if broadcast_id is not None:
-            data["broadcast_id"] = broadcast_id
-        trigger: TriggerEvent = {
-            "id": f"{FLOW_STARTED}:{run_id}",
-            "type": FLOW_STARTED,
-            "timestamp": self._now_iso(),
-            "data": data,
-        }
-        run = await self.executor.start_run(
-            command.flow_id, version, trigger, contact=contact, run_id=run_id
-        )
-        return run.status
-
-    async def dispatch(self, event: Mapping[str, Any]) -> DispatchResult:
-        """Hand an event to the engine as the hub's dispatch job would."""
-        return await dispatch_event(event, executor=self.executor, index=self.index)
-
-    async def inbound(
-        self,
-        text: str,
-        *,
-        from_: str,
-        channel_id: str | None = None,
-        sim_slot: int = 0,
-        device_id: str = "dev_test",
-    ) -> DispatchResult:
-        """An SMS arrives from ``from_``."""
-        self._events += 1
-        now = self._now_iso()
-        self.log.append(f"{from_} says: {text}")
-        event: TriggerEvent = {
-            "id": f"evt_{self._events}",
-            "type": "sms.received",
-            "timestamp": now,
-            "data": {
-                "message_id": f"msg_in_{self._events}",
-                "from": from_,
-                "to": self.our_number,
-                "body": text,
-                "channel_id": channel_id or self.channel_id,
-                "device_id": device_id,
-                "sim_slot": sim_slot,
-                "segments": 1,
-                "encoding": "GSM-7",
-                "received_at": now,
-            },
-        }
-        return await self.dispatch(event)
-
-    async def delivery(
-        self,
-        status: str,
-        *,
-        to: str,
-        body: str = "",
-        message_id: str | None = None,
-        channel_id: str | None = None,
-        sim_slot: int | None = 0,
-        device_id: str = "dev_test",
-        error: str | None = None,
-    ) -> DispatchResult:
-        """A delivery report (``sent`` / ``delivered`` / ``failed``) for a message to ``to``."""
-        self._events += 1
-        self.log.append(f"delivery report: message to {to} {status}")
-        event: TriggerEvent = {
-            "id": f"evt_{self._events}",
-            "type": f"sms.{status}",
-            "timestamp": self._now_iso(),
-            "data": {
-                "message_id": message_id or f"msg_{self._events}",
-                "from": self.our_number,
-                "to": to,
-                "body": body,
-                "channel_id": channel_id or self.channel_id,
-                "device_id": device_id,
-                "sim_slot": sim_slot,
-                "status": status,
-                "error": error,
-            },
-        }
-        return await self.dispatch(event)
-
-    def _now_iso(self) -> str:
-        """The fake time as ISO 8601 (remembered: the clock stands still between moves)."""
-        now = self.clock.now()
-        if self._iso is None or self._iso[0] != now:
-            self._iso = (now, now.isoformat())
-        return self._iso[1]
-
-    async def http(self, flow_id: str, body: Mapping[str, Any]) -> Run | None:
-        """Call a flow's trigger.http URL with ``body``."""
-        self.log.append(f"HTTP call to flow {flow_id}: {json.dumps(body)}")
-        return await start_http_run(flow_id, body, executor=self.executor, index=self.index)
-
-    async def advance_time(self, seconds: float) -> None:
-        """Move the clock forward, firing every timer that falls due on the way, in order."""
-        end = self.clock.now() + timedelta(seconds=seconds)
-        while True:
-            due = self.scheduler.due(end)
-            if not due:
-                break
-            at, run_id, token = due[0]
-            self.clock.set(at)
-            self.scheduler.pop(run_id, token)
-            await self.executor.fire_timer(run_id, token)
-        self.clock.set(end)
-
-    def runs(self) -> list[Run]:
-        """All runs in the order they were started."""
-        return list(self.store.runs.values())  # dicts keep insertion order
-
-    async def steps(self, run_id: str) -> list[Step]:
-        """A run's steps in order."""
-        return await self.store.list_steps(run_id)
 
 
 class FlowConversation:
@@ -304,6 +101,17 @@ class FlowConversation:
         if run is None:
             self._fail("the flow has no trigger.http")
         return run
+
+    async def tick(self, flow_id: str | None = None, node_id: str | None = None) -> list[Run]:
+        """A schedule's next tick comes (the first schedule by default): the runs it started."""
+        return await self.harness.tick(flow_id, node_id)
+
+    async def join_group(self, group_id: str) -> None:
+        """The contact becomes a member of ``group_id`` (group triggers and schedules see it)."""
+        self.harness.effects.add_group(group_id)
+        await self.harness.effects.update_contact(
+            ContactUpdate(phone=self.contact, add_groups=(group_id,))
+        )
 
     def opt_out(self) -> None:
         """From now on the contact is opted out: sends to them are suppressed."""
@@ -456,10 +264,6 @@ def _contains(actual: Any, expected: Any) -> bool:
             and all(_contains(a, e) for a, e in zip(actual, expected, strict=True))
         )
     return bool(actual == expected)
-
-
-def _slug(name: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", name.casefold()).strip("_") or "flow"
 
 
 def _duration(seconds: float) -> str:

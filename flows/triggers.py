@@ -4,22 +4,33 @@ Keyword triggers (``first_word``, ``exact``) are looked up by their case-folded 
 so matching cost does not grow with the number of keyword flows; ``contains``, ``regex``
 and ``any`` triggers are scanned. A flow is started at most once per event (by its first
 matching trigger node, in node id order); every matching flow is started.
+
+Group filters of ``trigger.sms_received`` need the sender's groups: :meth:`TriggerIndex.match`
+applies them when given the groups, and leaves them out when not (the hub's sink, which
+decides whether an event is worth a dispatch job without loading the contact, may so
+over-approximate; the dispatch job then matches exactly). Schedules are not matched
+against events: :meth:`TriggerIndex.schedules` lists them for whoever fires the ticks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
 
 from flows.model import Flow, parse_flow
-from flows.nodes import trigger_delivery_status, trigger_sms_received
+from flows.nodes import (
+    trigger_delivery_status,
+    trigger_run_failed,
+    trigger_schedule,
+    trigger_sms_received,
+)
 from flows.nodes._common import MAX_MATCH_TEXT
 from flows.ports import sms_data
 
-__all__ = ["PublishedFlow", "TriggerIndex", "TriggerMatch"]
+__all__ = ["PublishedFlow", "ScheduleEntry", "TriggerIndex", "TriggerMatch"]
 
 _TRAILING = ".,!?;:"
 
@@ -54,6 +65,20 @@ class _StatusEntry:
     config: trigger_delivery_status.Config
 
 
+@dataclass(frozen=True)
+class _FailedEntry:
+    match: TriggerMatch
+    config: trigger_run_failed.Config
+
+
+@dataclass(frozen=True)
+class ScheduleEntry:
+    """A published ``trigger.schedule`` node: its flow, version and node, and its config."""
+
+    match: TriggerMatch
+    config: trigger_schedule.Config
+
+
 @dataclass
 class TriggerIndex:
     """In-memory index of the trigger nodes of published flows."""
@@ -63,6 +88,8 @@ class TriggerIndex:
     _scan: list[_SmsEntry] = field(default_factory=list)
     _status: list[_StatusEntry] = field(default_factory=list)
     _http: dict[str, TriggerMatch] = field(default_factory=dict)
+    _failed: list[_FailedEntry] = field(default_factory=list)
+    _schedules: list[ScheduleEntry] = field(default_factory=list)
 
     @classmethod
     def build(cls, flows: Iterable[PublishedFlow]) -> TriggerIndex:
@@ -72,14 +99,21 @@ class TriggerIndex:
             index._add(published)
         return index
 
-    def match(self, event: Mapping[str, Any]) -> list[TriggerMatch]:
-        """The flows this event starts, sorted by flow id."""
+    def match(
+        self, event: Mapping[str, Any], groups: Collection[str] | None = None
+    ) -> list[TriggerMatch]:
+        """The flows this event starts, sorted by flow id. ``groups``: the group ids of the
+        sender of an inbound SMS (None = unknown: group filters are left out)."""
         kind = event.get("type")
         if kind == "sms.received":
             found = [
                 e.match
                 for e in self._sms_candidates(event)
-                if trigger_sms_received.match_sms(e.config, event) is not None
+                if trigger_sms_received.match_sms(e.config, event, groups) is not None
+            ]
+        elif kind == trigger_run_failed.RUN_FAILED_EVENT:
+            found = [
+                e.match for e in self._failed if trigger_run_failed.match_failed(e.config, event)
             ]
         elif kind in trigger_delivery_status.STATUS_EVENTS:
             found = [
@@ -94,6 +128,15 @@ class TriggerIndex:
     def match_http(self, flow_id: str) -> TriggerMatch | None:
         """The trigger.http node of a published flow, if it has one."""
         return self._http.get(flow_id)
+
+    def schedules(self) -> list[ScheduleEntry]:
+        """Every published ``trigger.schedule`` node, by flow id and node id."""
+        return sorted(self._schedules, key=lambda e: (e.match.flow_id, e.match.node_id))
+
+    @property
+    def wants_run_failures(self) -> bool:
+        """Whether some published flow starts on ``flow.run.failed``."""
+        return bool(self._failed)
 
     def _sms_candidates(self, event: Mapping[str, Any]) -> list[_SmsEntry]:
         if not self._first_word and not self._exact:
@@ -132,6 +175,12 @@ class TriggerIndex:
             self._status.append(_StatusEntry(match, status))
         elif node_type == "trigger.http":
             self._http.setdefault(match.flow_id, match)
+        elif node_type == "trigger.run_failed":
+            failed = trigger_run_failed.Config.model_validate(config)
+            self._failed.append(_FailedEntry(match, failed))
+        elif node_type == "trigger.schedule":
+            schedule = trigger_schedule.Config.model_validate(config)
+            self._schedules.append(ScheduleEntry(match, schedule))
 
 
 def _one_per_flow(matches: list[TriggerMatch]) -> list[TriggerMatch]:

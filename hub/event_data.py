@@ -132,6 +132,13 @@ class FlowRunData(TypedDict):
     contact: Mapping[str, Any] | None
     vars: Mapping[str, Any]
     finished_at: str | None
+    #: Failed runs: the type of the trigger node that started the run (a run started by
+    #: ``trigger.run_failed`` starts no error flow when it fails); null for completed runs.
+    trigger_node_type: str | None
+    #: Failed runs: the node and node type of the step that failed (null when the run
+    #: failed outside a step: step limit, missing flow); null for completed runs.
+    failed_node_id: str | None
+    failed_node_type: str | None
 
 
 class BroadcastData(TypedDict):
@@ -301,6 +308,9 @@ def flow_run(
     contact: Mapping[str, Any] | None,
     vars: Mapping[str, Any],
     finished_at: datetime | None,
+    trigger_node_type: str | None = None,
+    failed_node_id: str | None = None,
+    failed_node_type: str | None = None,
 ) -> FlowRunData:
     """``flow.run.completed`` / ``flow.run.failed``."""
     return {
@@ -312,6 +322,9 @@ def flow_run(
         "contact": contact,
         "vars": vars,
         "finished_at": iso(finished_at) if finished_at else None,
+        "trigger_node_type": trigger_node_type,
+        "failed_node_id": failed_node_id,
+        "failed_node_type": failed_node_type,
     }
 
 

@@ -20,6 +20,8 @@ from flows.nodes import (
     sms_wait_for_reply,
     trigger_delivery_status,
     trigger_http,
+    trigger_run_failed,
+    trigger_schedule,
     trigger_sms_received,
 )
 from flows.registry import NodeSpec
@@ -30,6 +32,8 @@ BUILTIN_SPECS: tuple[NodeSpec[Any], ...] = (
     trigger_sms_received.SPEC,
     trigger_delivery_status.SPEC,
     trigger_http.SPEC,
+    trigger_schedule.SPEC,
+    trigger_run_failed.SPEC,
     logic_condition.SPEC,
     logic_switch.SPEC,
     logic_split_random.SPEC,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
@@ -39,6 +39,14 @@ class Config(NodeConfig):
     senders: list[str] = Field(
         default_factory=list, description="Only SMS from these numbers, E.164 (empty = all)."
     )
+    groups: list[str] = Field(
+        default_factory=list,
+        description="Only SMS from members of any of these groups (group ids; empty = anyone).",
+    )
+    exclude_groups: list[str] = Field(
+        default_factory=list,
+        description="Never SMS from members of these groups (group ids).",
+    )
 
     @field_validator("keywords")
     @classmethod
@@ -64,9 +72,16 @@ class Config(NodeConfig):
         return value
 
 
-def match_sms(config: Config, event: Mapping[str, Any]) -> dict[str, Any] | None:
-    """If the inbound SMS event matches, what the match found (keyword, rest, groups)."""
+def match_sms(
+    config: Config, event: Mapping[str, Any], groups: Collection[str] | None = None
+) -> dict[str, Any] | None:
+    """If the inbound SMS event matches, what the match found (keyword, rest, groups).
+
+    ``groups`` are the sender's group ids; None = not known (the group filters are then
+    left out, so the answer may be a match the filters would refuse)."""
     data = event_data(event)
+    if groups is not None and not in_groups(config, groups):
+        return None
     if config.channels and data.get("channel_id") not in config.channels:
         return None
     if config.senders:
@@ -75,6 +90,13 @@ def match_sms(config: Config, event: Mapping[str, Any]) -> dict[str, Any] | None
             return None
     body = str(data.get("body") or "")[:MAX_MATCH_TEXT]
     return match_body(config, body)
+
+
+def in_groups(config: Config, groups: Collection[str]) -> bool:
+    """A member of any of ``groups`` (when set) and of none of ``exclude_groups``."""
+    if config.groups and not any(g in groups for g in config.groups):
+        return False
+    return not any(g in groups for g in config.exclude_groups)
 
 
 def match_body(config: Config, body: str) -> dict[str, Any] | None:

@@ -104,6 +104,9 @@ def sample_data(event_type: str, at: datetime) -> dict[str, Any]:
                 contact={"phone": _THEM, "opted_out": False, "tags": [], "fields": {}},
                 vars={},
                 finished_at=at,
+                trigger_node_type="trigger.sms_received" if failed else None,
+                failed_node_id="zap" if failed else None,
+                failed_node_type="http.request" if failed else None,
             )
         )
     if event_type.startswith("broadcast."):

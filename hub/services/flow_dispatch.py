@@ -17,6 +17,7 @@ from typing import Any
 
 from connectors.base import constant_time_equals
 from flows import ContactView, Run, dispatch_event, start_http_run
+from flows.nodes.trigger_run_failed import RUN_FAILED_EVENT
 from hub.context import Hub
 from hub.errors import ApiError, NotFound
 from hub.models import Flow, utcnow
@@ -42,7 +43,9 @@ FLOW_SWEEP = "flow_sweep"
 
 def flows_sink(hub: Hub, payloads: list[dict[str, Any]]) -> Unit[None]:
     """Sink: queue flow work for the SMS events a flow could want (compliance keywords never
-    reach flows; an event no trigger matches and no run waits for costs no job)."""
+    reach flows; an event no trigger matches and no run waits for costs no job), and for
+    failed runs when a ``trigger.run_failed`` flow is published. Group filters are left out
+    here (the contact is not loaded): the dispatch job applies them."""
     index = hub.flows.cached_index()
     keywords = hub.settings.keywords
     waiting, blocked = yield from _phones_waited_on(
@@ -55,7 +58,9 @@ def flows_sink(hub: Hub, payloads: list[dict[str, Any]]) -> Unit[None]:
     lease = hub.queue.lease()
     for payload in payloads:
         type_ = payload.get("type", "")
-        if not type_.startswith("sms."):
+        if not type_.startswith("sms.") and not (
+            type_ == RUN_FAILED_EVENT and index.wants_run_failures
+        ):
             continue
         event_id = payload["id"]
         data = payload.get("data") or {}
@@ -104,11 +109,23 @@ def _event_and_contact(event_id: str) -> Unit[tuple[dict[str, Any], ContactView 
         return None
     payload: dict[str, Any] = as_json(raw)
     data = payload.get("data") or {}
-    phone = data.get("from") if payload.get("type") == "sms.received" else data.get("to")
+    if payload.get("type") == RUN_FAILED_EVENT:
+        yield from _name_flow(data)
+        phone = (data.get("contact") or {}).get("phone")
+    elif payload.get("type") == "sms.received":
+        phone = data.get("from")
+    else:
+        phone = data.get("to")
     if not phone:
         return payload, None
     view = yield from contact_view_of(str(phone))
     return payload, view or ContactView(phone=str(phone))
+
+
+def _name_flow(data: dict[str, Any]) -> Unit[None]:
+    """Unit: a failed run's event gets its flow's name (``trigger.data.flow_name``)."""
+    name = yield from fetch_value("SELECT name FROM flows WHERE id = ?", (data.get("flow_id"),))
+    data["flow_name"] = str(name) if name is not None else None
 
 
 async def flow_dispatch(hub: Hub, event_id: str) -> None:

@@ -107,7 +107,7 @@ class SqlRunStore:
         if not inserted:
             raise RunExistsError(run.id)
         yield from _put_steps(steps)
-        yield from _announce(self.hub, run)
+        yield from _announce(self.hub, run, steps)
 
     async def get_run(self, run_id: str) -> Run | None:
         """The run, or None."""
@@ -128,7 +128,7 @@ class SqlRunStore:
         if result.rowcount != 1:
             raise StaleRunError(run.id)
         yield from _put_steps(steps)
-        yield from _announce(self.hub, run)
+        yield from _announce(self.hub, run, steps)
 
     async def get_step(self, run_id: str, seq: int) -> Step | None:
         """One step by sequence number."""
@@ -157,10 +157,17 @@ class SqlRunStore:
         return _run_from(*row) if row is not None else None
 
 
-def _announce(hub: Hub, run: Run) -> Unit[None]:
+def _announce(hub: Hub, run: Run, steps: Sequence[Step]) -> Unit[None]:
     """``flow.run.completed`` / ``flow.run.failed`` in the save that ends the run (once:
-    the dedupe key is the run and its outcome)."""
+    the dedupe key is the run and its outcome); a failure names its trigger's node type
+    and the step it failed in (``trigger.run_failed`` reads them)."""
     if run.status in ("completed", "failed"):
+        trigger_type: str | None = None
+        failed: tuple[str, str] | None = None
+        if run.status == "failed":
+            trigger_type = yield from _step_type(run.id, 0, steps)
+            if run.current_seq is not None:
+                failed = yield from _step_node(run.id, run.current_seq, steps)
         yield from emit(
             hub,
             type=f"flow.run.{run.status}",
@@ -175,8 +182,31 @@ def _announce(hub: Hub, run: Run) -> Unit[None]:
                 contact=run.contact,
                 vars=run.vars,
                 finished_at=run.finished_at,
+                trigger_node_type=trigger_type,
+                failed_node_id=failed[0] if failed else None,
+                failed_node_type=failed[1] if failed else None,
             ),
         )
+
+
+def _step_node(run_id: str, seq: int, steps: Sequence[Step]) -> Unit[tuple[str, str] | None]:
+    """Unit: (node id, node type) of a run's step: from the steps being saved, else stored."""
+    for step in steps:
+        if step.seq == seq:
+            return step.node_id, step.node_type
+    doc = yield from fetch_value(
+        "SELECT doc FROM run_steps WHERE run_id = ? AND seq = ?", (run_id, seq)
+    )
+    if doc is None:
+        return None
+    found = as_json(doc)
+    return str(found.get("node_id")), str(found.get("node_type"))
+
+
+def _step_type(run_id: str, seq: int, steps: Sequence[Step]) -> Unit[str | None]:
+    """Unit: the node type of a run's step (the trigger's: seq 0), if known."""
+    node = yield from _step_node(run_id, seq, steps)
+    return node[1] if node else None
 
 
 def _put_steps(steps: Sequence[Step]) -> Unit[None]:

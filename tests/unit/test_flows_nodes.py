@@ -26,6 +26,8 @@ DESIGN_TYPES = {
     "trigger.sms_received",
     "trigger.delivery_status",
     "trigger.http",
+    "trigger.schedule",
+    "trigger.run_failed",
     "logic.condition",
     "logic.switch",
     "logic.split_random",
@@ -145,15 +147,36 @@ async def test_output_hints_name_keys_the_steps_really_output() -> None:
         ],
         "edges": [{"from": "on_status", "to": "stop"}],
     }
-    convo = FlowConversation(_every_type_flow(), status_flow)
+
+    def flow(name: str, trigger: str, config: dict[str, Any], **stop: Any) -> dict[str, Any]:
+        return {
+            "name": name,
+            "nodes": [
+                {"id": "first", "type": trigger, "config": config},
+                {"id": "stop", "type": "flow.stop", "config": stop},
+            ],
+            "edges": [{"from": "first", "to": "stop"}],
+        }
+
+    convo = FlowConversation(
+        _every_type_flow(),
+        status_flow,
+        flow("hourly", "trigger.schedule", {"every": {"hours": 1}}),
+        flow("on error", "trigger.run_failed", {}),
+        flow("boom", "trigger.sms_received", {"keywords": ["boom"]}, outcome="failed"),
+    )
     convo.harness.effects.add_group("grp_t")
     await convo.says("go")
     await convo.says("Ann")
     await convo.wait(seconds=10)
     await convo.delivery_status("failed", error="no signal")
+    await convo.tick()
+    await convo.says("boom")
     outputs: dict[str, dict[str, Any]] = {}
     for run in convo.harness.runs():
-        assert run.status == "completed", convo.transcript()
+        if run.flow_id == "boom":
+            continue  # it fails on purpose: the error flow runs
+        assert run.status == "completed", convo.transcript
         for step in await convo.harness.steps(run.id):
             outputs[step.node_type] = step.output or {}
     assert set(outputs) == DESIGN_TYPES - {"trigger.http"}
