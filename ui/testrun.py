@@ -22,7 +22,7 @@ from sqlmodel import col
 from flows import Executor, Run, validate_flow
 from flows.testing import FlowHarness
 from hub.context import Hub
-from hub.models import EditorTestRun, utcnow
+from hub.models import EditorTestRun, Flow, FlowVersion, Group, utcnow
 
 #: How long a test run is kept after its last use, and the most inputs it may take.
 SESSION_TTL_S = 900.0
@@ -55,7 +55,40 @@ def _harness(doc: dict[str, Any]) -> FlowHarness:
         new_run_id=lambda: f"run_test_{next(numbers)}",
     )
     harness.publish(doc["document"], flow_id=TEST_FLOW_ID)
+    # What flow.start and the group nodes may use: the hub's groups (no members: the
+    # test contact is new) and the published flows the draft starts, as they were when
+    # the test run began.
+    for group_id, name in doc.get("groups", {}).items():
+        harness.effects.add_group(group_id, name)
+    for flow_id, definition in doc.get("flows", {}).items():
+        harness.publish(definition, flow_id=flow_id)
     return harness
+
+
+async def _hub_context(hub: Hub, document: dict[str, Any]) -> dict[str, Any]:
+    """The groups (id -> name) and the published versions of the flows the draft's
+    ``flow.start`` nodes name (literally, not by template)."""
+    wanted = {
+        str(node.get("config", {}).get("flow_id", "")).strip()
+        for node in document.get("nodes", [])
+        if isinstance(node, dict) and node.get("type") == "flow.start"
+    }
+    wanted = {flow_id for flow_id in wanted if flow_id and "{" not in flow_id}
+    async with hub.db.read() as session:
+        groups = (await session.execute(sa.select(col(Group.id), col(Group.name)))).all()
+        flows: dict[str, Any] = {}
+        for flow_id in sorted(wanted):
+            flow = await session.get(Flow, flow_id)
+            if flow is None or flow.deleted_at is not None or flow.published_version is None:
+                continue
+            found = await session.execute(
+                sa.select(col(FlowVersion.definition)).where(
+                    col(FlowVersion.flow_id) == flow_id,
+                    col(FlowVersion.version) == flow.published_version,
+                )
+            )
+            flows[flow_id] = found.scalar_one()
+    return {"groups": {str(g): str(n) for g, n in groups}, "flows": flows}
 
 
 async def _apply(harness: FlowHarness, doc: dict[str, Any], step: dict[str, Any]) -> None:
@@ -138,6 +171,7 @@ async def start(
         "channel_id": channel_id or None,
         "contact": sender,
         "inputs": [{"sms": text} if mode == "sms" else {"http": body or {}}],
+        **(await _hub_context(hub, document)),
     }
     harness = await _replayed(doc)
     sid = secrets.token_urlsafe(12)
@@ -204,6 +238,8 @@ async def _run_view(harness: FlowHarness, run: Run) -> dict[str, Any]:
     steps = await harness.steps(run.id)
     return {
         "id": run.id,
+        # "draft", or the flow a flow.start node started
+        "flow_id": run.flow_id,
         "status": run.status,
         "error": run.error,
         "vars": run.vars,

@@ -6,6 +6,7 @@ for a group (a flow broadcast whose runs see their parent), and refuses unpublis
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import httpx
@@ -17,6 +18,7 @@ from flows.ports import FLOW_STARTED, StartFlowCommand
 from hub.context import Hub
 from hub.models import FlowRun, GroupMember, Message
 from tests.conftest import ChannelFactory, drain
+from tests.e2e.helpers import Web
 from tests.helpers import SimPhone
 from tests.integration.test_broadcasts import make_group, phones, settle, status_of
 
@@ -54,7 +56,7 @@ def keyword_flow(name: str, keyword: str, *nodes: dict[str, Any], **ports: str) 
     ]
     edges = [
         {"from": a["id"], "port": ports.get(a["id"], "next"), "to": b["id"]}
-        for a, b in zip(chain, chain[1:], strict=False)
+        for a, b in itertools.pairwise(chain)
     ]
     return {"name": name, "nodes": chain, "edges": edges}
 
@@ -253,3 +255,41 @@ async def test_flow_start_for_a_group_is_a_broadcast_of_flow_started_runs(
     }
     done = await status_of(client, api_headers, broadcast_id)
     assert done["status"] == "completed" and done["counts"]["runs"] == {"completed": 5}
+
+
+async def test_editor_test_run_knows_the_groups_and_the_started_flows(
+    hub: Hub, client: httpx.AsyncClient, api_headers: dict[str, str], web: Web
+) -> None:
+    """The editor's test run (in memory, nothing real happens) adds to a real group id and
+    starts the published flow a flow.start names, with split branches as ports."""
+    child_id = await publish(client, api_headers, child_flow())
+    resp = await client.post("/api/v1/groups", json={"name": "Testers"}, headers=api_headers)
+    group_id = resp.json()["id"]
+    draft = keyword_flow(
+        "draft",
+        "try",
+        {"id": "join_group", "type": "contact.group_add", "config": {"group_id": group_id}},
+        {
+            "id": "split",
+            "type": "logic.split_random",
+            "config": {"branches": [{"name": "a", "percent": 100}, {"name": "b", "percent": 0}]},
+        },
+        {"id": "start_flow", "type": "flow.start", "config": {"flow_id": child_id}},
+        split="a",
+    )
+    created = await client.post("/api/v1/flows", json=draft, headers=api_headers)
+    assert created.status_code == 201, created.text
+    result = (
+        await web.post_json(
+            f"/flows/{created.json()['id']}/test-run",
+            {"document": draft, "mode": "sms", "text": "try", "from": "+15550001234"},
+        )
+    ).json()
+    runs = {run["flow_id"]: run for run in result["runs"]}
+    assert runs["draft"]["status"] == "completed", result
+    steps = {s["node_id"]: s for s in runs["draft"]["steps"]}
+    assert steps["join_group"]["output"]["groups"] == [group_id]
+    assert steps["split"]["port"] == "a"
+    assert runs[child_id]["status"] == "completed"
+    assert [s["text"] for s in result["sms"]] == ["flow.started by draft code  depth 1"]
+    assert await members_of(hub, group_id) == []  # nothing real happened
