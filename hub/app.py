@@ -14,7 +14,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.plugins.pydantic import PydanticPlugin
 from redis.asyncio import Redis
 
-from hub.api import broadcasts, contacts, endpoints, flows, health, ingress, v1
+from hub.api import broadcasts, campaigns, contacts, endpoints, flows, health, ingress, v1
 from hub.api.deps import provide_hub, reject_nul
 from hub.api.errors import exception_handlers
 from hub.context import Hub, Wiring
@@ -167,6 +167,7 @@ def _api_router() -> Router:
             *v1.route_handlers,
             *contacts.route_handlers,
             *broadcasts.route_handlers,
+            *campaigns.route_handlers,
             *flows.api_handlers,
             *endpoints.route_handlers,
         ],

@@ -22,6 +22,8 @@ from hub.delivery import jobs as delivery
 from hub.services import (
     broadcasts,
     broadcasts_jobs,
+    campaigns_jobs,
+    campaigns_schedule,
     concat,
     events,
     flow_dispatch,
@@ -51,6 +53,7 @@ def default_wiring() -> Wiring:
             broadcasts.BROADCAST_START: broadcasts_jobs.broadcast_start,
             broadcasts_jobs.BROADCAST_BATCH: broadcasts_jobs.broadcast_batch,
             broadcasts_jobs.BROADCAST_FINISH: broadcasts_jobs.broadcast_finish,
+            campaigns_schedule.CAMPAIGN_FIRE: campaigns_jobs.campaign_fire,
         },
         periodic={
             flow_dispatch.FLOW_SWEEP: 60.0,

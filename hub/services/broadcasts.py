@@ -171,7 +171,8 @@ def _check_content(spec: BroadcastSpec) -> None:
                 raise field_error(f"quiet_hours.{key}", f"quiet_hours.{key} must be HH:MM")
 
 
-async def _check_flow(hub: Hub, flow_id: str) -> None:
+async def check_flow(hub: Hub, flow_id: str) -> None:
+    """422 naming flow_id unless the flow exists, is published and enabled."""
     async with hub.db.read() as session:
         flow = await session.get(Flow, flow_id)
     if flow is None or flow.deleted_at is not None:
@@ -215,7 +216,7 @@ async def create_broadcast(hub: Hub, spec: BroadcastSpec) -> Broadcast:
     """Check and store a broadcast with its start job; 422 naming the field otherwise."""
     _check_content(spec)
     if spec.flow_id:
-        await _check_flow(hub, spec.flow_id)
+        await check_flow(hub, spec.flow_id)
     await _check_recipients(hub, spec)
     channel_id = spec.channel_id
     if spec.text is not None or channel_id:

@@ -59,7 +59,7 @@ FLOW_BATCH_SIZE = 20
 FINISH_POLL_S = 2.0
 FINISH_POLL_MANY_S = 15.0
 
-_CONTACT_COLUMNS = (
+CONTACT_COLUMNS = (
     "c.id, c.phone, c.name, c.language, c.timezone, c.opted_out, c.tags, c.fields, "
     "c.deleted_at, c.blocked"
 )
@@ -218,7 +218,7 @@ async def broadcast_batch(hub: Hub, broadcast_id: str, generation: int, batch: i
 
 def _pending(broadcast_id: str, limit: int) -> Unit[list[tuple[Any, ...]]]:
     rows = yield from fetch_all(
-        f"SELECT {_CONTACT_COLUMNS} FROM broadcast_recipients r "
+        f"SELECT {CONTACT_COLUMNS} FROM broadcast_recipients r "
         "JOIN contacts c ON c.id = r.contact_id "
         "WHERE r.broadcast_id = ? AND r.status = 'pending' ORDER BY r.contact_id LIMIT ?",
         (broadcast_id, limit),
@@ -226,7 +226,7 @@ def _pending(broadcast_id: str, limit: int) -> Unit[list[tuple[Any, ...]]]:
     return rows
 
 
-def _text_for(template: str, row: tuple[Any, ...]) -> tuple[str | None, str | None]:
+def text_for(template: str, row: tuple[Any, ...]) -> tuple[str | None, str | None]:
     """(text, None), or (None, why this contact is skipped)."""
     if row[9]:
         return None, "blocked"
@@ -248,7 +248,7 @@ def _text_for(template: str, row: tuple[Any, ...]) -> tuple[str | None, str | No
 async def _text_batch(hub: Hub, b: _Broadcast, batch: int) -> None:
     # Rendered here, outside the write: a slow template never holds the batching writer.
     rows = await hub.store.read(_pending(b.id, BATCH_SIZE))
-    items = [(str(row[0]), str(row[1]), *_text_for(b.text or "", row)) for row in rows]
+    items = [(str(row[0]), str(row[1]), *text_for(b.text or "", row)) for row in rows]
     channel = await hub.channels.get(b.channel_id) if b.channel_id else None
     from_number = channel.phone_number if channel else None
     # The broadcast's quiet hours, else the channel's default (as API sends get).
@@ -365,18 +365,35 @@ async def _start_run(hub: Hub, b: _Broadcast, row: tuple[Any, ...]) -> None:
             "channel_id": b.channel_id,
         },
     }
-    view = view_from_row(row)
     run_id = run_id_for(b.id, contact_id)
-    try:
-        await hub.flows.executor.start_run(
-            b.flow_id or "", b.flow_version or 0, trigger, contact=view, run_id=run_id
-        )
-    except (FlowNotFoundError, ValueError) as exc:
-        log.warning("broadcast %s: flow run for %s not started: %s", b.id, contact_id, exc)
-        why = f"flow: {exc}"
+    problem = await start_contact_run(
+        hub, b.flow_id or "", b.flow_version or 0, trigger, row, run_id
+    )
+    if problem:
+        log.warning("broadcast %s: flow run for %s not started: %s", b.id, contact_id, problem)
+        why: str = problem
         await write(hub, lambda: _skip(b.id, contact_id, why))
         return
     await write(hub, lambda: _mark_started(b.id, contact_id, run_id))
+
+
+async def start_contact_run(
+    hub: Hub,
+    flow_id: str,
+    version: int,
+    trigger: dict[str, Any],
+    row: tuple[Any, ...],
+    run_id: str,
+) -> str | None:
+    """Start (or, on a re-run, continue) the run ``run_id`` of a flow for the contact of a
+    :data:`CONTACT_COLUMNS` row; None, or why it could not start (``flow: …``)."""
+    try:
+        await hub.flows.executor.start_run(
+            flow_id, version, trigger, contact=view_from_row(row), run_id=run_id
+        )
+    except (FlowNotFoundError, ValueError) as exc:
+        return f"flow: {exc}"[:300]
+    return None
 
 
 def _mark_started(broadcast_id: str, contact_id: str, run_id: str) -> Unit[None]:

@@ -23,6 +23,7 @@ from hub.errors import Conflict, NotFound, Unprocessable
 from hub.ids import new_id
 from hub.models import Contact, Device, GroupMember, utcnow
 from hub.phone import InvalidNumber, to_e164
+from hub.services.campaigns_schedule import reschedule_after
 from hub.store import Json, Unit, execute, fetch_one, insert_rows
 
 #: The personal data a delete erases, with the value it is set to.
@@ -164,7 +165,9 @@ async def update_contact(hub: Hub, contact_id: str, changes: dict[str, Any]) -> 
         set_blocked(contact, changes.get("blocked"), now)
         contact.updated_at = now
         session.add(contact)
-        return contact
+    # Committed: a new date, time zone, opt-out or block moves or cancels campaign fires.
+    await reschedule_after(hub, [contact.id])
+    return contact
 
 
 async def delete_contact(hub: Hub, contact_id: str) -> None:
@@ -179,6 +182,7 @@ async def delete_contact(hub: Hub, contact_id: str) -> None:
             setattr(contact, name, value)
         contact.deleted_at = contact.updated_at = utcnow()
         session.add(contact)
+    await reschedule_after(hub, [contact.id])  # cancels its campaign fires
 
 
 async def update_device(hub: Hub, device_id: str, changes: dict[str, Any]) -> Device:

@@ -27,6 +27,7 @@ from hub.errors import NotFound, PayloadTooLarge, Unprocessable
 from hub.ids import new_id
 from hub.models import Contact, ContactImport, Group, GroupMember, utcnow
 from hub.phone import InvalidNumber, to_e164
+from hub.services.campaigns_schedule import reschedule_after
 from hub.services.contacts import timezone_problem
 
 log = logging.getLogger(__name__)
@@ -213,13 +214,8 @@ def _merge(contact: Contact, row: Row) -> bool:
         contact.fields = {**contact.fields, **row.fields}
     if row.tags:
         contact.tags = list(dict.fromkeys([*contact.tags, *row.tags]))
-    changed = before != (
-        contact.name,
-        contact.language,
-        contact.timezone,
-        contact.fields,
-        contact.tags,
-    )
+    after = (contact.name, contact.language, contact.timezone, contact.fields, contact.tags)
+    changed = before != after
     if row.opt_out and not contact.opted_out:
         contact.opted_out, contact.opted_out_at, changed = True, utcnow(), True
     if row.block and not contact.blocked:
@@ -253,7 +249,8 @@ async def _insert_new(session: AsyncSession, rows: list[Row]) -> set[str]:
 
 async def _write_batch(
     session: AsyncSession, rows: list[Row], group_ids: dict[str, str], job: ContactImport
-) -> None:
+) -> list[str]:
+    """Write one batch of rows; the ids of the contacts it changed."""
     phones = [r.phone for r in rows]
     stored = {
         c.phone: c
@@ -273,6 +270,7 @@ async def _write_batch(
     )
     have = {(str(g), str(c)) for g, c in members.all()}
     new_members: list[dict[str, Any]] = []
+    touched: list[str] = []
     now = utcnow()
     for row in rows:
         contact = stored[row.phone]
@@ -295,11 +293,13 @@ async def _write_batch(
         if changed or revived:
             contact.updated_at = now
             session.add(contact)
+            touched.append(contact.id)
     if new_members:
         table = GroupMember.__table__  # type: ignore[attr-defined]
         await session.execute(
             dialect_insert(session)(table).values(new_members).on_conflict_do_nothing()
         )
+    return touched
 
 
 async def _run(hub: Hub, job_id: str, parsed: Parsed) -> ContactImport:
@@ -309,9 +309,10 @@ async def _run(hub: Hub, job_id: str, parsed: Parsed) -> ContactImport:
         async with hub.db.write() as session:
             job = await session.get(ContactImport, job_id)
             assert job is not None
-            await _write_batch(session, batch, group_ids, job)
+            touched = await _write_batch(session, batch, group_ids, job)
             job.processed_rows = min(job.total_rows, job.processed_rows + len(batch))
             session.add(job)
+        await reschedule_after(hub, touched)  # new dates, zones, groups: campaign fires
         await asyncio.sleep(0)  # let ingest and the API have the loop and the database
     async with hub.db.write() as session:
         job = await session.get(ContactImport, job_id)

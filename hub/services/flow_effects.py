@@ -25,6 +25,7 @@ from hub.context import Hub
 from hub.errors import ApiError
 from hub.models import utcnow
 from hub.phone import InvalidNumber, to_e164
+from hub.services.campaigns_schedule import reschedule_contact_fires
 from hub.services.contacts import contact_for
 from hub.services.flow_contacts import contact_view_of
 from hub.services.flow_starts import start_flow
@@ -166,11 +167,11 @@ class HubEffects:
             phone = to_e164(update.phone, self.hub.settings.default_region)
         except InvalidNumber as exc:
             raise EffectError(str(exc), retryable=False) from exc
-        view: ContactView = await self.hub.store.write(_update_contact(phone, update))
+        view: ContactView = await self.hub.store.write(_update_contact(self.hub, phone, update))
         return view
 
 
-def _update_contact(phone: str, update: ContactUpdate) -> Unit[ContactView]:
+def _update_contact(hub: Hub, phone: str, update: ContactUpdate) -> Unit[ContactView]:
     contact_id, _ = yield from contact_for(phone)
     row = yield from fetch_one(
         "SELECT opted_out, opted_out_at, tags, fields FROM contacts WHERE id = ?", (contact_id,)
@@ -190,6 +191,8 @@ def _update_contact(phone: str, update: ContactUpdate) -> Unit[ContactView]:
         + (now, contact_id),
     )
     yield from _change_groups(contact_id, update, now)
+    # A changed date field or opt-out moves or cancels the contact's campaign fires.
+    yield from reschedule_contact_fires(hub, contact_id, hub.clock())
     view = yield from contact_view_of(phone)
     assert view is not None
     return view

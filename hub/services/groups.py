@@ -15,6 +15,7 @@ from hub.errors import Conflict, NotFound, Unprocessable
 from hub.ids import new_id
 from hub.models import Contact, Group, GroupMember, utcnow
 from hub.phone import InvalidNumber, to_e164
+from hub.services.campaigns_schedule import reschedule_after
 from hub.services.contacts import get_or_create_contact
 
 #: The most phones or contact ids one ``add_members`` call takes.
@@ -130,8 +131,13 @@ async def delete_group(hub: Hub, group_id: str) -> None:
     """Delete a group and its memberships (the contacts stay)."""
     async with hub.db.write() as session:
         group = await _group(session, group_id)
+        found = await session.execute(
+            sa.select(col(GroupMember.contact_id)).where(col(GroupMember.group_id) == group.id)
+        )
+        members = [str(c) for c in found.scalars()]
         await session.execute(sa.delete(GroupMember).where(col(GroupMember.group_id) == group.id))
         await session.delete(group)
+    await reschedule_after(hub, members)  # their fires of the group's campaigns are cancelled
 
 
 async def _contacts_for_phones(
@@ -193,6 +199,7 @@ async def add_members(
                 session, GroupMember, row, conflict=["group_id", "contact_id"]
             )
             (report.added if added else report.already_members).append(value)
+    await reschedule_after(hub, wanted.values())  # joining schedules the campaigns' fires
     return report
 
 
@@ -209,3 +216,4 @@ async def remove_member(hub: Hub, group_id: str, contact_id: str) -> None:
             raise NotFound(
                 f"contact {contact_id!r} is not in group {group_id!r}", code="member_not_found"
             )
+    await reschedule_after(hub, [contact_id])  # leaving cancels the campaigns' fires

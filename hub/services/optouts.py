@@ -15,6 +15,7 @@ from datetime import datetime
 
 from hub.context import Hub
 from hub.metrics import OPTOUTS
+from hub.services.campaigns_schedule import reschedule_contact_fires
 from hub.services.keywords import Keyword, KeywordMatch
 from hub.services.messages import MessageRow
 from hub.services.sending import queue_system_reply
@@ -46,6 +47,8 @@ def handle_keyword(hub: Hub, inbound: MessageRow, now: datetime) -> Unit[None]:
         "UPDATE contacts SET opted_out = ?, opted_out_at = ?, updated_at = ? WHERE id = ?",
         (stop, now if stop else None, now, inbound.contact_id),
     )
+    # STOP cancels the contact's campaign fires, START schedules them again (ahead only).
+    yield from reschedule_contact_fires(hub, inbound.contact_id, now)
     if not blocked:  # the opt-out state is kept; a blocked contact gets no confirmation
         yield from queue_system_reply(hub, inbound, text)
     OPTOUTS.labels(keyword.kind).inc()
