@@ -42,7 +42,7 @@ from hub.event_data import ConcatPartsRef
 from hub.ids import new_id
 from hub.models import utcnow
 from hub.queue.base import Retry, enqueue_job
-from hub.services.received import Contacts, Devices, Received, store_received
+from hub.services.received import Devices, Received, store_received, upsert_contacts
 from hub.store import Json, Unit, as_datetime, as_json, execute, fetch_all, fetch_one
 
 log = logging.getLogger("smshub.concat")
@@ -68,9 +68,7 @@ _LOCK_GROUP = (
     "UPDATE concat_groups SET total = total WHERE channel_id = ? AND sender = ? AND ref = ? "
     "RETURNING id, total"
 )
-_LOCK_GROUP_BY_ID = (
-    "UPDATE concat_groups SET total = total WHERE id = ? RETURNING sender, total, first_at"
-)
+_LOCK_GROUP_BY_ID = "UPDATE concat_groups SET total = total WHERE id = ? RETURNING total"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -266,46 +264,45 @@ def _fetch_channel_id(group_id: str) -> Unit[str | None]:
 
 
 def _release_due(hub: Hub, group_id: str, channel: ChannelRuntime) -> Unit[float]:
-    """Unit: lock the group; release it if its window has passed (else the seconds left)."""
-    locked = yield from fetch_one(_LOCK_GROUP_BY_ID, (group_id,))
-    if locked is None:
+    """Unit: release the group if its window has passed (else the seconds left).
+
+    Locks as an ingest batch does, so the two cannot deadlock on PostgreSQL: the contact
+    first (upserted), then the group. Sender and first part's time never change, so they
+    are read before either lock."""
+    found = yield from fetch_one(
+        "SELECT sender, first_at FROM concat_groups WHERE id = ?", (group_id,)
+    )
+    if found is None:
         return 0.0  # completed (or released) meanwhile
-    sender, total = str(locked[0]), int(locked[1])
-    first_at = as_datetime(locked[2])
+    sender, first_at = str(found[0]), as_datetime(found[1])
     assert first_at is not None
-    due = first_at + timedelta(seconds=hub.settings.concat_wait_s)
-    left = (due - hub.clock()).total_seconds()
+    left = (first_at + timedelta(seconds=hub.settings.concat_wait_s) - hub.clock()).total_seconds()
     if left > 0:
         return left
     now = utcnow()
-    item = yield from _release(_Group(group_id, channel, sender, total), now)
-    contacts, devices = yield from _known(channel, item)
+    contacts = yield from upsert_contacts({sender}, now)
+    locked = yield from fetch_one(_LOCK_GROUP_BY_ID, (group_id,))
+    if locked is None:
+        return 0.0  # its last part completed it while we waited for the lock
+    item = yield from _release(_Group(group_id, channel, sender, int(locked[0])), now)
+    devices = yield from _device(channel, item.event.device_id)
     yield from store_received(hub, [item], contacts, devices, now)
     log.info("released %s incomplete: %s", group_id, item.parts)
     return 0.0
 
 
-def _known(channel: ChannelRuntime, item: Received) -> Unit[tuple[Contacts, Devices]]:
-    """The contact and device of a message joined by the job: the parts' ingest wrote
-    them; read, not upserted (no lock taken before an ingest batch's, which locks contacts
-    first)."""
-    contact = yield from fetch_one(
-        "SELECT id, opted_out FROM contacts WHERE phone = ?", (item.sender,)
+def _device(channel: ChannelRuntime, external: str | None) -> Unit[Devices]:
+    """The device of a message joined by the job (its parts' ingest recorded it)."""
+    if not external:
+        return {}
+    found = yield from fetch_one(
+        "SELECT id, name FROM devices WHERE channel_id = ? AND external_id = ?",
+        (channel.id, external),
     )
-    if contact is None:
-        raise RuntimeError(f"no contact {item.sender} for the parts of a long SMS")
-    contacts: Contacts = {item.sender: (str(contact[0]), bool(contact[1]))}
-    devices: Devices = {}
-    external = item.event.device_id
-    if external:
-        found = yield from fetch_one(
-            "SELECT id, name FROM devices WHERE channel_id = ? AND external_id = ?",
-            (channel.id, external),
-        )
-        if found is not None:
-            ref: DeviceRef = {"id": found[0], "gateway_id": external, "name": found[1] or None}
-            devices[(channel.id, external)] = ref
-    return contacts, devices
+    if found is None:
+        return {}
+    ref: DeviceRef = {"id": found[0], "gateway_id": external, "name": found[1] or None}
+    return {(channel.id, external): ref}
 
 
 def _drop(group_id: str) -> Unit[None]:

@@ -25,7 +25,7 @@ from hub.metrics import EVENTS
 from hub.models import utcnow
 from hub.phone import normalize_address
 from hub.services.concat import stash_parts
-from hub.services.received import Received, store_received
+from hub.services.received import Received, store_received, upsert_contacts
 from hub.services.reports import store_report
 from hub.store import Json, Unit, as_json, execute, insert_rows
 
@@ -152,7 +152,7 @@ def _write_unit(
 ) -> Unit[_Outcome]:
     now = utcnow()
     received, reports, outcome = _prepare(hub, requests)
-    contacts = yield from _upsert_contacts({r.sender for r in received}, now)
+    contacts = yield from upsert_contacts({r.sender for r in received}, now)
     devices = yield from _upsert_devices(requests, now)
     # Parts of long SMS wait in hub.services.concat; a message they complete is stored
     # here with the whole SMS of the batch.
@@ -217,16 +217,6 @@ def _prepare(
     return received, reports, outcome
 
 
-_CONTACT_COLUMNS = (
-    "id",
-    "phone",
-    "name",
-    "opted_out",
-    "tags",
-    "fields",
-    "created_at",
-    "updated_at",
-)
 _DEVICE_COLUMNS = (
     "id",
     "channel_id",
@@ -236,24 +226,6 @@ _DEVICE_COLUMNS = (
     "last_seen_at",
     "created_at",
 )
-
-
-def _upsert_contacts(phones: set[str], now: datetime) -> Unit[dict[str, tuple[str, bool]]]:
-    """phone → (contact id, opted out), creating missing contacts."""
-    if not phones:
-        return {}
-    found = yield from insert_rows(
-        "contacts",
-        _CONTACT_COLUMNS,
-        # A fixed order: concurrent batches lock rows alike (PostgreSQL).
-        [(new_id("ct"), p, "", False, Json([]), Json({}), now, now) for p in sorted(phones)],
-        # A deleted contact who writes again is back (its opt-out state kept).
-        conflict=(
-            "ON CONFLICT (phone) DO UPDATE SET updated_at = excluded.updated_at, deleted_at = NULL"
-        ),
-        returning="id, phone, opted_out",
-    )
-    return {phone: (cid, bool(opted)) for cid, phone, opted in found}
 
 
 def _upsert_devices(

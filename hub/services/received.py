@@ -15,6 +15,7 @@ from connectors.base import InboundEvent
 from flows.ports import DeviceRef
 from hub.context import ChannelRuntime, Hub
 from hub.event_data import ConcatPartsRef, channel_ref, envelope, sms_received
+from hub.ids import new_id
 from hub.services.broadcasts import mark_replied, reply_links
 from hub.services.events import dispatch_inline
 from hub.services.keywords import classify
@@ -59,6 +60,36 @@ _MESSAGE_COLUMNS = (
 )
 #: The device of an SMS whose gateway named none (Twilio, Vonage).
 _NO_DEVICE: DeviceRef = {"id": None, "gateway_id": None, "name": None}
+
+
+_CONTACT_COLUMNS = (
+    "id",
+    "phone",
+    "name",
+    "opted_out",
+    "tags",
+    "fields",
+    "created_at",
+    "updated_at",
+)
+
+
+def upsert_contacts(phones: set[str], now: datetime) -> Unit[Contacts]:
+    """phone → (contact id, opted out), creating missing contacts."""
+    if not phones:
+        return {}
+    found = yield from insert_rows(
+        "contacts",
+        _CONTACT_COLUMNS,
+        # A fixed order: concurrent batches lock rows alike (PostgreSQL).
+        [(new_id("ct"), p, "", False, Json([]), Json({}), now, now) for p in sorted(phones)],
+        # A deleted contact who writes again is back (its opt-out state kept).
+        conflict=(
+            "ON CONFLICT (phone) DO UPDATE SET updated_at = excluded.updated_at, deleted_at = NULL"
+        ),
+        returning="id, phone, opted_out",
+    )
+    return {phone: (cid, bool(opted)) for cid, phone, opted in found}
 
 
 def store_received(
