@@ -16,6 +16,7 @@ from litestar.types import ControllerRouterHandler
 from ui.controllers.apikeys import ApiKeysController
 from ui.controllers.auth import AuthController
 from ui.controllers.broadcasts import BroadcastsController
+from ui.controllers.campaigns import CampaignsController
 from ui.controllers.channels import ChannelsController
 from ui.controllers.contact_imports import ContactImportsController
 from ui.controllers.contacts import ContactsController
@@ -48,6 +49,7 @@ def route_handlers() -> list[ControllerRouterHandler]:
             ContactsController,
             GroupsController,
             BroadcastsController,
+            CampaignsController,
             ChannelsController,
             ApiKeysController,
             OptOutsController,

@@ -5,7 +5,7 @@ this module parses and shapes."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from litestar import delete, get, patch, post
 from litestar.di import NamedDependency
@@ -153,15 +153,14 @@ class CampaignOut(BaseModel):
 
 def campaign_out(view: service.CampaignView) -> CampaignOut:
     """API view of a campaign with its events and their counts."""
-    events: list[dict[str, Any]] = []
-    total = dict.fromkeys(service.FIRE_STATUSES, 0)
-    for event in view.events:
-        counts = service.counts_of(view, event.id)
-        for status in service.FIRE_STATUSES:
-            total[status] += counts[status]
-        events.append({**event.model_dump(), "offset": event.offset_parts, "counts": counts})
+    events = [
+        {**e.model_dump(), "offset": e.offset_parts, "counts": service.counts_of(view, e.id)}
+        for e in view.events
+    ]
     c = view.campaign
-    return CampaignOut.model_validate({**c.model_dump(), "events": events, "counts": total})
+    return CampaignOut.model_validate(
+        {**c.model_dump(), "events": events, "counts": service.totals(view)}
+    )
 
 
 class CampaignController(ApiController):

@@ -342,3 +342,13 @@ def _empty_counts() -> dict[str, Any]:
 def counts_of(view: CampaignView, event_id: str) -> dict[str, Any]:
     """The counts of one event of a campaign (zeros when it has no fires yet)."""
     return view.counts.get(event_id) or _empty_counts()
+
+
+def totals(view: CampaignView) -> dict[str, int]:
+    """Every event's fires added up, by status."""
+    total = dict.fromkeys(FIRE_STATUSES, 0)
+    for event in view.events:
+        counts = counts_of(view, event.id)
+        for status in FIRE_STATUSES:
+            total[status] += counts[status]
+    return total
