@@ -26,6 +26,7 @@ from hub.delivery.schemas import (
     ReplayOut,
     RotateIn,
     TestIn,
+    format_of,
 )
 from hub.schemas import Page, view
 from hub.services.queries import read_one
@@ -47,6 +48,7 @@ def endpoint_out(hub: Hub, row: Endpoint, *, with_secret: bool) -> EndpointOut:
     return view(
         EndpointOut,
         row,
+        format=format_of(row.preset),
         headers=dict.fromkeys(endpoint_service.extra_headers(hub, row), endpoint_service.MASK),
         secret=hub.box.decrypt(row.secret_enc) if with_secret else None,
         previous_secret_expires_at=row.previous_secret_until if row.previous_secret_enc else None,
@@ -89,7 +91,12 @@ class EndpointController(ApiController):
     async def update(
         self, hub: NamedDependency[Hub], endpoint_id: FromPath[str], data: JSONBody[EndpointPatch]
     ) -> EndpointOut:
-        row = await endpoint_service.update_endpoint(hub, endpoint_id, data.changes())
+        changes = data.changes()
+        if data.format == "standard" and "preset" not in changes:
+            current = await read_one(hub, endpoint_service.get_endpoint_row, endpoint_id)
+            if current.preset == "mysmsgate":
+                changes["preset"] = "generic"
+        row = await endpoint_service.update_endpoint(hub, endpoint_id, changes)
         return endpoint_out(hub, row, with_secret=False)
 
     @delete("/{endpoint_id:str}", status_code=204, summary="Delete an endpoint (history kept)")

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from hub.columns import utcnow
 from hub.context import Hub
-from hub.delivery import presets
+from hub.delivery import mysmsgate_format, presets
 from hub.delivery.endpoints import SecretFields, current_secrets, extra_headers
 from hub.delivery.outbound import USER_AGENT, RequestOutcome, clean_text, perform
 from hub.delivery.signing import sign_headers
@@ -134,6 +134,8 @@ def build_request(plan: Plan, at: datetime) -> tuple[bytes, dict[str, str]]:
         # receiver can drop duplicates.
         **sign_headers(plan.event_id, at, body, plan.secrets),
     }
+    if plan.preset == mysmsgate_format.FORMAT and plan.secrets:
+        headers.update(mysmsgate_format.signature_header(plan.secrets[0], body))
     return body.encode(), headers
 
 

@@ -16,6 +16,9 @@ A preset does two things, for webhook endpoints and for the flow node ``http.req
   ``{"a__b": 1}``), the convention Zapier uses itself; lists are kept as they are. This
   matches the default body of the flow node ``http.request`` for these presets.
   ``generic`` sends the body unchanged.
+
+``mysmsgate`` is a format rather than a service: SMS events as the bodies MySMSGate posts
+(:mod:`hub.delivery.mysmsgate_format`), for receivers written against it; any URL.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ from collections.abc import Mapping
 from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
-Preset = Literal["generic", "zapier", "make", "n8n"]
+from hub.delivery import mysmsgate_format
+
+Preset = Literal["generic", "zapier", "make", "n8n", "mysmsgate"]
 #: Every preset name.
 PRESETS: tuple[str, ...] = get_args(Preset)
 #: Joins the keys of nested objects in flattened bodies (Zapier's own convention).
@@ -49,7 +54,7 @@ def check_url(preset: str, url: str) -> list[str]:
     """What is wrong with ``url`` for ``preset``, in words; empty when it looks right."""
     if preset not in PRESETS:
         return [f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}"]
-    if preset == "generic":
+    if preset in ("generic", mysmsgate_format.FORMAT):
         return []
     try:
         parts = urlsplit(url.strip())
@@ -84,7 +89,7 @@ def check_url(preset: str, url: str) -> list[str]:
 
 def infer_preset(url: str) -> Preset:
     """The preset whose URL shape ``url`` has (``generic`` when none fits)."""
-    candidates: tuple[Preset, ...] = ("zapier", "make", "n8n")
+    candidates: tuple[Preset, ...] = ("zapier", "make", "n8n")  # services, not formats
     return next((preset for preset in candidates if not check_url(preset, url)), "generic")
 
 
@@ -92,6 +97,8 @@ def shape_body(preset: str, body: Any) -> Any:
     """The body as ``preset`` sends it (see the module docstring for the flat shape)."""
     if preset == "generic" or not isinstance(body, Mapping):
         return body
+    if preset == mysmsgate_format.FORMAT:
+        return mysmsgate_format.shape(body)
     if _is_event(body):
         return flatten_event(body)
     return flatten(body)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from hub.delivery.presets import Preset
 from hub.schemas import In, Patch, UtcTime
@@ -24,6 +24,29 @@ def _no_nul(value: str) -> str:
 #: Free text that is stored as it is.
 Text = Annotated[str, AfterValidator(_no_nul)]
 
+#: The body an endpoint gets: the Standard Webhooks event, or MySMSGate's webhook bodies.
+Format = Literal["standard", "mysmsgate"]
+_FORMAT_DESCRIPTION = (
+    "standard (the signed event envelope), or mysmsgate: SMS events posted as MySMSGate "
+    "posts them, signed in X-Signature too (docs/events.md); the same as preset mysmsgate."
+)
+
+
+def _format_to_preset(fmt: str | None, preset: str | None) -> str | None:
+    """The preset a format asks for (``format`` is the API's name for preset mysmsgate)."""
+    if fmt == "mysmsgate":
+        if preset not in (None, "generic", "mysmsgate"):
+            raise ValueError(f"format mysmsgate cannot be combined with preset {preset!r}")
+        return "mysmsgate"
+    if fmt == "standard" and preset == "mysmsgate":
+        raise ValueError("preset mysmsgate is format mysmsgate, not standard")
+    return preset
+
+
+def format_of(preset: str) -> Format:
+    """The format an endpoint's preset means."""
+    return "mysmsgate" if preset == "mysmsgate" else "standard"
+
 
 class EndpointIn(In):
     url: str = Field(min_length=1, max_length=MAX_URL_CHARS, description="Where events are POSTed.")
@@ -41,13 +64,22 @@ class EndpointIn(In):
     rate_limit_per_s: int | None = Field(
         default=None, ge=1, le=10_000, description="Requests per second at most."
     )
-    preset: Preset = Field(default="generic", description="generic, zapier, make or n8n.")
+    preset: Preset = Field(
+        default="generic", description="generic, zapier, make, n8n (or mysmsgate: see format)."
+    )
+    # Not a column: it sets the preset (the validator below), so dumps leave it out.
+    format: Format | None = Field(default=None, description=_FORMAT_DESCRIPTION, exclude=True)
     secret: str | None = Field(
         default=None,
         min_length=10,
         max_length=200,
         description="A whsec_ secret to use; generated when not given.",
     )
+
+    @model_validator(mode="after")
+    def _format(self) -> EndpointIn:
+        self.preset = _format_to_preset(self.format, self.preset) or "generic"  # type: ignore[assignment]
+        return self
 
 
 class EndpointPatch(Patch):
@@ -58,6 +90,15 @@ class EndpointPatch(Patch):
     headers: dict[str, str] | None = None
     rate_limit_per_s: int | None = Field(default=None, ge=1, le=10_000)
     preset: Preset | None = None
+    # Not a column: it sets the preset (the validator below), so dumps leave it out.
+    format: Format | None = Field(default=None, description=_FORMAT_DESCRIPTION, exclude=True)
+
+    @model_validator(mode="after")
+    def _format(self) -> EndpointPatch:
+        preset = _format_to_preset(self.format, self.preset)
+        if preset != self.preset:
+            self.preset = preset  # type: ignore[assignment]
+        return self
 
 
 class EndpointOut(BaseModel):
@@ -66,6 +107,7 @@ class EndpointOut(BaseModel):
     description: str
     event_types: list[str]
     preset: str
+    format: Format = Field(description="standard, or mysmsgate (MySMSGate's webhook bodies).")
     kind: str = Field(description='"api", or "hook" for a REST Hook subscription.')
     enabled: bool
     headers: dict[str, str] = Field(description="Header names; values are shown as '********'.")
