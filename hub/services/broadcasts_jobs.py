@@ -33,6 +33,7 @@ from hub.services.broadcasts import (
 )
 from hub.services.events import emit
 from hub.services.flow_contacts import view_from_row
+from hub.services.flow_schedules import tick_trigger
 from hub.services.sending import MAX_TEXT_CHARS, create_outbound
 from hub.store import (
     Unit,
@@ -365,9 +366,10 @@ async def _start_run(hub: Hub, b: _Broadcast, row: tuple[Any, ...]) -> None:
             "channel_id": b.channel_id,
         },
     }
+    node_id = tick_trigger(hub, trigger)  # a trigger.schedule group tick's runs
     run_id = run_id_for(b.id, contact_id)
     problem = await start_contact_run(
-        hub, b.flow_id or "", b.flow_version or 0, trigger, row, run_id
+        hub, b.flow_id or "", b.flow_version or 0, trigger, row, run_id, node_id
     )
     if problem:
         log.warning("broadcast %s: flow run for %s not started: %s", b.id, contact_id, problem)
@@ -384,12 +386,16 @@ async def start_contact_run(
     trigger: dict[str, Any],
     row: tuple[Any, ...],
     run_id: str,
+    node_id: str | None = None,
 ) -> str | None:
     """Start (or, on a re-run, continue) the run ``run_id`` of a flow for the contact of a
-    :data:`CONTACT_COLUMNS` row; None, or why it could not start (``flow: …``)."""
+    :data:`CONTACT_COLUMNS` row (at trigger ``node_id``, else the first); None, or why it
+    could not start (``flow: …``)."""
+    view = view_from_row(row)
+    executor = hub.flows.executor
     try:
-        await hub.flows.executor.start_run(
-            flow_id, version, trigger, contact=view_from_row(row), run_id=run_id
+        await executor.start_run(
+            flow_id, version, trigger, contact=view, run_id=run_id, trigger_node_id=node_id
         )
     except (FlowNotFoundError, ValueError) as exc:
         return f"flow: {exc}"[:300]

@@ -9,6 +9,7 @@ The engine (``flows``) validates; dispatch of events into runs is
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,9 @@ from hub.errors import NotFound, Unprocessable
 from hub.ids import new_id, new_token
 from hub.models import Flow, FlowVersion, utcnow
 from hub.schemas import has_nul
+from hub.services.flow_schedules import ensure_schedules
+
+log = logging.getLogger("smshub.flows")
 
 
 def problems_error(problems: list[Problem], message: str) -> Unprocessable:
@@ -142,7 +146,7 @@ async def publish(hub: Hub, flow_id: str, note: str = "") -> FlowVersion:
         flow.updated_at = utcnow()
         session.add(flow)
         session.add(version)
-    await hub.flows.refresh()
+    await _changed(hub)
     return version
 
 
@@ -153,8 +157,19 @@ async def set_enabled(hub: Hub, flow_id: str, enabled: bool) -> Flow:
         flow.enabled = enabled
         flow.updated_at = utcnow()
         session.add(flow)
-    await hub.flows.refresh()
+    await _changed(hub)
     return flow
+
+
+async def _changed(hub: Hub) -> None:
+    """A flow was published, paused or resumed: rebuild the trigger index (every process
+    learns of it) and queue the next tick of each published schedule (a paused or
+    unpublished schedule's queued tick finds itself stale and does nothing)."""
+    await hub.flows.refresh()
+    try:
+        await ensure_schedules(hub)
+    except Exception as exc:  # the change is stored; the periodic schedule_ensure heals
+        log.warning("could not queue the next schedule ticks: %s", exc)
 
 
 async def delete_flow(hub: Hub, flow_id: str) -> None:
