@@ -19,7 +19,8 @@ What is kept whatever the settings say:
   to two days (Vonage 24 h, SMS Gateway for Android about two days); events a pending
   webhook delivery still has to send;
 * runs that have not finished (running, waiting), and finished ones a timer job still
-  names; pending webhook deliveries.
+  names; pending webhook deliveries; scheduled campaign fires (finished ones go with the
+  runs' setting: a fire's time is past, so a pruned one is not fired again).
 """
 
 from __future__ import annotations
@@ -46,7 +47,10 @@ BATCH = 500
 #: longest gateway retry window (SMS Gateway for Android retries for about two days).
 DEDUPE_FLOOR_DAYS = 3
 #: What :func:`prune` reports, in this order.
-KINDS = ("message_bodies", "events", "runs", "run_steps", "deliveries", "delivery_attempts")
+KINDS = (
+    *("message_bodies", "events", "runs", "run_steps", "deliveries", "delivery_attempts"),
+    "campaign_fires",
+)
 
 _FINISHED_RUN = "status IN ('completed', 'failed', 'cancelled')"
 _FINISHED_DELIVERY = "status IN ('succeeded', 'failed', 'cancelled')"
@@ -67,6 +71,12 @@ _OLD_RUNS = (
     f"SELECT id FROM runs WHERE id > ? AND finished_at < ? AND {_FINISHED_RUN} "
     "AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.name = 'flow_timer' "
     "AND j.status IN ('pending', 'running') AND j.key LIKE 'flow-timer:' || runs.id || ':%') "
+    "ORDER BY id LIMIT ?"
+)
+#: Campaign fires that are over (fired, skipped, cancelled), by the runs' retention.
+_FINISHED_FIRE = "status IN ('fired', 'skipped', 'cancelled')"
+_OLD_FIRES = (
+    f"SELECT id FROM campaign_fires WHERE id > ? AND updated_at < ? AND {_FINISHED_FIRE} "
     "ORDER BY id LIMIT ?"
 )
 _OLD_DELIVERIES = (
@@ -100,6 +110,7 @@ async def prune(hub: Hub, *, dry_run: bool = False, now: datetime | None = None)
         (_OLD_EVENTS, max(days["events"], DEDUPE_FLOOR_DAYS) if days["events"] else 0, _events),
         (_OLD_RUNS, days["runs"], _runs),
         (_OLD_DELIVERIES, days["deliveries"], _deliveries),
+        (_OLD_FIRES, days["runs"], _fires),
     ]
     for select, keep_days, apply in plan:
         if keep_days > 0:
@@ -233,3 +244,13 @@ def _deliveries(hub: Hub, ids: list[str], now: datetime, dry: bool) -> Unit[dict
     )
     done = yield from execute(f"DELETE FROM deliveries WHERE id IN {_ids(gone)}", gone)
     return {"deliveries": done.rowcount, "delivery_attempts": attempts_done.rowcount}
+
+
+def _fires(hub: Hub, ids: list[str], now: datetime, dry: bool) -> Unit[dict[str, int]]:
+    """Unit: finished campaign fires deleted (one rescheduled meanwhile stays)."""
+    where = f"WHERE id IN {_ids(ids)} AND {_FINISHED_FIRE}"
+    if dry:
+        found = yield from fetch_value(f"SELECT COUNT(*) FROM campaign_fires {where}", ids)
+        return {"campaign_fires": int(found or 0)}
+    done = yield from execute(f"DELETE FROM campaign_fires {where}", ids)
+    return {"campaign_fires": done.rowcount}

@@ -19,6 +19,7 @@ from hub.app import build_hub
 from hub.context import Hub
 from hub.models import CampaignFire, FlowRun, Job, Message
 from hub.services.campaigns_schedule import CAMPAIGN_FIRE
+from hub.services.retention import prune
 from tests.conftest import ChannelFactory, drain, make_settings
 from tests.helpers import SimPhone, fast_forward
 
@@ -43,7 +44,9 @@ REMINDER = {
 
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
-    return {"send_spacing_max_s": 0.0}
+    # Retention of runs (and of campaign fires that are over) for the prune test; the
+    # other tests' rows are written on a clock in 2030, never old enough.
+    return {"send_spacing_max_s": 0.0, "retain_runs_days": 30}
 
 
 @pytest.fixture
@@ -426,3 +429,17 @@ async def test_unknown_group_and_campaign_are_clear_errors(
     missing = await client.get("/api/v1/campaigns/cmp_nope", headers=api_headers)
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "campaign_not_found"
+
+
+async def test_fires_that_are_over_are_pruned_with_the_runs_retention(
+    hub: Hub, client: httpx.AsyncClient, api_headers: dict[str, str], sim: SimPhone
+) -> None:
+    move = frozen(hub, START)
+    ids, _, campaign = await three_zones(hub, client, api_headers)
+    await run_until(hub, move, DUE[PARIS] + timedelta(seconds=1))  # Tokyo and Paris fired
+    counted = await prune(hub, dry_run=True, now=START + timedelta(days=40))
+    assert counted["campaign_fires"] == 0  # fired on the 18th: not 30 days ago yet
+    counted = await prune(hub, now=DUE[NY] + timedelta(days=31))
+    assert counted["campaign_fires"] == 2
+    assert set(await fires(hub)) == {ids[NY]}  # the scheduled one stays
+    assert (await counts(client, api_headers, campaign["id"]))["scheduled"] == 1
