@@ -30,9 +30,10 @@ from flows.memory import (
     InMemoryScheduler,
 )
 from flows.model import Flow, dump_flow
+from flows.nodes import trigger_run_failed
 from flows.ports import FLOW_STARTED, EffectError, StartFlowCommand, TriggerEvent
 from flows.runs import Run, Step
-from flows.testing_events import TriggerDriver, delivery_report, sms_received
+from flows.testing_events import TriggerDriver, delivery_report, sample_failure, sms_received
 from flows.triggers import PublishedFlow, TriggerIndex
 from flows.validation import load_flow
 
@@ -136,12 +137,21 @@ class FlowHarness:
         """Hand an event to the engine as the hub's dispatch job would (with the fake
         contact, whose groups group-limited triggers check), then announce failed runs."""
         phone = contact_phone_of(event)
+        failed_for = trigger_run_failed.contact_of(event)
+        phone = phone or (failed_for.phone if failed_for else None)
         contact = self.effects.contact(phone) if phone else None
         found = await dispatch_event(
             event, executor=self.executor, index=self.index, contact=contact
         )
         await self.triggers.settle()
         return found
+
+    async def run_failure(self, phone: str | None, **fields: Any) -> DispatchResult:
+        """A run of another flow failed for ``phone`` (``flow.run.failed``; ``fields``
+        override the sample's ``flow_id``, ``error``…): the error flows run."""
+        self._events += 1
+        self.log.append(f"a run of {fields.get('flow_id', 'flw_sample')} fails for {phone}")
+        return await self.dispatch(sample_failure(self._events, self._now_iso(), phone, fields))
 
     async def tick(self, flow_id: str | None = None, node_id: str | None = None) -> list[Run]:
         """Move the clock to a schedule's next tick (timers fire on the way) and fire it."""

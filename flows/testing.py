@@ -106,6 +106,10 @@ class FlowConversation:
         """A schedule's next tick comes (the first schedule by default): the runs it started."""
         return await self.harness.tick(flow_id, node_id)
 
+    async def another_run_fails(self, **fields: Any) -> DispatchResult:
+        """A run of some other flow fails for the contact (``flow_id=``, ``error=``…)."""
+        return await self.harness.run_failure(self.contact, **fields)
+
     async def join_group(self, group_id: str) -> None:
         """The contact becomes a member of ``group_id`` (group triggers and schedules see it)."""
         self.harness.effects.add_group(group_id)

@@ -27,7 +27,13 @@ from flows.triggers import ScheduleEntry
 if TYPE_CHECKING:
     from flows.testing import FlowHarness
 
-__all__ = ["TriggerDriver", "delivery_report", "run_failed_event", "sms_received"]
+__all__ = [
+    "TriggerDriver",
+    "delivery_report",
+    "run_failed_event",
+    "sample_failure",
+    "sms_received",
+]
 
 
 def sms_received(number: int, now: str, fields: Mapping[str, Any]) -> TriggerEvent:
@@ -79,6 +85,35 @@ def run_failed_event(
             "failed_node_id": failed.node_id if failed is not None else None,
             "failed_node_type": failed.node_type if failed is not None else None,
         },
+    }
+
+
+def sample_failure(
+    number: int, now: str, phone: str | None, fields: Mapping[str, Any]
+) -> dict[str, Any]:
+    """A ``flow.run.failed`` event of some other flow's run for ``phone`` (to try an error
+    flow on its own); ``fields`` override the sample's (``flow_id``, ``error``…)."""
+    contact = {"phone": phone, "opted_out": False, "tags": [], "fields": {}} if phone else None
+    data: dict[str, Any] = {
+        "run_id": f"run_failed_sample_{number}",
+        "flow_id": "flw_sample",
+        "flow_name": "Sample flow",
+        "flow_version": 1,
+        "status": "failed",
+        "error": "sample failure",
+        "contact": contact,
+        "vars": {},
+        "finished_at": now,
+        "trigger_node_type": "trigger.sms_received",
+        "failed_node_id": "sample",
+        "failed_node_type": "http.request",
+        **fields,
+    }
+    return {
+        "id": f"evt_{number}",
+        "type": trigger_run_failed.RUN_FAILED_EVENT,
+        "timestamp": now,
+        "data": data,
     }
 
 
