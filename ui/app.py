@@ -24,6 +24,7 @@ from ui.controllers.conversations import ConversationsController
 from ui.controllers.dashboard import DashboardController
 from ui.controllers.flows import FlowsController
 from ui.controllers.groups import GroupsController
+from ui.controllers.mysmsgate import MySmsGateController
 from ui.controllers.optouts import OptOutsController
 from ui.controllers.runs import RunsController
 from ui.controllers.webhooks import WebhooksController
@@ -53,6 +54,7 @@ def route_handlers() -> list[ControllerRouterHandler]:
             ChannelsController,
             ApiKeysController,
             OptOutsController,
+            MySmsGateController,
             WebhooksController,
         ],
         exception_handlers=exception_handlers,
