@@ -42,6 +42,7 @@ __all__ = [
     "plan_fire",
     "reschedule_after",
     "reschedule_campaign",
+    "reschedule_channel_campaigns",
     "reschedule_contact_fires",
     "reschedule_contacts",
 ]
@@ -225,6 +226,19 @@ def reschedule_campaign(hub: Hub, campaign_id: str, now: datetime) -> Unit[int]:
         (campaign_id, campaign_id),
     )
     changed = yield from reschedule_contacts(hub, [str(r[0]) for r in rows], now)
+    return changed
+
+
+def reschedule_channel_campaigns(hub: Hub, channel_id: str, now: datetime) -> Unit[int]:
+    """Unit: every active campaign on the channel worked out again (its time zone changed:
+    contacts without one fire at new instants)."""
+    rows = yield from fetch_all(
+        "SELECT id FROM campaigns WHERE channel_id = ? AND status = 'active' ORDER BY id",
+        (channel_id,),
+    )
+    changed = 0
+    for row in rows:
+        changed += yield from reschedule_campaign(hub, str(row[0]), now)
     return changed
 
 

@@ -19,6 +19,7 @@ from hub.errors import NotFound, Unprocessable, pydantic_details
 from hub.ids import new_id, new_token
 from hub.models import Channel, utcnow
 from hub.phone import InvalidNumber, to_e164
+from hub.services.campaigns_schedule import reschedule_channel_campaigns
 
 #: Seconds a process trusts its cached copy of a channel (other processes may edit it).
 CHANNEL_CACHE_TTL_S = 5.0
@@ -212,6 +213,8 @@ async def update_channel(hub: Hub, channel_id: str, changes: dict[str, Any]) -> 
         row.updated_at = utcnow()
         session.add(row)
     hub.channels.invalidate(channel_id)
+    if "timezone" in changes:  # the local times of its campaigns' contacts without a zone
+        await hub.store.write(lambda: reschedule_channel_campaigns(hub, channel_id, hub.clock()))
     return row
 
 

@@ -443,3 +443,19 @@ async def test_fires_that_are_over_are_pruned_with_the_runs_retention(
     assert counted["campaign_fires"] == 2
     assert set(await fires(hub)) == {ids[NY]}  # the scheduled one stays
     assert (await counts(client, api_headers, campaign["id"]))["scheduled"] == 1
+
+
+async def test_a_contact_without_a_zone_follows_the_channels_zone(
+    hub: Hub, client: httpx.AsyncClient, api_headers: dict[str, str], sim: SimPhone
+) -> None:
+    frozen(hub, START)
+    contact = await add_contact(client, api_headers, LATE, "2030-01-20")  # no timezone
+    campaign = await create(client, api_headers, await make_group(client, api_headers, [contact]))
+    assert (await fires(hub))[contact].fire_at == datetime(2030, 1, 18, 10, 0, tzinfo=UTC)
+    resp = await client.patch(
+        f"/api/v1/channels/{campaign['channel_id']}",
+        json={"timezone": "Asia/Tokyo"},
+        headers=api_headers,
+    )
+    assert resp.status_code == 200, resp.text
+    assert (await fires(hub))[contact].fire_at == DUE[TOKYO]
