@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import col
 
-from flows import Executor, Run, validate_flow
+from flows import ContactUpdate, Executor, Run, validate_flow
 from flows.testing import FlowHarness
 from hub.context import Hub
 from hub.models import EditorTestRun, Flow, FlowVersion, Group, utcnow
@@ -29,6 +29,9 @@ SESSION_TTL_S = 900.0
 MAX_INPUTS = 200
 #: The flow id the tested draft gets inside its harness.
 TEST_FLOW_ID = "draft"
+#: What a test run starts with: an inbound SMS, an HTTP call, the schedule's next tick, or
+#: a failed run of another flow (``body`` overrides the sample's fields).
+MODES = ("sms", "http", "schedule", "run_failed")
 #: Longest wait one "let time pass" may skip (30 days, the longest a node waits).
 MAX_ADVANCE_S = 30 * 86_400.0
 
@@ -97,8 +100,36 @@ async def _apply(harness: FlowHarness, doc: dict[str, Any], step: dict[str, Any]
         await harness.inbound(step["sms"], from_=doc["contact"], channel_id=doc["channel_id"])
     elif "http" in step:
         await harness.http(TEST_FLOW_ID, step["http"])
+    elif "tick" in step:
+        await _tick(harness, doc["contact"])
+    elif "failure" in step:
+        await harness.run_failure(doc["contact"], **step["failure"])
     else:
         await harness.advance_time(float(step["advance"]))
+
+
+async def _tick(harness: FlowHarness, contact: str) -> None:
+    """The draft's schedule ticks; a group schedule's only member is the test contact."""
+    entries = [e for e in harness.index.schedules() if e.match.flow_id == TEST_FLOW_ID]
+    if not entries:
+        raise TestRunError("the flow has no trigger.schedule", "mode")
+    group = entries[0].config.group_id
+    if group is not None:
+        harness.effects.add_group(group, harness.effects.groups.get(group, ""))
+        await harness.effects.update_contact(ContactUpdate(phone=contact, add_groups=(group,)))
+    await harness.tick(TEST_FLOW_ID, entries[0].match.node_id)
+
+
+def _failure(document: dict[str, Any], body: dict[str, Any] | None) -> dict[str, Any]:
+    """The sample failed run a run_failed test starts with: of the first flow the draft's
+    trigger names (else a sample flow), overridden by the tester's ``body``."""
+    watched = [
+        flow_id
+        for node in document.get("nodes", [])
+        if isinstance(node, dict) and node.get("type") == "trigger.run_failed"
+        for flow_id in (node.get("config") or {}).get("flows") or []
+    ]
+    return {"flow_id": watched[0] if watched else "flw_sample", **(body or {})}
 
 
 async def _replayed(doc: dict[str, Any]) -> FlowHarness:
@@ -155,12 +186,13 @@ async def start(
     channel_id: str = "ch_test",
     body: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Publish ``document`` in a new harness and feed it one inbound SMS or HTTP call."""
+    """Publish ``document`` in a new harness and feed it one inbound SMS, HTTP call,
+    schedule tick or failed run (``mode``)."""
     problems = validate_flow(document)
     if problems:
         return {"session": None, "problems": [p.to_dict() for p in problems], "runs": []}
-    if mode not in ("sms", "http"):
-        raise TestRunError("mode must be sms or http", "mode")
+    if mode not in MODES:
+        raise TestRunError(f"mode must be one of {', '.join(MODES)}", "mode")
     sender = sender.strip() or "+15550001234"
     if mode == "sms" and not text.strip():
         raise TestRunError("type the SMS the contact sends", "text")
@@ -170,13 +202,25 @@ async def start(
         "channel": channel_id or "ch_test",
         "channel_id": channel_id or None,
         "contact": sender,
-        "inputs": [{"sms": text} if mode == "sms" else {"http": body or {}}],
+        "inputs": [_first_input(mode, document, text, body)],
         **(await _hub_context(hub, document)),
     }
     harness = await _replayed(doc)
     sid = secrets.token_urlsafe(12)
     await _save(hub, sid, doc, new=True)
     return await report(sid, harness)
+
+
+def _first_input(
+    mode: str, document: dict[str, Any], text: str, body: dict[str, Any] | None
+) -> dict[str, Any]:
+    if mode == "sms":
+        return {"sms": text}
+    if mode == "schedule":
+        return {"tick": True}
+    if mode == "run_failed":
+        return {"failure": _failure(document, body)}
+    return {"http": body or {}}
 
 
 async def reply(hub: Hub, sid: str, text: str) -> dict[str, Any]:

@@ -82,6 +82,11 @@ testRunMethods.renderTest = function (result) {
   out.appendChild(timeline);
 };
 
+/** Show the test form's fields of one start mode (data-mode lists the modes of a field). */
+function showMode(form, mode) {
+  form.querySelectorAll("[data-mode]").forEach(function (e) { e.classList.toggle("hidden", e.getAttribute("data-mode").split(" ").indexOf(mode) < 0); });
+}
+
 /** The test drawer: open and close it, run the test, answer a waiting run, time it out. */
 export function wireTestDrawer(editor, data) {
   var drawer = document.querySelector("[data-test-drawer]");
@@ -95,6 +100,10 @@ export function wireTestDrawer(editor, data) {
       if (n.type === "trigger.sms_received" && (n.config.channels || []).length) drawer.querySelector("[name=channel_id]").value = n.config.channels[0];
     });
     if (text && !text.value && first) text.value = first;
+    // A flow started only by a schedule or by failed runs is tested that way.
+    var types = Object.keys(editor.graph.nodes).map(function (k) { return editor.graph.nodes[k].type; });
+    var mode = types.indexOf("trigger.sms_received") >= 0 ? null : types.indexOf("trigger.schedule") >= 0 ? "schedule" : types.indexOf("trigger.run_failed") >= 0 ? "run_failed" : null;
+    if (mode) { drawer.querySelector("[name=mode]").value = mode; showMode(drawer.querySelector("form[data-test-form]"), mode); }
     editor.graph.df.updateConnectionNodes && Object.keys(editor.graph.nodes).forEach(function (k) { editor.graph.df.updateConnectionNodes("node-" + k); });
   });
   onClick("[data-action=close-test]", function () { drawer.classList.add("hidden"); editor.graph.clearMarks(); });
@@ -103,9 +112,10 @@ export function wireTestDrawer(editor, data) {
     evt.preventDefault();
     var mode = form.querySelector("[name=mode]").value;
     var body = null;
-    if (mode === "http") {
-      try { body = JSON.parse(form.querySelector("[name=body]").value || "{}"); }
-      catch (e) { toast("The HTTP body is not valid JSON", "err"); return; }
+    if (mode === "http" || mode === "run_failed") {
+      var source = form.querySelector(mode === "http" ? "[name=body]" : "[name=failure]");
+      try { body = JSON.parse(source.value || "{}"); }
+      catch (e) { toast(mode === "http" ? "The HTTP body is not valid JSON" : "The failed run is not valid JSON", "err"); return; }
     }
     editor.testRun({
       document: editor.document(), mode: mode,
@@ -115,11 +125,7 @@ export function wireTestDrawer(editor, data) {
       body: body
     }, "/flows/" + data.id + "/test-run");
   });
-  form.querySelector("[name=mode]").addEventListener("change", function (evt) {
-    var http = evt.target.value === "http";
-    form.querySelectorAll("[data-mode=sms]").forEach(function (e) { e.classList.toggle("hidden", http); });
-    form.querySelectorAll("[data-mode=http]").forEach(function (e) { e.classList.toggle("hidden", !http); });
-  });
+  form.querySelector("[name=mode]").addEventListener("change", function (evt) { showMode(form, evt.target.value); });
   var replyForm = drawer.querySelector("form[data-test-reply]");
   replyForm.addEventListener("submit", function (evt) {
     evt.preventDefault();
