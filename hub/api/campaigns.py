@@ -98,7 +98,7 @@ class CampaignIn(In):
 
 
 class CampaignPatch(In):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: str | None = Field(default=None, min_length=1, max_length=200, description="A new name.")
     events: list[EventIn] | None = Field(
         default=None,
         min_length=1,

@@ -294,6 +294,20 @@ async def test_leaving_the_group_cancels_and_a_past_date_is_skipped_not_fired(
     await sim.says(PARIS, "START")
     await drain(hub)
     assert (await fires(hub))[ids[PARIS]].status == "scheduled"
+    # Blocking by API cancels, unblocking schedules again; so does PATCH opted_out.
+    move(START)
+    for change, expected in (
+        ({"blocked": True}, ("cancelled", "blocked")),
+        ({"blocked": False}, ("scheduled", None)),
+        ({"opted_out": True}, ("cancelled", "opted_out")),
+        ({"opted_out": False}, ("scheduled", None)),
+    ):
+        resp = await client.patch(
+            f"/api/v1/contacts/{ids[PARIS]}", json=change, headers=api_headers
+        )
+        assert resp.status_code == 200, resp.text
+        row = (await fires(hub))[ids[PARIS]]
+        assert (row.status, row.reason) == expected, change
 
 
 async def test_pending_fires_survive_a_restart(
@@ -429,6 +443,11 @@ async def test_unknown_group_and_campaign_are_clear_errors(
     missing = await client.get("/api/v1/campaigns/cmp_nope", headers=api_headers)
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "campaign_not_found"
+    schema = (await client.get("/schema/openapi.json")).json()
+    assert {"/api/v1/campaigns", "/api/v1/campaigns/{campaign_id}"} <= set(schema["paths"])
+    for shape in ("CampaignIn", "EventIn", "OffsetIn", "CampaignPatch"):
+        fields = schema["components"]["schemas"][shape]["properties"]
+        assert all(f.get("description") for f in fields.values()), shape
 
 
 async def test_fires_that_are_over_are_pruned_with_the_runs_retention(
