@@ -130,6 +130,8 @@ export function buildField(ctx, name, schema, root, value, set, required) {
     input = stringList(Array.isArray(value) ? value : [], set, name);
   } else if (types.length === 1 && first.type === "object" && first.additionalProperties !== false && !first.properties) {
     input = keyValue(ctx, value && typeof value === "object" ? value : {}, set, isTemplate);
+  } else if (types.length === 1 && first.type === "object" && first.properties) {
+    input = subForm(ctx, first, root, value && typeof value === "object" ? value : {}, set);
   } else if (types.indexOf("object") >= 0 || types.indexOf("array") >= 0 && types.indexOf("string") >= 0 && name === "body") {
     // A JSON value or a template string (http.request body).
     input = el("textarea", { "class": "input mono", rows: 4, placeholder: "JSON, or a template" });
@@ -227,6 +229,20 @@ function objectList(ctx, name, schema, root, values, set) {
   return box;
 }
 
+/** A nested object with known properties (trigger.schedule's `every`): one field each;
+ * the object is left out while every field is empty. */
+function subForm(ctx, schema, root, value, set) {
+  var current = Object.assign({}, value);
+  var box = el("div", { "class": "subform" });
+  Object.keys(schema.properties).forEach(function (key) {
+    box.appendChild(buildField(ctx, key, schema.properties[key], root, current[key], function (v) {
+      if (v === undefined || v === null || v === "") delete current[key]; else current[key] = v;
+      set(Object.keys(current).length ? Object.assign({}, current) : undefined);
+    }));
+  });
+  return box;
+}
+
 // --- the variables menu -------------------------------------------------------------------
 
 /** The template variables a node can use, in groups: trigger, contact, vars, other steps'
@@ -237,6 +253,8 @@ export function variables(graph, current) {
   var triggers = nodes.filter(function (n) { return graph.spec(n.type).category === "trigger"; });
   var trig = ["trigger.data.body", "trigger.data.from", "trigger.data.to", "trigger.data.channel_id", "trigger.data.sim_slot", "trigger.type"];
   if (triggers.some(function (n) { return n.type === "trigger.http"; })) trig = trig.concat(["trigger.phone", "trigger.name"]);
+  if (triggers.some(function (n) { return n.type === "trigger.schedule"; })) trig = trig.concat(["trigger.data.scheduled_at", "trigger.data.fired_at", "trigger.data.group_id"]);
+  if (triggers.some(function (n) { return n.type === "trigger.run_failed"; })) trig = trig.concat(["trigger.data.run_id", "trigger.data.flow_id", "trigger.data.flow_name", "trigger.data.error", "trigger.data.failed_node_id"]);
   groups.push({ title: "Trigger", items: trig });
   groups.push({ title: "Contact", items: ["contact.phone", "contact.opted_out", "contact.tags", "contact.fields.name"] });
   var vars = [];

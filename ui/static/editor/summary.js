@@ -10,7 +10,16 @@ export function summary(node) {
       if (match === "any") text = "any SMS";
       else if (match === "regex") text = "matches /" + (c.pattern || "") + "/";
       else text = match.replace("_", " ") + ": " + ((c.keywords || []).join(", ") || "—");
+      if ((c.groups || []).length) text += " · in " + c.groups.join(", ");
+      if ((c.exclude_groups || []).length) text += " · not " + c.exclude_groups.join(", ");
       break;
+    case "trigger.schedule":
+      var every = c.every || {};
+      var unit = ["minutes", "hours", "days"].filter(function (u) { return every[u]; })[0];
+      text = c.cron ? "cron " + c.cron : unit ? "every " + every[unit] + " " + unit : "—";
+      text += " · " + (c.timezone || "UTC") + (c.group_id ? " · group " + c.group_id : "");
+      break;
+    case "trigger.run_failed": text = (c.flows || []).length ? "runs of " + c.flows.join(", ") + " fail" : "any run fails"; break;
     case "trigger.delivery_status": text = (c.statuses || []).join(", "); break;
     case "trigger.http": text = c.description || "POST to the flow's URL"; break;
     case "logic.condition": text = (c.value || "") + " " + (c.operator || "equals") + " " + (Array.isArray(c.operand) ? c.operand.join(", ") : (c.operand || "")); break;
