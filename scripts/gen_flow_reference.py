@@ -17,6 +17,8 @@ def _type_name(schema: dict[str, Any]) -> str:
     if "anyOf" in schema:
         names = [_type_name(s) for s in schema["anyOf"] if s.get("type") != "null"]
         return " or ".join(dict.fromkeys(names))
+    if "$ref" in schema:
+        return "object"  # a nested model (trigger.schedule's every)
     kind = schema.get("type", "any")
     if kind == "array":
         return f"list of {_type_name(schema.get('items', {}))}"
