@@ -91,6 +91,14 @@ from flows.runs import (
     Wait,
     idempotency_key,
 )
+from flows.secrets import (
+    SECRET_MASK,
+    SECRET_NAME,
+    SECRET_NAME_RULE,
+    SecretTokens,
+    UnknownSecretError,
+    mask_outcome,
+)
 from flows.triggers import PublishedFlow, ScheduleEntry, TriggerIndex, TriggerMatch
 from flows.validation import InvalidFlowError, Problem, load_flow, validate_flow
 
@@ -99,6 +107,9 @@ __all__ = [
     "DEFAULT_STEP_LIMIT",
     "ERROR_PORT",
     "FLOW_STARTED",
+    "SECRET_MASK",
+    "SECRET_NAME",
+    "SECRET_NAME_RULE",
     "TERMINAL_STATUSES",
     "ChannelRef",
     "Clock",
@@ -136,6 +147,7 @@ __all__ = [
     "RunStore",
     "ScheduleEntry",
     "Scheduler",
+    "SecretTokens",
     "SmsCommand",
     "SmsEventData",
     "SmsOutcome",
@@ -149,6 +161,7 @@ __all__ = [
     "TriggerEvent",
     "TriggerIndex",
     "TriggerMatch",
+    "UnknownSecretError",
     "UtcClock",
     "Wait",
     "WaitRequest",
@@ -160,6 +173,7 @@ __all__ = [
     "get_spec",
     "idempotency_key",
     "load_flow",
+    "mask_outcome",
     "node_types",
     "node_types_catalog",
     "parse_flow",

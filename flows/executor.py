@@ -22,6 +22,7 @@ whose wait is over changes nothing.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
@@ -44,6 +45,7 @@ from flows.ports import (
 )
 from flows.runbook import FlowNotFoundError, RunNotFoundError, Walk
 from flows.runs import Run, Step
+from flows.secrets import SecretTokens
 from flows.stepping import StepMachine
 
 __all__ = [
@@ -83,6 +85,7 @@ class Executor(StepMachine):
         step_limit: int = DEFAULT_STEP_LIMIT,
         new_run_id: Callable[[], str] | None = None,
         observer: RunObserver | None = None,
+        secrets: SecretTokens | None = None,
     ) -> None:
         self.store = store
         self.flows = flows
@@ -93,6 +96,8 @@ class Executor(StepMachine):
         self.step_limit = step_limit
         self._new_run_id = new_run_id or (lambda: f"run_{uuid.uuid4().hex}")
         self.observer = observer
+        # Without the Effects' tokens, placeholders resolve nowhere (sent as they are).
+        self.secret_tokens = secrets or SecretTokens(os.urandom(32))
         self._flow_cache = {}
         self._configs = ConfigCache()
 

@@ -90,6 +90,7 @@ class FlowHarness:
             scheduler=self.scheduler,
             clock=self.clock,
             step_limit=step_limit,
+            secrets=self.effects.secret_tokens,
         )
         self.index = TriggerIndex()
         self.effects.flow_starter = self._start_child

@@ -28,6 +28,7 @@ from flows.ports import (
 )
 from flows.records import copy_record
 from flows.runs import Run, Step
+from flows.secrets import SecretTokens, mask_outcome
 
 __all__ = [
     "DEFAULT_START",
@@ -234,7 +235,8 @@ class FakeEffects:
     * Opted-out contacts get ``suppressed`` / ``opted_out``.
     * A loop breaker suppresses (``loop_breaker``) more than ``loop_limit`` SMS to one
       number within ``loop_window_s`` seconds.
-    * HTTP answers 200 ``{"status": "success"}`` unless scripted with :meth:`respond`.
+    * HTTP answers 200 ``{"status": "success"}`` unless scripted with :meth:`respond`;
+      ``secrets.NAME`` is sent as ``secrets[NAME]`` (masked in the answer, as in the hub).
     """
 
     def __init__(
@@ -253,6 +255,9 @@ class FakeEffects:
         self.sms: list[SentSms] = []
         self.sms_calls: list[SmsCommand] = []
         self.http: list[HttpCall] = []
+        #: Secret name -> value (what ``{{ secrets.NAME }}`` sends); the executor's tokens.
+        self.secrets: dict[str, str] = {}
+        self.secret_tokens = SecretTokens(b"flows.memory")
         self.contacts: dict[str, ContactView] = {}
         #: Group id -> name: the groups ``contact.group_add`` may use (:meth:`add_group`).
         self.groups: dict[str, str] = {}
@@ -341,14 +346,15 @@ class FakeEffects:
         return outcome
 
     async def http_request(self, command: HttpCommand) -> HttpOutcome:
-        """Answer from the script (or 200) and record."""
-        outcome = self._scripted(command)
+        """Answer from the script (or 200) and record what was sent (secrets in)."""
+        sent, used = self.secret_tokens.resolve(command, self.secrets)
+        outcome = self._scripted(sent)
         if isinstance(outcome, EffectError):
             raise outcome
-        self.http.append(HttpCall(command=command, outcome=outcome, at=self.clock.now()))
+        self.http.append(HttpCall(command=sent, outcome=outcome, at=self.clock.now()))
         shown = outcome.status if outcome.status is not None else outcome.error
         self.log.append(f"flow -> {command.method} {command.url} ({shown})")
-        return outcome
+        return mask_outcome(outcome, used)
 
     async def update_contact(self, update: ContactUpdate) -> ContactView:
         """Apply the change to the fake contact record."""

@@ -186,6 +186,10 @@ class NodeSpec(Generic[ConfigT]):
     #: Keys of ``steps.<id>.output`` worth reading in later templates (the editor's
     #: variables menu offers them); the handler may put more there.
     outputs: tuple[str, ...] = ()
+    #: Template fields that may use ``{{ secrets.NAME }}`` (flows.secrets): the node's
+    #: templates see ``secrets`` only if there are any, so they must be all of its
+    #: template fields; elsewhere ``secrets`` is a problem at publish.
+    secret_fields: tuple[str, ...] = ()
 
     @property
     def is_trigger(self) -> bool:

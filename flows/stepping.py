@@ -78,6 +78,7 @@ from flows.registry import (
 )
 from flows.runbook import RunBook, Walk
 from flows.runs import Run, Step, Wait
+from flows.secrets import SecretTokens
 
 __all__ = ["StepMachine"]
 
@@ -101,6 +102,8 @@ class StepMachine(RunBook, abc.ABC):
     effects: Effects
     scheduler: Scheduler
     renderer: Renderer
+    #: Makes the placeholders ``{{ secrets.NAME }}`` renders to (resolved by the Effects).
+    secret_tokens: SecretTokens
     _configs: ConfigCache
 
     @abc.abstractmethod
@@ -196,7 +199,9 @@ class StepMachine(RunBook, abc.ABC):
         if step.input is not None:
             return validate_config(spec.config_model, step.input), step.input
         static = self._configs.get(run.flow_id, run.flow_version, node, spec)
-        return static.render(spec.config_model, self.renderer, lambda: self._template_context(walk))
+        return static.render(
+            spec.config_model, self.renderer, lambda: self._template_context(walk, spec)
+        )
 
     def _succeeded(self, walk: Walk, flow: Flow, step: Step, result: NodeResult) -> None:
         run = walk.run
@@ -327,10 +332,11 @@ class StepMachine(RunBook, abc.ABC):
         if result.contact is not None:
             run.contact = result.contact.to_dict()
 
-    def _template_context(self, walk: Walk) -> dict[str, Any]:
+    def _template_context(self, walk: Walk, spec: NodeSpec[Any]) -> dict[str, Any]:
         # What flows.expressions.template_context builds, without its copies: the run's
         # trigger, vars and contact are plain dicts already, a template cannot change them
         # (immutable sandbox) and a native result is rebuilt from them (never aliased).
+        # ``secrets`` only for node types that allow them: elsewhere it renders empty.
         run = walk.run
         if walk.run_view is None:
             walk.run_view = {
@@ -339,13 +345,16 @@ class StepMachine(RunBook, abc.ABC):
                 "version": run.flow_version,
                 "started_at": run.created_at.isoformat(),
             }
-        return {
+        names: dict[str, Any] = {
             "trigger": _plain_dict(run.trigger),
             "vars": _plain_dict(run.vars),
             "steps": {node_id: {"output": output} for node_id, output in run.outputs.items()},
             "contact": _plain_dict(run.contact or {}),
             "run": walk.run_view,
         }
+        if spec.secret_fields:
+            names["secrets"] = self.secret_tokens.refs(run.id)
+        return names
 
     def _context(self, walk: Walk, step: Step) -> NodeContext:
         run = walk.run

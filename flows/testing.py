@@ -57,6 +57,7 @@ class FlowConversation:
         loop_window_s: float = DEFAULT_LOOP_WINDOW_S,
         step_limit: int = DEFAULT_STEP_LIMIT,
         start: datetime = DEFAULT_START,
+        secrets: Mapping[str, str] | None = None,
     ) -> None:
         self.contact = contact
         self.harness = FlowHarness(
@@ -68,6 +69,8 @@ class FlowConversation:
             our_number=our_number,
         )
         self.flow_ids = [self.harness.publish(flow)[0] for flow in flows]
+        for name, value in (secrets or {}).items():
+            self.set_secret(name, value)
         if opted_out:
             self.opt_out()
         self._used_sms: set[int] = set()
@@ -116,6 +119,14 @@ class FlowConversation:
         await self.harness.effects.update_contact(
             ContactUpdate(phone=self.contact, add_groups=(group_id,))
         )
+
+    def set_secret(self, name: str, value: str | None) -> None:
+        """What ``{{ secrets.NAME }}`` sends from now on (None: no such secret, the step
+        fails). Runs keep placeholders; requests carry the value (:meth:`expect_http`)."""
+        if value is None:
+            self.harness.effects.secrets.pop(name, None)
+        else:
+            self.harness.effects.secrets[name] = value
 
     def opt_out(self) -> None:
         """From now on the contact is opted out: sends to them are suppressed."""
@@ -187,9 +198,11 @@ class FlowConversation:
         url: str | None = None,
         method: str | None = None,
         json_contains: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> HttpCall:
-        """Some not yet expected HTTP request matches: same url/method, and its JSON body
-        contains ``json_contains`` (recursively, as a subset)."""
+        """Some not yet expected HTTP request matches: same url/method, its JSON body
+        contains ``json_contains`` (recursively, as a subset), it has ``headers`` (names in
+        any case). What was sent: secrets in."""
         for index, call in enumerate(self.harness.effects.http):
             if index in self._used_http:
                 continue
@@ -199,6 +212,9 @@ class FlowConversation:
             if method is not None and command.method.upper() != method.upper():
                 continue
             if json_contains is not None and not _contains(command.json, json_contains):
+                continue
+            sent = {k.lower(): v for k, v in command.headers.items()}
+            if headers is not None and any(sent.get(k.lower()) != v for k, v in headers.items()):
                 continue
             self._used_http.add(index)
             return call

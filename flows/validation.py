@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from flows.expressions import check_template
 from flows.model import Edge, Flow, Node, parse_flow
 from flows.registry import NodeSpec, get_spec
+from flows.secrets import secret_problems
 
 __all__ = [
     "DUPLICATE_EDGE",
@@ -38,6 +39,7 @@ __all__ = [
     "MULTIPLE_HTTP_TRIGGERS",
     "NO_TRIGGER",
     "PORT_FAN_OUT",
+    "SECRET_REFERENCE",
     "TEMPLATE_SYNTAX",
     "UNKNOWN_NODE",
     "UNKNOWN_NODE_TYPE",
@@ -57,6 +59,7 @@ DUPLICATE_NODE_ID = "duplicate_node_id"
 UNKNOWN_NODE_TYPE = "unknown_node_type"
 INVALID_CONFIG = "invalid_config"  # config fails the node type's schema
 TEMPLATE_SYNTAX = "template_syntax"  # a template field does not compile
+SECRET_REFERENCE = "secret_reference"  # {{ secrets.X }} where or how it cannot be used
 UNKNOWN_NODE = "unknown_node"  # an edge leaves or enters a node that does not exist
 UNKNOWN_PORT = "unknown_port"  # an edge leaves by a port the node does not have
 DUPLICATE_EDGE = "duplicate_edge"
@@ -186,6 +189,8 @@ def _check_node(node: Node, problems: list[Problem]) -> NodeSpec[Any] | None:
             error = check_template(text)
             if error is not None:
                 problems.append(Problem(node.id, path, TEMPLATE_SYNTAX, f"template: {error}"))
+            elif wrong := secret_problems(text, allowed=name in spec.secret_fields):
+                problems.append(Problem(node.id, path, SECRET_REFERENCE, wrong))
     return spec
 
 

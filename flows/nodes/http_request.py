@@ -29,10 +29,16 @@ _RETRYABLE = {408, 425, 429}
 
 
 class Config(NodeConfig):
-    url: str = text_template(min_length=1, max_length=2000, description="The URL to call.")
+    url: str = text_template(
+        min_length=1,
+        max_length=2000,
+        description="The URL to call (`{{ secrets.NAME }}` inserts a stored secret).",
+    )
     method: Method = Field("POST", description="HTTP method.")
     headers: dict[str, str] = text_template(
-        default_factory=dict, description="Extra request headers (values are templates)."
+        default_factory=dict,
+        description="Extra request headers (values are templates; "
+        "`Bearer {{ secrets.NAME }}` inserts a stored secret).",
     )
     body: str | dict[str, Any] | list[Any] | None = value_template(
         None,
@@ -129,7 +135,9 @@ SPEC = NodeSpec(
     type="http.request",
     title="HTTP request",
     description="Calls a URL — a Zapier / Make / n8n hook or any API. A 2xx answer takes "
-    "`success`; an error or other status (after retries) takes `error`.",
+    "`success`; an error or other status (after retries) takes `error`. "
+    "`{{ secrets.NAME }}` in the URL, headers or body inserts a stored secret when the "
+    "request is sent; the run keeps only a placeholder.",
     category="http",
     config_model=Config,
     handler=handle,
@@ -137,4 +145,6 @@ SPEC = NodeSpec(
     effectful=True,
     id_prefix="http",
     outputs=("status", "ok", "json", "body"),
+    # The value is inserted by the hub when it sends; the step keeps a placeholder.
+    secret_fields=("url", "headers", "body"),
 )

@@ -340,14 +340,14 @@ def test_waiting_for_a_core_is_not_a_templates_time() -> None:
 
 
 async def test_the_engines_contexts_are_the_documented_ones() -> None:
-    from flows import ContactView, template_context
+    from flows import ContactView, get_spec, template_context
     from flows.events import bare_contact
     from flows.registry import fast_node_context
     from flows.runbook import Walk
 
     h, run = await waiting_run()
     walk = Walk(run)
-    assert h.executor._template_context(walk) == template_context(
+    documented = template_context(
         trigger=run.trigger,
         vars=run.vars,
         steps=run.outputs,
@@ -359,6 +359,14 @@ async def test_the_engines_contexts_are_the_documented_ones() -> None:
             "started_at": run.created_at.isoformat(),
         },
     )
+    reply, http = get_spec("sms.reply"), get_spec("http.request")
+    assert reply is not None and http is not None
+    assert h.executor._template_context(walk, reply) == documented
+    # A node type that allows secrets also sees this run's ``secrets``.
+    with_secrets = h.executor._template_context(walk, http)
+    refs = with_secrets.pop("secrets")
+    assert with_secrets == documented
+    assert refs["ZAP_TOKEN"] == h.executor.secret_tokens.placeholder(run.id, "ZAP_TOKEN")
     step = (await h.steps(run.id))[-1]
     made = h.executor._context(walk, step)
     fields = {f.name: getattr(made, f.name) for f in dataclasses.fields(NodeContext)}
