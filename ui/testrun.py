@@ -108,6 +108,19 @@ async def _apply(harness: FlowHarness, doc: dict[str, Any], step: dict[str, Any]
         await harness.advance_time(float(step["advance"]))
 
 
+async def _join_trigger_groups(harness: FlowHarness, doc: dict[str, Any]) -> None:
+    """A group-limited SMS trigger is tried by a member: the test contact joins the first
+    group each of the draft's ``trigger.sms_received`` nodes names in ``groups``."""
+    for node in doc["document"].get("nodes", []):
+        if not isinstance(node, dict) or node.get("type") != "trigger.sms_received":
+            continue
+        groups = (node.get("config") or {}).get("groups") or []
+        if groups and isinstance(groups[0], str):
+            harness.effects.add_group(groups[0], harness.effects.groups.get(groups[0], ""))
+            update = ContactUpdate(phone=doc["contact"], add_groups=(groups[0],))
+            await harness.effects.update_contact(update)
+
+
 async def _tick(harness: FlowHarness, contact: str) -> None:
     """The draft's schedule ticks; a group schedule's only member is the test contact."""
     entries = [e for e in harness.index.schedules() if e.match.flow_id == TEST_FLOW_ID]
@@ -134,6 +147,7 @@ def _failure(document: dict[str, Any], body: dict[str, Any] | None) -> dict[str,
 
 async def _replayed(doc: dict[str, Any]) -> FlowHarness:
     harness = _harness(doc)
+    await _join_trigger_groups(harness, doc)
     for step in doc["inputs"]:
         await _apply(harness, doc, step)
     return harness

@@ -98,3 +98,20 @@ async def test_the_palette_offers_the_new_triggers(web: Web) -> None:
     assert {"run_id", "flow_id", "error", "contact"} <= set(failed["outputs"])
     received = catalog["trigger.sms_received"]["config_schema"]["properties"]
     assert {"groups", "exclude_groups"} <= set(received)
+
+
+async def test_a_group_limited_join_is_test_run_by_a_member(hub: Hub, web: Web) -> None:
+    document = {
+        "name": "Members JOIN",
+        "nodes": [
+            {
+                "id": "start",
+                "type": "trigger.sms_received",
+                "config": {"keywords": ["JOIN"], "groups": ["grp_vip"]},
+            },
+            {"id": "hi", "type": "sms.reply", "config": {"text": "Welcome, member"}},
+        ],
+        "edges": [{"from": "start", "to": "hi"}],
+    }
+    result = (await start_test(hub, web, document, mode="sms", text="join")).json()
+    assert result["matched"] and result["sms"][0]["text"] == "Welcome, member"
