@@ -17,6 +17,17 @@ MAX_MATCH_TEXT = 2000
 _PHONE_JUNK = re.compile(r"[\s().\-]")
 
 
+def check_port_names(names: list[str], reserved: set[str], what: str) -> None:
+    """Dynamic port names (switch cases, split branches): none reserved, none twice."""
+    seen: set[str] = set()
+    for name in names:
+        if name in reserved:
+            raise ValueError(f"{what} name {name!r} is reserved")
+        if name in seen:
+            raise ValueError(f"{what} {name!r} is named twice")
+        seen.add(name)
+
+
 def normalize_phone(value: str) -> str:
     """Strip spaces, dots, dashes and brackets; keep the leading + (filters compare E.164)."""
     return _PHONE_JUNK.sub("", value.strip())

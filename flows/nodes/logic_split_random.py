@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from flows.nodes._common import normalize_phone
+from flows.nodes._common import check_port_names, normalize_phone
 from flows.registry import NodeConfig, NodeContext, NodeResult, NodeSpec
 
 _RESERVED = {"error"}
@@ -38,13 +38,7 @@ class Config(NodeConfig):
     @field_validator("branches")
     @classmethod
     def _shares(cls, branches: list[Branch]) -> list[Branch]:
-        seen: set[str] = set()
-        for branch in branches:
-            if branch.name in _RESERVED:
-                raise ValueError(f"branch name {branch.name!r} is reserved")
-            if branch.name in seen:
-                raise ValueError(f"branch {branch.name!r} is named twice")
-            seen.add(branch.name)
+        check_port_names([b.name for b in branches], _RESERVED, "branch")
         total = sum(branch.percent for branch in branches)
         if total != BUCKETS:
             raise ValueError(f"the percents add up to {total}, not 100")

@@ -6,7 +6,7 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from flows.nodes._common import MAX_MATCH_TEXT
+from flows.nodes._common import MAX_MATCH_TEXT, check_port_names
 from flows.registry import NodeConfig, NodeContext, NodeResult, NodeSpec, text_template
 
 DEFAULT_CASE = "default"
@@ -54,13 +54,7 @@ class Config(NodeConfig):
     @field_validator("cases")
     @classmethod
     def _ports(cls, cases: list[Case]) -> list[Case]:
-        seen: set[str] = set()
-        for case in cases:
-            if case.port in _RESERVED:
-                raise ValueError(f"port name {case.port!r} is reserved")
-            if case.port in seen:
-                raise ValueError(f"port {case.port!r} is used by two cases")
-            seen.add(case.port)
+        check_port_names([c.port for c in cases], _RESERVED, "port")
         return cases
 
 
