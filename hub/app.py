@@ -10,13 +10,13 @@ from contextlib import asynccontextmanager
 from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.openapi import OpenAPIConfig
 from litestar.plugins.pydantic import PydanticPlugin
 from redis.asyncio import Redis
 
-from hub.api import broadcasts, campaigns, contacts, endpoints, flows, health, ingress, v1
+from hub.api import broadcasts, campaigns, contacts, endpoints, flows, health, ingress, secrets, v1
 from hub.api.deps import provide_hub, reject_nul
 from hub.api.errors import exception_handlers
+from hub.api.openapi import declare_auth_and_errors, openapi_config
 from hub.context import Hub, Wiring
 from hub.crypto import SecretBox, new_secret_key, read_secret_key
 from hub.db import Database
@@ -111,7 +111,7 @@ def create_app(
                     await runtime.queue.stop()
                 await runtime.http.close()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             *health.route_handlers,
             *ingress.route_handlers,
@@ -124,7 +124,7 @@ def create_app(
         exception_handlers=exception_handlers,
         lifespan=[lifespan],
         request_max_body_size=settings.max_body_bytes,
-        openapi_config=OpenAPIConfig(title="smshub", version="0.1.0", path="/schema"),
+        openapi_config=openapi_config(),
         plugins=[PydanticPlugin(prefer_alias=True)],
         template_config=ui.app.template_config(),
         # The hub configures logging once per process (hub.cli); Litestar's own config
@@ -132,6 +132,8 @@ def create_app(
         logging_config=None,
         debug=False,
     )
+    declare_auth_and_errors(app)  # the API key scheme and the error shape on every route
+    return app
 
 
 def worker_process_app() -> Litestar:
@@ -169,6 +171,7 @@ def _api_router() -> Router:
             *broadcasts.route_handlers,
             *campaigns.route_handlers,
             *flows.api_handlers,
+            *secrets.route_handlers,
             *endpoints.route_handlers,
         ],
     )
