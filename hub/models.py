@@ -22,6 +22,7 @@ from hub.columns import utcnow as utcnow  # re-exported: the services import it 
 from hub.concat_models import ConcatGroup as ConcatGroup  # re-exported: long SMS
 from hub.concat_models import ConcatPart as ConcatPart
 from hub.pacing_models import SimPacing as SimPacing  # re-exported: send pacing
+from hub.secret_models import FlowSecret as FlowSecret  # re-exported: flow secrets
 
 
 class Channel(SQLModel, table=True):
@@ -72,6 +73,9 @@ class Device(SQLModel, table=True):
     #: ``sim_pacing.rate_per_min`` comes first).
     rate_limit_per_min: int | None = Field(default=None)
     last_seen_at: datetime | None = ts_field(nullable=True)
+    #: When the hub announced ``device.offline`` (nothing heard for
+    #: SMSHUB_DEVICE_OFFLINE_AFTER_S); None while it counts as online (hub.services.devices).
+    offline_at: datetime | None = ts_field(nullable=True)
     created_at: datetime = ts_field()
 
 

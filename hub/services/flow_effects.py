@@ -4,12 +4,17 @@ Every SMS a flow sends goes through the send pipeline with the step's idempotenc
 a retried or replayed step never sends twice. Opt-outs and the loop breaker are enforced
 here, whatever the flow says: a refused send is stored as a ``suppressed`` message (so a
 repeat of the key gets the same answer, and the conversation shows what was held back).
+
+An HTTP request's ``{{ secrets.NAME }}`` placeholders (flows.secrets) become the values
+stored at the moment it is sent (hub.services.secrets), in the request only: what the step
+keeps, the answer included, has every echo of a value masked.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from flows import mask_outcome
 from flows.ports import (
     ContactUpdate,
     ContactView,
@@ -30,6 +35,7 @@ from hub.services.contacts import contact_for
 from hub.services.flow_contacts import contact_view_of
 from hub.services.flow_starts import start_flow
 from hub.services.messages import MessageRow
+from hub.services.secrets import secret_tokens, values_of
 from hub.services.sending import Route, by_idempotency_key, create_outbound, resolve_route
 from hub.store import (
     Json,
@@ -64,6 +70,8 @@ class HubEffects:
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
+        #: The placeholders' key: the executor renders with it, http_request resolves.
+        self.secret_tokens = secret_tokens(hub)
 
     async def send_sms(self, command: SmsCommand) -> SmsOutcome:
         """Queue the SMS (or record it suppressed); a repeated key returns the first outcome."""
@@ -135,26 +143,31 @@ class HubEffects:
         return None
 
     async def http_request(self, command: HttpCommand) -> HttpOutcome:
-        """Send the request through the delivery subsystem's guarded client."""
+        """Send the request through the delivery subsystem's guarded client, its
+        secrets' current values in (an unknown name: a non-retryable EffectError)."""
         from hub.delivery.outbound import flow_signing_secret, send_request
 
+        names = self.secret_tokens.names(command)
+        values = await values_of(self.hub, names) if names else {}
+        sent, used = self.secret_tokens.resolve(command, values)
         outcome = await send_request(
             self.hub,
-            url=command.url,
-            method=command.method,
-            headers=dict(command.headers),
-            body=command.json if command.content is None else command.content,
-            preset=command.preset,
-            timeout_s=command.timeout_s,
+            url=sent.url,
+            method=sent.method,
+            headers=dict(sent.headers),
+            body=sent.json if sent.content is None else sent.content,
+            preset=sent.preset,
+            timeout_s=sent.timeout_s,
             # The step's key: a retry or replay of the step carries the same webhook-id.
-            sign=(command.idempotency_key, flow_signing_secret(self.hub)),
+            sign=(sent.idempotency_key, flow_signing_secret(self.hub)),
         )
-        return HttpOutcome(
+        answer = HttpOutcome(
             status=outcome.status,
             body=outcome.body,
             headers=dict(outcome.headers),
             error=outcome.error,
         )
+        return mask_outcome(answer, used)
 
     async def start_flow(self, command: StartFlowCommand) -> StartFlowOutcome:
         """Start another flow's published version (:mod:`hub.services.flow_starts`)."""

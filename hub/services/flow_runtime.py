@@ -54,15 +54,17 @@ class FlowsRuntime:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
         self.store: SqlRunStore = SqlRunStore(hub)
+        effects = HubEffects(hub)
         self.executor: Executor = Executor(
             store=self.store,
             flows=SqlFlowSource(hub),
-            effects=HubEffects(hub),
+            effects=effects,
             scheduler=QueueScheduler(hub),
             clock=HubClock(hub),
             step_limit=hub.settings.flow_step_limit,
             new_run_id=lambda: new_id("run"),
             observer=FlowMetrics(),
+            secrets=effects.secret_tokens,
         )
         self._index: TriggerIndex | None = None
         self._index_stamp: tuple[Any, ...] | None = None

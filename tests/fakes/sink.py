@@ -56,6 +56,8 @@ class Received:
     at: float
     #: The status the sink answered (None while hanging).
     status: int | None
+    #: The query string, without the ``?``.
+    query: str = ""
 
     def json(self) -> Any:
         """The body parsed as JSON."""
@@ -129,6 +131,7 @@ class Sink(LocalServer):
                 body=body,
                 at=time.monotonic(),
                 status=None if reply.hang else reply.status,
+                query=request.query_string,
             )
         )
         self._arrived.set()
