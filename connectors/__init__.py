@@ -2,6 +2,7 @@
 
 from connectors.base import (
     CanReceive,
+    CanRegisterWebhooks,
     CanSend,
     CanSign,
     Capabilities,
@@ -10,6 +11,7 @@ from connectors.base import (
     ConnectorError,
     ConnectorKind,
     EventType,
+    GatewaySetupError,
     HttpClient,
     HttpGatewayConfig,
     HttpResponse,
@@ -22,8 +24,10 @@ from connectors.base import (
     SendResult,
     SignatureError,
     WebhookPath,
+    WebhookRegistration,
     WebhookRequest,
     WebhookResponse,
+    WebhookSetup,
 )
 from connectors.registry import (
     ENTRY_POINT_GROUP,
@@ -37,6 +41,7 @@ from connectors.segments import SegmentInfo, segment_info
 __all__ = [
     "ENTRY_POINT_GROUP",
     "CanReceive",
+    "CanRegisterWebhooks",
     "CanSend",
     "CanSign",
     "Capabilities",
@@ -45,6 +50,7 @@ __all__ = [
     "ConnectorError",
     "ConnectorKind",
     "EventType",
+    "GatewaySetupError",
     "HttpClient",
     "HttpGatewayConfig",
     "HttpResponse",
@@ -59,8 +65,10 @@ __all__ = [
     "SignatureError",
     "UnknownConnector",
     "WebhookPath",
+    "WebhookRegistration",
     "WebhookRequest",
     "WebhookResponse",
+    "WebhookSetup",
     "all_connectors",
     "get_connector",
     "reload_connectors",

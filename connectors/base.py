@@ -16,7 +16,9 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-EventType = Literal["sms.received", "sms.sent", "sms.delivered", "sms.failed"]
+#: ``device.heartbeat`` is a gateway's sign of life (SMS Gateway for Android's
+#: ``system:ping``): the hub marks the device seen and stores no event or message for it.
+EventType = Literal["sms.received", "sms.sent", "sms.delivered", "sms.failed", "device.heartbeat"]
 ConnectorKind = Literal["gateway", "destination"]
 #: Which of a channel's webhook URLs a request came in on: ``/webhooks/{id}`` is "",
 #: ``/webhooks/{id}/incoming`` is "incoming", ``/webhooks/{id}/status`` is "status".
@@ -33,6 +35,24 @@ class SignatureError(ConnectorError):
 
 class PayloadError(ConnectorError):
     """The request is authentic but its body cannot be understood (400); says what is wrong."""
+
+
+class GatewaySetupError(ConnectorError):
+    """Setting the gateway up through its API failed; the message says what to fix.
+
+    ``reason``: ``unreachable`` (no connection or no answer), ``unauthorized`` (the gateway
+    refused the credentials), ``refused`` (any other error answer)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: Literal["unreachable", "unauthorized", "refused"],
+        status_code: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.status_code = status_code
 
 
 class SendError(ConnectorError):
@@ -249,6 +269,27 @@ class HttpClient(Protocol):
 
 
 @dataclass(frozen=True)
+class WebhookRegistration:
+    """One webhook registered on a gateway through its API: its id there, event and URL."""
+
+    id: str
+    event: str
+    url: str
+
+
+@dataclass(frozen=True)
+class WebhookSetup:
+    """What :meth:`CanRegisterWebhooks.register_webhooks` left on the gateway."""
+
+    #: The hub's registrations as the gateway lists them afterwards.
+    registered: tuple[WebhookRegistration, ...]
+    #: Ids of older registrations to the same URL that were deleted (they would duplicate).
+    removed: tuple[str, ...] = ()
+    #: The gateway API's URL that was called.
+    api_url: str = ""
+
+
+@dataclass(frozen=True)
 class Capabilities:
     """What a connector can do."""
 
@@ -260,6 +301,9 @@ class Capabilities:
     idempotent_send: bool = False
     #: Phones with devices and SIM slots (Android gateways).
     devices: bool = False
+    #: Its devices report a heartbeat regularly (``device.heartbeat``, when set up to), so a
+    #: device silent for long is offline; without it silence only means a quiet phone.
+    heartbeats: bool = False
 
 
 # --- Capability protocols: the hub sorts connectors with isinstance() on these. -----------
@@ -277,6 +321,18 @@ class CanReceive(Protocol):
 @runtime_checkable
 class CanSend(Protocol):
     async def send(self, config: Any, message: SendRequest, http: HttpClient) -> SendResult: ...
+
+
+@runtime_checkable
+class CanRegisterWebhooks(Protocol):
+    """Can register the hub's webhook URL on the gateway through the gateway's own API."""
+
+    async def register_webhooks(
+        self, config: Any, http: HttpClient, *, url: str, id_prefix: str
+    ) -> WebhookSetup:
+        """Register ``url`` for every event the hub reads, under ids starting with
+        ``id_prefix`` (so running it again replaces them); raise GatewaySetupError."""
+        ...
 
 
 @runtime_checkable

@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from connectors._payload import Fields, json_object
-from connectors._sending import answer_id, answer_object, call, raise_for_status
+from connectors._sending import answer_id, answer_object, call, error_text, raise_for_status
 from connectors._signing import (
     check_hex,
     check_window,
@@ -26,13 +26,17 @@ from connectors.base import (
     Connector,
     ConnectorConfig,
     EventType,
+    GatewaySetupError,
     HttpClient,
     HttpGatewayConfig,
+    HttpResponse,
     InboundEvent,
     SendError,
     SendRequest,
     SendResult,
+    WebhookRegistration,
     WebhookRequest,
+    WebhookSetup,
 )
 
 CLOUD_BASE_URL = "https://api.sms-gate.app"
@@ -48,6 +52,21 @@ EVENTS: dict[str, EventType] = {
     "sms:sent": "sms.sent",
     "sms:delivered": "sms.delivered",
     "sms:failed": "sms.failed",
+    # The app's optional ping (Settings → Ping): the phone is alive, nothing else.
+    "system:ping": "device.heartbeat",
+}
+#: The events the hub registers on the gateway, one webhook each (the app takes one event
+#: per registration).
+WEBHOOK_EVENTS = ("sms:received", "sms:sent", "sms:delivered", "sms:failed", "system:ping")
+#: The webhooks API on the phone's own server, and on the cloud / private servers.
+LOCAL_WEBHOOKS_PATH = "/webhooks"
+SERVER_WEBHOOKS_PATH = "/3rdparty/v1/webhooks"
+#: What to check when the gateway cannot be reached, by mode.
+_UNREACHABLE_HINTS = {
+    "local": "is the phone on the same network as the hub, the app's Local server switched "
+    "on, and this the address the app shows?",
+    "cloud": "does the hub's machine have internet access?",
+    "private": "is your server running at this address?",
 }
 #: Time field of each event's payload.
 _TIME_FIELDS = {
@@ -91,7 +110,9 @@ class SMSGateConnector(Connector):
         "Open-source Android app (sms-gate.app): on the phone, the public cloud, or your server."
     )
     config_model: ClassVar[type[ConnectorConfig]] = SMSGateConfig
-    capabilities: ClassVar[Capabilities] = Capabilities(idempotent_send=True, devices=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        idempotent_send=True, devices=True, heartbeats=True
+    )
 
     def verify(
         self, config: SMSGateConfig, secret: str | None, request: WebhookRequest, now: datetime
@@ -117,12 +138,15 @@ class SMSGateConnector(Connector):
         return replace(request, headers=headers)
 
     def parse(self, config: SMSGateConfig, request: WebhookRequest) -> list[InboundEvent]:
-        """One event per envelope; pings, data SMS, MMS and unknown events give none."""
+        """One event per envelope; a ping is a heartbeat of its device; data SMS, MMS and
+        unknown events give none."""
         envelope = json_object(request.body)
         name = envelope.req_str("event")
         event = EVENTS.get(name)
         if event is None:
             return []
+        if event == "device.heartbeat":
+            return _heartbeat(envelope)
         payload = envelope.obj("payload")
         sim_number = payload.opt_int("simNumber", minimum=1)
         common: dict[str, Any] = {
@@ -205,6 +229,133 @@ class SMSGateConnector(Connector):
             status="sent" if state in ("Sent", "Delivered") else "queued",
             raw=answer,
         )
+
+    async def register_webhooks(
+        self, config: SMSGateConfig, http: HttpClient, *, url: str, id_prefix: str
+    ) -> WebhookSetup:
+        """Check the gateway answers (``GET /webhooks``), register ``url`` for each of
+        :data:`WEBHOOK_EVENTS` under the id ``<id_prefix>-<event>`` (the app replaces a
+        registration with the same id), delete older registrations of ``url`` under other
+        ids (they would deliver everything twice), then list what is registered."""
+        api = _WebhooksApi(config, http)
+        before = await api.list()
+        ours = {f"{id_prefix}-{event.replace(':', '-')}": event for event in WEBHOOK_EVENTS}
+        for hook_id, event in ours.items():
+            await api.register(WebhookRegistration(id=hook_id, event=event, url=url))
+        stale = tuple(r.id for r in before if r.url == url and r.id not in ours)
+        for hook_id in stale:
+            await api.delete(hook_id)
+        registered = tuple(r for r in await api.list() if r.id in ours)
+        missing = set(ours) - {r.id for r in registered if r.url == url}
+        if missing:
+            raise GatewaySetupError(
+                f"{self.title} took the registrations but does not list "
+                f"{', '.join(sorted(missing))} with {url}; try again",
+                reason="refused",
+            )
+        return WebhookSetup(registered=registered, removed=stale, api_url=api.url)
+
+
+class _WebhooksApi:
+    """The app's ``/webhooks`` API, its failures turned into what the user has to fix."""
+
+    def __init__(self, config: SMSGateConfig, http: HttpClient) -> None:
+        self._config = config
+        self._http = http
+        path = LOCAL_WEBHOOKS_PATH if config.mode == "local" else SERVER_WEBHOOKS_PATH
+        self.url = f"{config.base_url}{path}"
+
+    async def list(self) -> list[WebhookRegistration]:
+        """Every registration (the app answers a JSON list of {id, url, event, deviceId?})."""
+        resp = await self._call("GET", self.url)
+        try:
+            items = resp.json()
+        except (ValueError, RecursionError):
+            items = None
+        if not isinstance(items, list):
+            raise GatewaySetupError(
+                f"{SMSGateConnector.title} at {self.url} answered with something that is not "
+                "a list of webhooks: is base_url the app's API address?",
+                reason="refused",
+                status_code=resp.status,
+            )
+        return [_registration(item) for item in items if isinstance(item, dict)]
+
+    async def register(self, hook: WebhookRegistration) -> None:
+        """Create or replace (same id) one registration."""
+        await self._call("POST", self.url, {"id": hook.id, "url": hook.url, "event": hook.event})
+
+    async def delete(self, hook_id: str) -> None:
+        """Delete one registration."""
+        await self._call("DELETE", f"{self.url}/{hook_id}")
+
+    async def _call(self, method: str, url: str, body: Any = None) -> HttpResponse:
+        config = self._config
+        where = config.base_url
+        try:
+            resp = await self._http.request(
+                method,
+                url,
+                json=body,
+                basic_auth=(config.username, config.password),
+                timeout=config.timeout_s,
+            )
+        except TimeoutError as exc:
+            raise GatewaySetupError(
+                f"the hub cannot reach {where} (no answer within {config.timeout_s:g} s): "
+                f"{_UNREACHABLE_HINTS[config.mode]}",
+                reason="unreachable",
+            ) from exc
+        except OSError as exc:
+            raise GatewaySetupError(
+                f"the hub cannot reach {where} ({exc}): {_UNREACHABLE_HINTS[config.mode]}",
+                reason="unreachable",
+            ) from exc
+        _check_answer(config, method, url, resp)
+        return resp
+
+
+def _check_answer(config: SMSGateConfig, method: str, url: str, resp: HttpResponse) -> None:
+    if 200 <= resp.status < 300:
+        return
+    if resp.status in (401, 403):
+        settings = "Local server" if config.mode == "local" else "Cloud server"
+        raise GatewaySetupError(
+            f"{SMSGateConnector.title} at {config.base_url} refused the username/password "
+            f"(HTTP {resp.status}): use the username/password of the app's {settings} "
+            "settings in this channel's config",
+            reason="unauthorized",
+            status_code=resp.status,
+        )
+    reason = error_text(resp)
+    if 300 <= resp.status < 400:
+        reason = f"redirect to {resp.headers.get('location', '?')} (is base_url right?)"
+    raise GatewaySetupError(
+        f"{SMSGateConnector.title} answered HTTP {resp.status} to {method} {url}: {reason}",
+        reason="refused",
+        status_code=resp.status,
+    )
+
+
+def _registration(item: dict[str, Any]) -> WebhookRegistration:
+    return WebhookRegistration(
+        id=str(item.get("id") or ""), event=str(item.get("event") or ""), url=str(item.get("url"))
+    )
+
+
+def _heartbeat(envelope: Fields) -> list[InboundEvent]:
+    """``system:ping``: the device is alive (no device id, nothing to mark)."""
+    device_id = envelope.opt_str("deviceId")
+    if not device_id:
+        return []
+    return [
+        InboundEvent(
+            type="device.heartbeat",
+            dedupe_key=envelope.req_str("id"),
+            device_id=device_id,
+            raw=dict(envelope.data),
+        )
+    ]
 
 
 def _first(payload: Fields, *names: str, required: bool = True) -> str | None:

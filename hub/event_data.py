@@ -29,6 +29,7 @@ __all__ = [
     "ChannelRef",
     "ConcatPartsRef",
     "DeviceRef",
+    "DeviceStatusData",
     "EndpointDisabledData",
     "FlowRunData",
     "GatewayReportData",
@@ -38,6 +39,7 @@ __all__ = [
     "broadcast",
     "channel_ref",
     "device_ref",
+    "device_status",
     "endpoint_disabled",
     "envelope",
     "flow_run",
@@ -58,6 +60,8 @@ EVENT_TYPES = (
     "endpoint.disabled",
     "broadcast.started",
     "broadcast.completed",
+    "device.offline",
+    "device.online",
 )
 
 
@@ -165,6 +169,23 @@ class EndpointDisabledData(TypedDict):
     reason: str
     failing_since: str | None
     disabled_at: str
+
+
+class DeviceStatusData(TypedDict):
+    """``device.offline`` / ``device.online``: a phone went silent, or was heard again."""
+
+    device_id: str
+    channel_id: str
+    #: offline or online.
+    status: str
+    #: The last time anything (an SMS, a report, a ping) came from the device.
+    last_seen_at: str | None
+    #: When the hub announced it offline (for ``device.online``: how long it was gone).
+    offline_at: str | None
+    #: SMSHUB_DEVICE_OFFLINE_AFTER_S: the silence that makes a device offline.
+    offline_after_s: float
+    device: DeviceRef
+    channel: ChannelRef
 
 
 GatewayReportData = TypedDict(
@@ -369,6 +390,28 @@ def endpoint_disabled(
         "reason": reason,
         "failing_since": iso(failing_since) if failing_since else None,
         "disabled_at": iso(disabled_at),
+    }
+
+
+def device_status(
+    *,
+    status: str,
+    device: DeviceRef,
+    channel: ChannelRef,
+    last_seen_at: datetime | None,
+    offline_at: datetime | None,
+    offline_after_s: float,
+) -> DeviceStatusData:
+    """``device.offline`` / ``device.online``."""
+    return {
+        "device_id": device["id"] or "",
+        "channel_id": channel["id"],
+        "status": status,
+        "last_seen_at": iso(last_seen_at) if last_seen_at else None,
+        "offline_at": iso(offline_at) if offline_at else None,
+        "offline_after_s": offline_after_s,
+        "device": device,
+        "channel": channel,
     }
 
 

@@ -274,6 +274,33 @@ class ChannelOut(BaseModel):
     updated_at: datetime
 
 
+class WebhookRegistrationOut(BaseModel):
+    id: str = Field(description="The registration's id on the gateway (derived from the channel).")
+    event: str = Field(description="The gateway's event name, e.g. sms:received.")
+    url: str
+
+
+class GatewayOut(BaseModel):
+    connector: str
+    mode: str | None = Field(description="local, cloud or private (SMS Gateway for Android).")
+    base_url: str
+    webhooks_api: str = Field(description="The gateway's webhooks API that was called.")
+
+
+class ConnectOut(BaseModel):
+    registered: list[WebhookRegistrationOut] = Field(
+        description="The hub's registrations as the gateway lists them now."
+    )
+    removed: list[str] = Field(
+        description="Ids of older registrations of the same URL, deleted (they would duplicate)."
+    )
+    gateway: GatewayOut
+    signing_key: str | None = Field(
+        description="The channel's secret: the app's signing key must be exactly this."
+    )
+    next_steps: list[str] = Field(description="What to do on the phone to finish.")
+
+
 class SimOut(BaseModel):
     slot: int
     rate_per_min: int | None = Field(description="Its own rate; null = the default.")
@@ -293,6 +320,9 @@ class DeviceOut(BaseModel):
     rate_limit_per_min: int | None = Field(description="Per SIM; null = the hub default.")
     sims: list[SimOut] = Field(default_factory=list, description="Per-SIM limits and usage.")
     last_seen_at: datetime | None
+    offline_at: datetime | None = Field(
+        default=None, description="When it was announced offline (device.offline); null = online."
+    )
     created_at: datetime
 
 

@@ -25,6 +25,7 @@ from hub.services import (
     campaigns_jobs,
     campaigns_schedule,
     concat,
+    devices,
     events,
     flow_dispatch,
     flow_schedules,
@@ -57,11 +58,13 @@ def default_wiring() -> Wiring:
             broadcasts_jobs.BROADCAST_BATCH: broadcasts_jobs.broadcast_batch,
             broadcasts_jobs.BROADCAST_FINISH: broadcasts_jobs.broadcast_finish,
             campaigns_schedule.CAMPAIGN_FIRE: campaigns_jobs.campaign_fire,
+            devices.DEVICE_WATCH: devices.device_watch,
         },
         periodic={
             flow_dispatch.FLOW_SWEEP: 60.0,
             flow_schedules.SCHEDULE_ENSURE: flow_schedules.ENSURE_S,
             retention.RETENTION_PRUNE: retention.PRUNE_INTERVAL_S,
+            devices.DEVICE_WATCH: devices.WATCH_INTERVAL_S,
         },
         sinks=(flow_dispatch.flows_sink, delivery.fan_out),
     )

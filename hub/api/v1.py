@@ -18,20 +18,23 @@ from hub.schemas import (
     ChannelIn,
     ChannelOut,
     ChannelPatch,
+    ConnectOut,
     DeviceOut,
     DevicePatch,
+    GatewayOut,
     MessageOut,
     MessagePatch,
     Page,
     SendIn,
     SendOut,
     StatusChangeOut,
+    WebhookRegistrationOut,
     WebhookUrls,
     view,
 )
 from hub.services import channels as channel_service
+from hub.services import channels_connect, queries, scheduled, sims
 from hub.services import contacts as contact_service
-from hub.services import queries, scheduled, sims
 from hub.services.sending import SendCommand, submit_send
 
 Cursor = Annotated[
@@ -58,6 +61,24 @@ def channel_out(hub: Hub, row: Channel, *, with_secret: bool) -> ChannelOut:
     )
     urls = WebhookUrls(**channel_service.webhook_urls(hub, row))
     return view(ChannelOut, row, config=shown, webhook_urls=urls, webhook_secret=secret)
+
+
+def connect_out(done: channels_connect.Connected) -> ConnectOut:
+    """API view of a connect."""
+    return ConnectOut(
+        registered=[
+            WebhookRegistrationOut(id=r.id, event=r.event, url=r.url) for r in done.setup.registered
+        ],
+        removed=list(done.setup.removed),
+        gateway=GatewayOut(
+            connector=done.connector,
+            mode=done.mode,
+            base_url=done.base_url,
+            webhooks_api=done.setup.api_url,
+        ),
+        signing_key=done.signing_key,
+        next_steps=list(done.next_steps),
+    )
 
 
 async def _device_row(session: AsyncSession, device_id: str) -> Device:
@@ -177,6 +198,20 @@ class ChannelController(ApiController):
     ) -> ChannelOut:
         row = await channel_service.update_channel(hub, channel_id, data.changes())
         return channel_out(hub, row, with_secret=False)
+
+    @post(
+        "/{channel_id:str}/connect",
+        status_code=200,
+        summary="Register the hub's webhooks on the phone",
+    )
+    async def connect(self, hub: NamedDependency[Hub], channel_id: FromPath[str]) -> ConnectOut:
+        """SMS Gateway for Android: registers the channel's webhook URL on the gateway for
+        sms:received, sms:sent, sms:delivered, sms:failed and system:ping (ids derived from
+        the channel, so running it again replaces them) and lists what is registered.
+        409 `connect_unsupported` for other gateways; 422 `public_url_not_https`,
+        `gateway_unreachable`, `gateway_unauthorized`, `gateway_refused` say what to fix."""
+        done = await channels_connect.connect_channel(hub, channel_id)
+        return connect_out(done)
 
     @delete("/{channel_id:str}", status_code=204, summary="Delete a channel (history is kept)")
     async def remove(self, hub: NamedDependency[Hub], channel_id: FromPath[str]) -> None:

@@ -13,6 +13,7 @@ from hub.event_data import (
     ChannelRef,
     DeviceRef,
     broadcast,
+    device_status,
     endpoint_disabled,
     envelope,
     flow_run,
@@ -111,6 +112,8 @@ def sample_data(event_type: str, at: datetime) -> dict[str, Any]:
         )
     if event_type.startswith("broadcast."):
         return _broadcast_sample(event_type, at)
+    if event_type in ("device.offline", "device.online"):
+        return _device_sample(event_type, at)
     if event_type == "endpoint.disabled":
         return dict(
             endpoint_disabled(
@@ -137,6 +140,20 @@ def _broadcast_sample(event_type: str, at: datetime) -> dict[str, Any]:
             counts=_BROADCAST_COUNTS if done else {**_BROADCAST_COUNTS, "queued": 480},
             started_at=at - timedelta(minutes=30) if done else at,
             finished_at=at if done else None,
+        )
+    )
+
+
+def _device_sample(event_type: str, at: datetime) -> dict[str, Any]:
+    online = event_type.endswith("online")
+    return dict(
+        device_status(
+            status="online" if online else "offline",
+            device=_DEVICE,
+            channel=_CHANNEL,
+            last_seen_at=at if online else at - timedelta(minutes=15),
+            offline_at=at - timedelta(hours=2) if online else at,
+            offline_after_s=900.0,
         )
     )
 

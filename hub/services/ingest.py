@@ -20,11 +20,13 @@ from connectors.base import InboundEvent
 from connectors.segments import segment_info
 from flows.ports import DeviceRef
 from hub.context import ChannelRuntime, Hub, IngestResult
+from hub.event_data import channel_ref
 from hub.ids import new_id
 from hub.metrics import EVENTS
 from hub.models import utcnow
 from hub.phone import normalize_address
 from hub.services.concat import stash_parts
+from hub.services.devices import mark_online
 from hub.services.received import Received, store_received, upsert_contacts
 from hub.services.reports import store_report
 from hub.store import Json, Unit, as_json, execute, insert_rows
@@ -153,7 +155,7 @@ def _write_unit(
     now = utcnow()
     received, reports, outcome = _prepare(hub, requests)
     contacts = yield from upsert_contacts({r.sender for r in received}, now)
-    devices = yield from _upsert_devices(requests, now)
+    devices = yield from _upsert_devices(hub, requests, now)
     # Parts of long SMS wait in hub.services.concat; a message they complete is stored
     # here with the whole SMS of the batch.
     parts = [item for item in received if item.event.part is not None]
@@ -170,7 +172,9 @@ def _write_unit(
 
 
 def _count(result: IngestResult, event: InboundEvent, event_id: str | None) -> None:
-    if event_id is None:
+    if event_id == "":  # a heartbeat: taken, but no event row
+        result.stored += 1
+    elif event_id is None:
         result.duplicates += 1
     else:
         result.stored += 1
@@ -195,6 +199,9 @@ def _prepare(
                 outcome.append((index, event, None))
                 continue
             seen.add(key)
+            if event.type == "device.heartbeat":  # the device is marked seen, nothing stored
+                outcome.append((index, event, ""))
+                continue
             if event.type != "sms.received":
                 reports.append((index, channel, event))
                 continue
@@ -229,9 +236,10 @@ _DEVICE_COLUMNS = (
 
 
 def _upsert_devices(
-    requests: list[tuple[ChannelRuntime, list[InboundEvent]]], now: datetime
+    hub: Hub, requests: list[tuple[ChannelRuntime, list[InboundEvent]]], now: datetime
 ) -> Unit[dict[tuple[str, str], DeviceRef]]:
-    """(channel, gateway device id) → the device; marks each seen and learns SIM slots."""
+    """(channel, gateway device id) → the device; marks each seen (at the hub's clock, which
+    the offline watch reads), learns SIM slots, and announces a device back online."""
     slots: dict[tuple[str, str], set[int]] = {}
     for channel, events in requests:
         for event in events:
@@ -241,24 +249,25 @@ def _upsert_devices(
                     seen.add(event.sim_slot)
     if not slots:
         return {}
+    seen_at = hub.clock()
     found = yield from insert_rows(
         "devices",
         _DEVICE_COLUMNS,
         [
-            (new_id("dev"), ch, ext, "", Json(sorted(slots[(ch, ext)])), now, now)
+            (new_id("dev"), ch, ext, "", Json(sorted(slots[(ch, ext)])), seen_at, now)
             for ch, ext in sorted(slots)
         ],
         conflict="ON CONFLICT (channel_id, external_id) "
         "DO UPDATE SET last_seen_at = excluded.last_seen_at",
-        returning="id, channel_id, external_id, name, sim_slots",
+        returning="id, channel_id, external_id, name, sim_slots, offline_at",
     )
+    channels = {channel.id: channel for channel, _events in requests}
     devices: dict[tuple[str, str], DeviceRef] = {}
-    for device_id, channel_id, external_id, name, raw_known in found:
-        devices[(channel_id, external_id)] = {
-            "id": device_id,
-            "gateway_id": external_id,
-            "name": name or None,
-        }
+    for device_id, channel_id, external_id, name, raw_known, offline_at in found:
+        device: DeviceRef = {"id": device_id, "gateway_id": external_id, "name": name or None}
+        devices[(channel_id, external_id)] = device
+        if offline_at is not None:  # rare: it was announced offline, and is heard again
+            yield from mark_online(hub, device, channel_ref(channels[channel_id]), seen_at)
         known = set(as_json(raw_known) or [])
         new_slots = slots[(channel_id, external_id)] - known
         if new_slots:  # a SIM slot seen for the first time: rare, so one UPDATE each

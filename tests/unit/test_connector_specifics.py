@@ -390,11 +390,18 @@ def smsgate_envelope(event: str, payload: dict[str, Any] | None = None) -> Webho
     )
 
 
+def test_smsgate_ping_is_a_heartbeat_of_its_device() -> None:
+    """The phone is alive: the hub marks the device seen, nothing else is stored."""
+    [event] = parse("smsgate", smsgate_envelope("system:ping", {"health": {"status": "pass"}}))
+    assert (event.type, event.device_id, event.dedupe_key) == ("device.heartbeat", "d1", "evt1")
+    assert (event.body, event.from_number, event.provider_message_id) == (None, None, None)
+    no_device = request({"event": "system:ping", "id": "evt2", "payload": {}, "webhookId": "w"})
+    assert parse("smsgate", no_device) == []  # nothing to mark
+
+
 @pytest.mark.parametrize(
     "event",
     [
-        # Health pings: the phone is alive, nothing to store.
-        "system:ping",
         # Data SMS and MMS are not text SMS for flows.
         "sms:data-received",
         "mms:received",

@@ -58,6 +58,8 @@ EVENT_DATA = {
     "endpoint.disabled": event_data.EndpointDisabledData,
     "broadcast.started": event_data.BroadcastData,
     "broadcast.completed": event_data.BroadcastData,
+    "device.offline": event_data.DeviceStatusData,
+    "device.online": event_data.DeviceStatusData,
 }
 NESTED = {"device": event_data.DeviceRef, "channel": event_data.ChannelRef}
 
