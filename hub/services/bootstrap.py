@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from importlib import resources
 from typing import Any
 
@@ -13,6 +14,8 @@ from hub.context import Hub
 from hub.models import Channel
 from hub.services.channels import create_channel
 from hub.services.flows import import_flow
+from hub.services.users import count_users
+from hub.settings import Settings
 
 log = logging.getLogger("smshub")
 
@@ -21,9 +24,49 @@ SIMULATOR_NUMBER = "+15550100000"
 
 
 async def bootstrap(hub: Hub) -> None:
+    """First-start setup: the simulator channel, then what to do next (on stderr)."""
+    if hub.settings.bootstrap_simulator:
+        await _simulator_channel(hub)
+    notice = await first_start_notice(hub)
+    if notice:
+        print(notice, file=sys.stderr, flush=True)
+
+
+async def first_start_notice(hub: Hub) -> str | None:
+    """The URL to open and the next steps, while no admin account exists; else None."""
+    if await count_users(hub):
+        return None
+    return welcome_text(hub.settings)
+
+
+def welcome_text(settings: Settings) -> str:
+    """What a newcomer reads in the terminal of the first ``smshub serve``."""
+    url = settings.public_url.rstrip("/")
+    lines = [
+        "",
+        f"smshub is running. Open {url}/ in a browser and create the admin account",
+        "(or run `smshub user create`). Then:",
+    ]
+    if settings.bootstrap_simulator:
+        lines += [
+            "  - try it without a phone: Conversations -> Simulate an inbound SMS, text JOIN",
+            "    (the Simulator channel and the JOIN example flow are ready);",
+        ]
+    lines += [
+        "  - an API key for scripts: `smshub apikey create --name me`;",
+        "  - connect a real gateway: docs/gateways/README.md.",
+    ]
+    if settings.host in ("127.0.0.1", "localhost", "::1"):
+        lines += [
+            f"It listens on {settings.host} only: a phone or a gateway cannot reach it. Set",
+            "SMSHUB_HOST=0.0.0.0 and SMSHUB_PUBLIC_URL to the address they can reach",
+            "(https through Caddy: deploy/Caddyfile).",
+        ]
+    return "\n".join([*lines, ""])
+
+
+async def _simulator_channel(hub: Hub) -> None:
     """Create the default simulator channel when the hub has no channel at all."""
-    if not hub.settings.bootstrap_simulator:
-        return
     async with hub.db.read() as session:
         count = (await session.execute(sa.select(sa.func.count()).select_from(Channel))).scalar()
     if count:

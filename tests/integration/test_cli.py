@@ -15,6 +15,7 @@ from hub.app import build_hub
 from hub.cli import main
 from hub.models import ApiKey, Flow
 from hub.services.bootstrap import SIMULATOR_NUMBER, bootstrap
+from hub.services.users import create_user
 from hub.settings import get_settings
 
 EXAMPLES = Path(__file__).parents[2] / "flows" / "examples"
@@ -113,6 +114,55 @@ def test_first_start_creates_simulator_and_publishes_join(env: Path) -> None:
 
     [channel] = _rows(Channel, env)
     assert channel.connector == "simulator" and channel.phone_number == SIMULATOR_NUMBER  # type: ignore[attr-defined]
+
+
+def test_first_start_prints_the_url_and_what_to_do_next(
+    env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SMSHUB_PUBLIC_URL", "http://127.0.0.1:8123")
+    main(["db", "upgrade"])
+    capsys.readouterr()
+
+    async def start(then_create_admin: bool = False) -> None:
+        hub = build_hub(get_settings())
+        try:
+            await bootstrap(hub)
+            if then_create_admin:
+                await create_user(hub, "owner@example.com", "a long password 1")
+        finally:
+            await hub.close()
+
+    asyncio.run(start(then_create_admin=True))
+    notice = capsys.readouterr().err
+    assert "Open http://127.0.0.1:8123/ in a browser and create the admin account" in notice
+    assert "smshub apikey create" in notice and "docs/gateways/README.md" in notice
+    assert "Simulate an inbound SMS" in notice  # the simulator channel exists
+    # The default address is loopback only: say so, and what to set for a phone.
+    assert "listens on 127.0.0.1 only" in notice and "SMSHUB_HOST=0.0.0.0" in notice
+    # Once the admin account exists, a restart is quiet.
+    asyncio.run(start())
+    assert "create the admin account" not in capsys.readouterr().err
+
+
+def test_the_notice_on_a_reachable_address_has_no_loopback_warning(
+    env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SMSHUB_HOST", "0.0.0.0")
+    monkeypatch.setenv("SMSHUB_PUBLIC_URL", "https://sms.example.com")
+    main(["db", "upgrade"])
+    capsys.readouterr()
+
+    async def start() -> None:
+        hub = build_hub(get_settings())
+        try:
+            await bootstrap(hub)
+        finally:
+            await hub.close()
+
+    asyncio.run(start())
+    notice = capsys.readouterr().err
+    assert "Open https://sms.example.com/ in a browser" in notice
+    assert "listens on" not in notice
 
 
 def test_version_prints_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
