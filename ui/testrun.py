@@ -1,8 +1,12 @@
 """The flow editor's test run: the real engine on a throwaway in-memory harness.
 
 Nothing leaves the harness: SMS and HTTP requests are recorded by the fakes of
-:mod:`flows.memory` (HTTP answers 200). So that the tester can reply to a waiting flow or
-let its timer run out through *any* API process, no harness is kept between requests:
+:mod:`flows.memory` (HTTP answers 200). Secrets are the hub's names with a masked fake
+value (``********``): a name the hub has not is the step's error as in a real run, and no
+value is ever read, kept in the test run's row or shown.
+
+So that the tester can reply to a waiting flow or let its timer run out through *any*
+API process, no harness is kept between requests:
 the ``ui_test_runs`` row holds the tested draft, the harness's start time and every input
 so far, and each request replays them on a fresh harness (the engine is deterministic:
 fake clock, numbered run ids), adds its own input and saves the longer list. Rows unused
@@ -19,10 +23,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import col
 
-from flows import ContactUpdate, Executor, Run, validate_flow
+from flows import SECRET_MASK, ContactUpdate, Executor, Run, validate_flow
 from flows.testing import FlowHarness
 from hub.context import Hub
-from hub.models import EditorTestRun, Flow, FlowVersion, Group, utcnow
+from hub.models import EditorTestRun, Flow, FlowSecret, FlowVersion, Group, utcnow
 
 #: How long a test run is kept after its last use, and the most inputs it may take.
 SESSION_TTL_S = 900.0
@@ -56,8 +60,10 @@ def _harness(doc: dict[str, Any]) -> FlowHarness:
         scheduler=harness.scheduler,
         clock=harness.clock,
         new_run_id=lambda: f"run_test_{next(numbers)}",
+        secrets=harness.effects.secret_tokens,
     )
     harness.publish(doc["document"], flow_id=TEST_FLOW_ID)
+    harness.effects.secrets = dict.fromkeys(doc.get("secrets", []), SECRET_MASK)
     # What flow.start and the group nodes may use: the hub's groups (no members: the
     # test contact is new) and the published flows the draft starts, as they were when
     # the test run began.
@@ -69,8 +75,8 @@ def _harness(doc: dict[str, Any]) -> FlowHarness:
 
 
 async def _hub_context(hub: Hub, document: dict[str, Any]) -> dict[str, Any]:
-    """The groups (id -> name) and the published versions of the flows the draft's
-    ``flow.start`` nodes name (literally, not by template)."""
+    """The groups (id -> name), the published versions of the flows the draft's
+    ``flow.start`` nodes name (literally, not by template) and the secrets' names."""
     wanted = {
         str(node.get("config", {}).get("flow_id", "")).strip()
         for node in document.get("nodes", [])
@@ -91,7 +97,9 @@ async def _hub_context(hub: Hub, document: dict[str, Any]) -> dict[str, Any]:
                 )
             )
             flows[flow_id] = found.scalar_one()
-    return {"groups": {str(g): str(n) for g, n in groups}, "flows": flows}
+        names = (await session.execute(sa.select(col(FlowSecret.name)))).scalars().all()
+    secret_names = sorted(str(name) for name in names)
+    return {"groups": {str(g): str(n) for g, n in groups}, "flows": flows, "secrets": secret_names}
 
 
 async def _apply(harness: FlowHarness, doc: dict[str, Any], step: dict[str, Any]) -> None:

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from hub.context import Hub
 from hub.models import FlowSecret, metadata
 from tests.conftest import ChannelFactory, drain
+from tests.e2e.helpers import Web
 from tests.fakes.sink import Reply, Sink
 from tests.helpers import SimPhone
 
@@ -236,3 +237,27 @@ async def test_publish_refuses_secrets_outside_http_request(
         ("oops", "config.text", "secret_reference"),
         ("zap", "config.headers.X-Bad", "secret_reference"),
     }
+
+
+async def test_the_editor_test_run_uses_a_masked_fake_and_knows_the_names(
+    hub: Hub, client: httpx.AsyncClient, api_headers: dict[str, str], web: Web
+) -> None:
+    """Nothing leaves a test run, so it never reads a value: the hub's names with
+    ``********``; a name the hub has not fails the step as a real run would."""
+    await set_secret(client, api_headers, "ZAP_TOKEN", TOKEN)
+    draft = zap_flow("https://example.com/hook")
+    flow_id = (await client.post("/api/v1/flows", json=draft, headers=api_headers)).json()["id"]
+    form = {"document": draft, "mode": "sms", "text": "ZAP hi", "from": ANN}
+    resp = await web.post_json(f"/flows/{flow_id}/test-run", form)
+    assert resp.status_code == 200, resp.text
+    result = resp.json()
+    [call] = result["http"]
+    assert call["json"] == {"text": "ZAP hi", "token": "********"}
+    assert call["url"] == "https://example.com/hook?key=********"
+    assert TOKEN not in resp.text
+    draft["nodes"][1]["config"]["headers"]["X-Other"] = "{{ secrets.NOT_THERE }}"
+    resp = await web.post_json(f"/flows/{flow_id}/test-run", {**form, "document": draft})
+    [run] = resp.json()["runs"]
+    zap = next(s for s in run["steps"] if s["node_id"] == "zap")
+    assert zap["status"] == "failed" and "secret 'NOT_THERE' is not set" in zap["error"]
+    assert TOKEN not in await database_text(hub)
