@@ -9,11 +9,12 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Template
 from pydantic import ValidationError
 
+from connectors.base import CanRegisterWebhooks
 from connectors.registry import UnknownConnector, all_connectors, get_connector
 from hub.errors import ApiError, NotFound
 from hub.phone import InvalidNumber, to_e164
 from hub.services import channels as channel_service
-from hub.services import queries
+from hub.services import channels_connect, queries
 from ui import readmodels
 from ui.auth import hub_of, require_user
 from ui.pages import FormErrors, read_form, render, see_other
@@ -177,6 +178,9 @@ class ChannelsController(Controller):
             "edit_errors": FormErrors(),
             "sim_errors": FormErrors(),
             "sim_values": {},
+            "can_connect": isinstance(conn, CanRegisterWebhooks),
+            "connect_result": None,
+            "connect_error": None,
         }
         context.update(extra)
         return render(request, "channels/detail.html", status_code=status_code, **context)
@@ -217,6 +221,20 @@ class ChannelsController(Controller):
         return await self._detail(
             request, channel_id, status_code=422, edit_errors=errors, edit_values=form
         )
+
+    @post("/{channel_id:str}/connect", status_code=200)
+    async def connect(self, request: Request[Any, Any, Any], channel_id: FromPath[str]) -> Template:
+        """Register the hub's webhooks on the phone (SMS Gateway for Android); the page shows
+        what is registered and what is left to do, or what to fix."""
+        try:
+            done = await channels_connect.connect_channel(hub_of(request), channel_id)
+        except NotFound:
+            raise
+        except ApiError as exc:
+            return await self._detail(
+                request, channel_id, status_code=exc.status_code, connect_error=exc
+            )
+        return await self._detail(request, channel_id, connect_result=done)
 
     @post("/{channel_id:str}/delete", status_code=303)
     async def delete(
