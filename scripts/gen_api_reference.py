@@ -185,7 +185,7 @@ def _fields_table(schema: dict[str, Any], schemas: dict[str, Any], head: str) ->
 def _describe(description: str | None, schema: dict[str, Any]) -> str:
     """The description, then the default and the bounds a client hits."""
     parts = [_cell(description)] if description else []
-    if "default" in schema and schema["default"] not in (None, [], {}):
+    if "default" in schema and schema["default"] not in (None, "", [], {}):
         parts.append(f"Default `{_short(_json(schema['default']))}`.")
     bounds = [
         f"{label} {schema[key]}"
