@@ -27,6 +27,7 @@ from ui.controllers.groups import GroupsController
 from ui.controllers.mysmsgate import MySmsGateController
 from ui.controllers.optouts import OptOutsController
 from ui.controllers.runs import RunsController
+from ui.controllers.secrets import SecretsController
 from ui.controllers.webhooks import WebhooksController
 from ui.pages import (
     STATIC_DIR,
@@ -53,6 +54,7 @@ def route_handlers() -> list[ControllerRouterHandler]:
             CampaignsController,
             ChannelsController,
             ApiKeysController,
+            SecretsController,
             OptOutsController,
             MySmsGateController,
             WebhooksController,
