@@ -34,8 +34,9 @@ from connectors import simulator as sim
 from tests.fakes.webhooks import vonage_sig
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-#: Fixtures for what the hub sends, not for a connector.
-OUTBOUND_ONLY = {"standard-webhooks"}
+#: Fixtures for what the hub sends, not for a connector (the MySMSGate-format receivers'
+#: package.json is JSON too).
+OUTBOUND_ONLY = {"standard-webhooks", "mysmsgate_receivers"}
 #: The clock for rows whose scheme has no timestamp (any time would do).
 ANY_TIME = datetime(2025, 11, 26, 12, 0, tzinfo=UTC)
 ACCOUNT_SID = "AC" + "0" * 32
