@@ -7,6 +7,7 @@ with a message naming it; publish refuses secrets where they cannot be used."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -261,3 +262,19 @@ async def test_the_editor_test_run_uses_a_masked_fake_and_knows_the_names(
     zap = next(s for s in run["steps"] if s["node_id"] == "zap")
     assert zap["status"] == "failed" and "secret 'NOT_THERE' is not set" in zap["error"]
     assert TOKEN not in await database_text(hub)
+
+
+async def test_two_creates_of_one_name_at_once_make_one_secret(hub: Hub) -> None:
+    """The unique name decides (on PostgreSQL both may pass the check): one row, a 409."""
+    from hub.errors import Conflict
+    from hub.services import secrets
+
+    results = await asyncio.gather(
+        *(secrets.create_secret(hub, "RACE_TOKEN", f"value-{i}") for i in range(4)),
+        return_exceptions=True,
+    )
+    made = [r for r in results if isinstance(r, FlowSecret)]
+    refused = [r for r in results if isinstance(r, Conflict)]
+    assert len(made) == 1 and len(refused) == 3, results
+    assert all(r.code == "secret_exists" for r in refused)
+    assert [s.name for s in await secrets.list_secrets(hub)] == ["RACE_TOKEN"]
