@@ -154,7 +154,7 @@ async def test_older_registrations_of_the_same_url_are_removed_cloud_mode(
 async def _device_events(hub: Hub) -> list[str]:
     async with hub.db.read() as session:
         rows = await session.execute(
-            sa.select(Event.type)
+            sa.select(col(Event.type))
             .where(col(Event.type).startswith("device."))
             .order_by(col(Event.created_at))
         )

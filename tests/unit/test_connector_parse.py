@@ -90,9 +90,15 @@ def check_parse(name: str, req: WebhookRequest) -> None:
         assert_well_formed(event)
 
 
+#: A gateway's sign of life (SMS Gateway for Android's system:ping): it names its device.
+HEARTBEAT = ("device.heartbeat",)
+
+
 def assert_well_formed(event: InboundEvent) -> None:
-    assert event.type in ("sms.received", "sms.sent", "sms.delivered", "sms.failed")
+    assert event.type in ("sms.received", "sms.sent", "sms.delivered", "sms.failed", *HEARTBEAT)
     assert isinstance(event.dedupe_key, str) and event.dedupe_key
+    if event.type in HEARTBEAT:  # a sign of life marks a device, or there is none
+        assert isinstance(event.device_id, str) and event.device_id
     for name in ("provider_message_id", "from_number", "to_number", "body", "device_id", "error"):
         assert getattr(event, name) is None or isinstance(getattr(event, name), str), name
     assert event.sim_slot is None or (isinstance(event.sim_slot, int) and event.sim_slot >= 0)
