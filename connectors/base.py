@@ -165,6 +165,9 @@ class InboundEvent:
     segments: int | None = None
     #: The provider's own status word ("undelivered", "RESULT_ERROR_…"), for history.
     provider_status: str | None = None
+    #: For delivery reports: the provider credited the send back (MySMSGate's
+    #: ``refunded``); None when it says nothing about refunds.
+    refunded: bool | None = None
     #: For ``sms.received``: the part of a long SMS this is (None: a whole SMS).
     part: MessagePart | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)

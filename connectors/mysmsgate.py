@@ -224,6 +224,7 @@ def _delivery_report(body: Fields) -> list[InboundEvent]:
     device_id = body.opt_str("device_id")
     sim_slot = body.opt_int("sim_slot", minimum=0)
     occurred_at = body.opt_time("timestamp")
+    refunded = body.opt_bool("refunded")
     if event is None:
         return []
     return [
@@ -237,6 +238,7 @@ def _delivery_report(body: Fields) -> list[InboundEvent]:
             occurred_at=occurred_at,
             error=(status_text or status) if event == "sms.failed" else None,
             provider_status=status_text or status,
+            refunded=refunded,
             raw=dict(body.data),
         )
     ]

@@ -118,6 +118,9 @@ SmsStatusData = TypedDict(
         "provider_message_id": str | None,
         "provider_status": str | None,
         "error": str | None,
+        # True when the gateway said it credited the send back (MySMSGate's ``refunded``);
+        # None when it says nothing about refunds.
+        "refunded": bool | None,
         "device": DeviceRef,
         "channel": ChannelRef,
     },
@@ -295,7 +298,12 @@ def sms_received(
 
 
 def sms_status(
-    message: MessageLike, *, provider_status: str | None, channel: ChannelRef, device: DeviceRef
+    message: MessageLike,
+    *,
+    provider_status: str | None,
+    channel: ChannelRef,
+    device: DeviceRef,
+    refunded: bool | None = None,
 ) -> SmsStatusData:
     """``sms.sent`` / ``sms.delivered`` / ``sms.failed``: an outbound message's new status."""
     return {
@@ -314,6 +322,7 @@ def sms_status(
         "provider_message_id": message.provider_message_id,
         "provider_status": provider_status,
         "error": message.error,
+        "refunded": refunded,
         "device": device,
         "channel": channel,
     }

@@ -130,6 +130,7 @@ def record_status(
     detail: str | None = None,
     event_id: str | None = None,
     now: datetime | None = None,
+    refunded: bool | None = None,
 ) -> Unit[None]:
     """Unit: set a message's status, append the change to its history and emit the
     public ``sms.<status>`` event of an outbound message (once per message and status)."""
@@ -147,7 +148,7 @@ def record_status(
         (message.id, status, provider_status, detail, event_id, at),
     )
     if message.direction == "outbound" and status in PUBLIC_STATUSES:
-        data = yield from _status_data(message, provider_status)
+        data = yield from _status_data(message, provider_status, refunded)
         yield from emit(
             hub,
             type=f"sms.{status}",
@@ -159,7 +160,9 @@ def record_status(
         )
 
 
-def _status_data(message: MessageRow, provider_status: str | None) -> Unit[dict[str, Any]]:
+def _status_data(
+    message: MessageRow, provider_status: str | None, refunded: bool | None
+) -> Unit[dict[str, Any]]:
     """The ``data`` of an ``sms.<status>`` event, with the channel and device it names."""
     channel = yield from fetch_one(
         "SELECT id, name, connector FROM channels WHERE id = ?", (message.channel_id,)
@@ -173,6 +176,7 @@ def _status_data(message: MessageRow, provider_status: str | None) -> Unit[dict[
         sms_status(
             message,
             provider_status=provider_status,
+            refunded=refunded,
             channel=channel_ref(None, message.channel_id)
             if channel is None
             else {"id": channel[0], "name": channel[1], "connector": channel[2]},
@@ -192,6 +196,7 @@ def apply_status(
     detail: str | None = None,
     event_id: str | None = None,
     now: datetime | None = None,
+    refunded: bool | None = None,
 ) -> Unit[bool]:
     """Unit: move a message forward to ``status``; a late or repeated report changes
     nothing (False)."""
@@ -205,5 +210,6 @@ def apply_status(
         detail=detail,
         event_id=event_id,
         now=now,
+        refunded=refunded,
     )
     return True

@@ -101,6 +101,7 @@ def _apply(
         detail=event.error,
         event_id=event_id,
         now=now,
+        refunded=event.refunded,
     )
 
 

@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from connectors import get_connector
 from connectors.base import WebhookRequest
@@ -233,3 +234,71 @@ async def test_send_hands_the_provider_the_documented_request_and_reports_move_i
         after = (await client.get(f"/api/v1/messages/{message_id}", headers=api_headers)).json()
         assert after["status"] == "delivered" and after["history"] == delivered["history"]
         assert len(fake.requests) == 1  # nothing was sent twice
+
+
+async def test_a_mysmsgate_refund_reaches_the_failed_event(
+    hub: Hub,
+    client: httpx.AsyncClient,
+    api_headers: dict[str, str],
+    make_channel: ChannelFactory,
+) -> None:
+    """MySMSGate's ``refunded`` on a failed report is the ``sms.failed`` event's
+    ``refunded`` (and so what a MySMSGate-format endpoint posts); ``refunded: false`` stays
+    false."""
+    gateway = GATEWAYS["mysmsgate"]
+    async with FakeProvider("mysmsgate", **gateway.credentials) as fake:  # type: ignore[arg-type]
+        channel = await make_channel(
+            "mysmsgate",
+            config={**gateway.config, "base_url": fake.base_url},
+            webhook_secret=SECRET,
+            phone_number=OURS,
+        )
+        sent = await client.post(
+            "/api/v1/send",
+            json={"to": ANN, "message": "Your table is ready", "channel_id": channel.id},
+            headers=api_headers,
+        )
+        message_id = sent.json()["id"]
+        await drain(hub)
+        message = (await client.get(f"/api/v1/messages/{message_id}", headers=api_headers)).json()
+        provider_id = message["provider_message_id"]
+        await _post_report(hub, client, "mysmsgate", channel.id, "sent", provider_id)
+        runtime = await hub.channels.get(channel.id)
+        assert runtime is not None
+        body = json.dumps(
+            {
+                "message_id": provider_id,
+                "to": ANN,
+                "status": "failed",
+                "status_text": "RECIPIENT_UNREACHABLE",
+                "device_id": "phone-1",
+                "sim_slot": 0,
+                "refunded": True,
+                "timestamp": int(datetime.now(UTC).timestamp()),
+            }
+        ).encode()
+        unsigned = WebhookRequest(
+            method="POST",
+            url=f"{hub.settings.public_url}/webhooks/{channel.id}/status",
+            path="status",
+            headers={"content-type": "application/json"},
+            body=body,
+        )
+        signed = get_connector("mysmsgate").sign(  # type: ignore[attr-defined]
+            runtime.config, runtime.signing_secret, unsigned, datetime.now(UTC)
+        )
+        resp = await client.post(
+            f"/webhooks/{channel.id}/status", content=signed.body, headers=dict(signed.headers)
+        )
+        assert resp.status_code == 200, resp.text
+        await drain(hub)
+    async with hub.db.read() as session:
+        rows = await session.execute(
+            # The public events (the gateway's own report rows carry the message id too).
+            sa.text("SELECT type, payload FROM events WHERE dedupe_key LIKE :k"),
+            {"k": f"status:{message_id}:%"},
+        )
+        found = {row[0]: row[1] for row in rows}
+    payload = {k: json.loads(v) if isinstance(v, str) else v for k, v in found.items()}
+    assert payload["sms.failed"]["data"]["refunded"] is True
+    assert payload["sms.sent"]["data"]["refunded"] is False
