@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from litestar import Response, delete, get, patch, post
 from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,6 +22,7 @@ from hub.schemas import (
     ConnectOut,
     DeviceOut,
     DevicePatch,
+    ErrorOut,
     GatewayOut,
     MessageOut,
     MessagePatch,
@@ -61,6 +63,23 @@ def channel_out(hub: Hub, row: Channel, *, with_secret: bool) -> ChannelOut:
     )
     urls = WebhookUrls(**channel_service.webhook_urls(hub, row))
     return view(ChannelOut, row, config=shown, webhook_urls=urls, webhook_secret=secret)
+
+
+#: The connect's own errors (the API reference lists them with the usual ones).
+CONNECT_ERRORS = {
+    409: ResponseSpec(
+        data_container=ErrorOut,
+        description="connect_unsupported / channel_disabled: not an SMS Gateway for Android "
+        "channel, or the channel is disabled",
+        generate_examples=False,
+    ),
+    422: ResponseSpec(
+        data_container=ErrorOut,
+        description="public_url_not_https / gateway_unreachable / gateway_unauthorized / "
+        "gateway_refused: the message says what to fix",
+        generate_examples=False,
+    ),
+}
 
 
 def connect_out(done: channels_connect.Connected) -> ConnectOut:
@@ -203,13 +222,15 @@ class ChannelController(ApiController):
         "/{channel_id:str}/connect",
         status_code=200,
         summary="Register the hub's webhooks on the phone",
+        responses=CONNECT_ERRORS,
     )
     async def connect(self, hub: NamedDependency[Hub], channel_id: FromPath[str]) -> ConnectOut:
         """SMS Gateway for Android: registers the channel's webhook URL on the gateway for
         sms:received, sms:sent, sms:delivered, sms:failed and system:ping (ids derived from
         the channel, so running it again replaces them) and lists what is registered.
-        409 `connect_unsupported` for other gateways; 422 `public_url_not_https`,
-        `gateway_unreachable`, `gateway_unauthorized`, `gateway_refused` say what to fix."""
+        409 `connect_unsupported` for other gateways, `channel_disabled`; 422
+        `public_url_not_https`, `gateway_unreachable`, `gateway_unauthorized`,
+        `gateway_refused` say what to fix."""
         done = await channels_connect.connect_channel(hub, channel_id)
         return connect_out(done)
 

@@ -48,6 +48,12 @@ async def connect_channel(hub: Hub, channel_id: str) -> Connected:
             "for Android channels can; paste the webhook URLs into the gateway instead",
             code="connect_unsupported",
         )
+    if not row.enabled:
+        raise Conflict(
+            "this channel is disabled, so the hub would refuse the phone's webhooks (403): "
+            "enable it first",
+            code="channel_disabled",
+        )
     url = webhook_urls(hub, row)["default"]
     _check_https(url)
     runtime = runtime_of(row, hub.box)

@@ -331,3 +331,17 @@ async def test_only_sms_gateway_for_android_channels_connect(
     assert "only SMS Gateway for Android" in resp.json()["error"]["message"]
     missing = await _connect(client, api_headers, "ch_nope")
     assert missing.status_code == 404
+
+
+async def test_a_disabled_channel_is_not_connected(
+    client: httpx.AsyncClient, api_headers: dict[str, str], make_channel: ChannelFactory
+) -> None:
+    async with FakeSmsGateApi(username="sms", password="pw") as phone:
+        channel = await _smsgate_channel(make_channel, phone)
+        await client.patch(
+            f"/api/v1/channels/{channel.id}", json={"enabled": False}, headers=api_headers
+        )
+        resp = await _connect(client, api_headers, channel.id)
+        assert phone.requests == []
+    assert resp.status_code == 409, resp.text
+    assert resp.json()["error"]["code"] == "channel_disabled"
