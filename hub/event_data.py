@@ -179,14 +179,10 @@ class DeviceStatusData(TypedDict):
 
     device_id: str
     channel_id: str
-    #: offline or online.
-    status: str
-    #: The last time anything (an SMS, a report, a ping) came from the device.
-    last_seen_at: str | None
-    #: When the hub announced it offline (for ``device.online``: how long it was gone).
-    offline_at: str | None
-    #: SMSHUB_DEVICE_OFFLINE_AFTER_S: the silence that makes a device offline.
-    offline_after_s: float
+    status: str  # offline or online
+    last_seen_at: str | None  # when anything (an SMS, a report, a ping) last came from it
+    offline_at: str | None  # when it was announced offline (device.online: gone since then)
+    offline_after_s: float  # SMSHUB_DEVICE_OFFLINE_AFTER_S, the silence that makes it offline
     device: DeviceRef
     channel: ChannelRef
 
