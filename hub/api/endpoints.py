@@ -184,9 +184,16 @@ class HookController(ApiController):
 
     @post("/", status_code=201, summary="Subscribe a REST Hook (Zapier, Make, n8n)")
     async def subscribe(self, hub: NamedDependency[Hub], data: JSONBody[HookIn]) -> HookOut:
-        """An endpoint under the hood; the preset is inferred from the target URL."""
+        """An endpoint under the hood; the preset is inferred from the target URL. The answer
+        holds the ``whsec_`` secret so the subscriber can verify what it receives."""
         row = await endpoint_service.subscribe_hook(hub, data.target_url, data.event)
-        return HookOut(id=row.id, target_url=row.url, event=data.event, preset=row.preset)
+        return HookOut(
+            id=row.id,
+            target_url=row.url,
+            event=data.event,
+            preset=row.preset,
+            secret=hub.box.decrypt(row.secret_enc),
+        )
 
     @delete("/{hook_id:str}", status_code=204, summary="Unsubscribe a REST Hook")
     async def unsubscribe(self, hub: NamedDependency[Hub], hook_id: FromPath[str]) -> None:

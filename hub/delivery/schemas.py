@@ -196,3 +196,6 @@ class HookOut(BaseModel):
     target_url: str
     event: str
     preset: str
+    secret: str = Field(
+        description="The whsec_ secret signing its deliveries (Standard Webhooks), to verify them."
+    )

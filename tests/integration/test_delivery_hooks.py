@@ -112,6 +112,9 @@ async def test_the_preset_is_inferred_from_the_target_url(
     assert resp.json()["preset"] == preset
     shown = await client.get(f"/api/v1/endpoints/{resp.json()['id']}", headers=api_headers)
     assert shown.json()["kind"] == "hook" and shown.json()["event_types"] == ["*"]
+    # The answer holds the secret its deliveries are signed with, for the subscriber to verify.
+    assert resp.json()["secret"].startswith("whsec_")
+    assert resp.json()["secret"] == shown.json()["secret"]
 
 
 async def test_hooks_refuse_bad_events_and_urls_and_api_endpoints(
