@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from litestar import Request, Response, delete, get, post, put
 from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 from litestar.types import ControllerRouterHandler
 from pydantic import BaseModel, Field
@@ -18,8 +19,9 @@ from hub.context import Hub
 from hub.delivery.outbound import flow_signing_secret as signing_secret_of
 from hub.errors import BadRequest
 from hub.models import Flow, FlowRun, FlowVersion
-from hub.schemas import In, Page, view
+from hub.schemas import ErrorOut, In, Page, view
 from hub.services import flow_dispatch as dispatch_service
+from hub.services import flow_starts as start_service
 from hub.services import flows as flow_service
 from hub.services import runs as run_service
 
@@ -95,6 +97,36 @@ class ReplayIn(In):
 class HookOut(BaseModel):
     run_id: str
     status: str
+
+
+class StartIn(In):
+    phone: str = Field(min_length=1, max_length=32, description="The contact (created if new).")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="Handed to the run as `trigger.data.params`."
+    )
+    idempotency_key: str | None = Field(
+        default=None, max_length=200, description="Same key → the same run, nothing started again."
+    )
+
+
+class StartOut(BaseModel):
+    run_id: str
+    status: str = Field(description="The run's status at its first wait or its end.")
+
+
+#: The start's own errors (the API reference lists them with the usual ones).
+START_ERRORS = {
+    409: ResponseSpec(
+        data_container=ErrorOut,
+        description="not_published / flow_paused / flow_not_startable: publish or resume it",
+        generate_examples=False,
+    ),
+    422: ResponseSpec(
+        data_container=ErrorOut,
+        description="invalid_phone, or a field out of bounds",
+        generate_examples=False,
+    ),
+}
 
 
 def flow_out(hub: Hub, flow_view: flow_service.FlowView) -> FlowOut:
@@ -189,6 +221,22 @@ class FlowController(ApiController):
         self, hub: NamedDependency[Hub], flow_id: FromPath[str], data: JSONBody[EnabledIn]
     ) -> FlowSummary:
         return _summary(await flow_service.set_enabled(hub, flow_id, data.enabled))
+
+    @post(
+        "/{flow_id:str}/start",
+        status_code=202,
+        summary="Start the published flow for a contact",
+        responses=START_ERRORS,
+    )
+    async def start(
+        self, hub: NamedDependency[Hub], flow_id: FromPath[str], data: JSONBody[StartIn]
+    ) -> StartOut:
+        """As a ``flow.start`` node would: a ``flow.started`` trigger with ``params``; the run
+        goes to its first wait or its end before the answer."""
+        outcome = await start_service.start_from_api(
+            hub, flow_id, data.phone, data.params, data.idempotency_key
+        )
+        return StartOut(run_id=outcome.run_id or "", status=outcome.status or "running")
 
     @get("/{flow_id:str}/versions", summary="Versions, newest first")
     async def versions(self, hub: NamedDependency[Hub], flow_id: FromPath[str]) -> list[VersionOut]:

@@ -18,6 +18,9 @@ What holds, and where the code makes it hold:
 
 from __future__ import annotations
 
+import uuid
+from typing import Any
+
 from flows import FlowNotFoundError
 from flows.ports import (
     FLOW_STARTED,
@@ -28,15 +31,16 @@ from flows.ports import (
     TriggerEvent,
 )
 from hub.context import Hub
+from hub.errors import Conflict, NotFound, Unprocessable
 from hub.event_data import iso
-from hub.models import utcnow
+from hub.models import Flow, utcnow
 from hub.phone import InvalidNumber, to_e164
 from hub.services.broadcasts import BroadcastSpec, insert_broadcast
 from hub.services.contacts import contact_for
 from hub.services.flow_contacts import contact_view_of
 from hub.store import Unit, fetch_one
 
-__all__ = ["start_flow"]
+__all__ = ["start_flow", "start_from_api"]
 
 
 async def start_flow(hub: Hub, command: StartFlowCommand) -> StartFlowOutcome:
@@ -45,6 +49,36 @@ async def start_flow(hub: Hub, command: StartFlowCommand) -> StartFlowOutcome:
     if command.group_id is not None:
         return await _start_for_group(hub, command)
     return await _start_for_contact(hub, command, version)
+
+
+async def start_from_api(
+    hub: Hub, flow_id: str, phone: str, params: dict[str, Any], key: str | None
+) -> StartFlowOutcome:
+    """``POST /api/v1/flows/{id}/start``: the published flow for one contact, as a
+    ``flow.start`` node would start it (``trigger.data.parent_*`` empty). The same ``key``
+    returns the first run; without a key every call starts a new run. 404 unknown flow,
+    409 not published or paused, 422 a bad number."""
+    async with hub.db.read() as session:
+        flow = await session.get(Flow, flow_id)
+    if flow is None or flow.deleted_at is not None:
+        raise NotFound(f"flow {flow_id!r} not found", code="flow_not_found")
+    if flow.published_version is None:
+        raise Conflict(f"flow {flow_id!r} is not published", code="not_published")
+    if not flow.enabled:
+        raise Conflict(f"flow {flow_id!r} is paused", code="flow_paused")
+    try:
+        e164 = to_e164(phone, hub.settings.default_region)
+    except InvalidNumber as exc:
+        raise Unprocessable(
+            str(exc), code="invalid_phone", details=[{"field": "phone", "message": str(exc)}]
+        ) from exc
+    # Namespaced so an API key never meets a flow.start step's key (run id + node id).
+    scoped = f"api:{flow_id}:{key}" if key else f"api:{uuid.uuid4().hex}"
+    command = StartFlowCommand(flow_id=flow_id, phone=e164, params=params, idempotency_key=scoped)
+    try:
+        return await start_flow(hub, command)
+    except EffectError as exc:  # paused or unpublished since the check above
+        raise Conflict(str(exc), code="flow_not_startable") from exc
 
 
 def _published_version(flow_id: str) -> Unit[int]:
