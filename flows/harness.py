@@ -33,7 +33,13 @@ from flows.model import Flow, dump_flow
 from flows.nodes import trigger_run_failed
 from flows.ports import FLOW_STARTED, EffectError, StartFlowCommand, TriggerEvent
 from flows.runs import Run, Step
-from flows.testing_events import TriggerDriver, delivery_report, sample_failure, sms_received
+from flows.testing_events import (
+    TriggerDriver,
+    delivery_report,
+    sample_device_event,
+    sample_failure,
+    sms_received,
+)
 from flows.triggers import PublishedFlow, TriggerIndex
 from flows.validation import load_flow
 
@@ -153,6 +159,12 @@ class FlowHarness:
         self._events += 1
         self.log.append(f"a run of {fields.get('flow_id', 'flw_sample')} fails for {phone}")
         return await self.dispatch(sample_failure(self._events, self._now_iso(), phone, fields))
+
+    async def device_status(self, **fields: Any) -> DispatchResult:
+        """A sample phone goes offline (or ``status="online"``): device-status flows run."""
+        self._events += 1
+        self.log.append(f"a phone is {fields.get('status', 'offline')}")
+        return await self.dispatch(sample_device_event(self._events, self._now_iso(), fields))
 
     async def tick(self, flow_id: str | None = None, node_id: str | None = None) -> list[Run]:
         """Move the clock to a schedule's next tick (timers fire on the way) and fire it."""

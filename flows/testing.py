@@ -113,6 +113,10 @@ class FlowConversation:
         """A run of some other flow fails for the contact (``flow_id=``, ``error=``…)."""
         return await self.harness.run_failure(self.contact, **fields)
 
+    async def device_status(self, **fields: Any) -> DispatchResult:
+        """A phone goes offline (``status="online"``: comes back; ``channel_id=``…)."""
+        return await self.harness.device_status(**fields)
+
     async def join_group(self, group_id: str) -> None:
         """The contact becomes a member of ``group_id`` (group triggers and schedules see it)."""
         self.harness.effects.add_group(group_id)

@@ -117,6 +117,26 @@ def sample_failure(
     }
 
 
+def sample_device_event(number: int, now: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``device.offline`` (``status`` "offline", the default) or ``device.online`` event of
+    a sample phone; ``fields`` override the sample's (``channel_id``, ``device_id``…)."""
+    status = str(fields.get("status") or "offline")
+    if status not in ("offline", "online"):
+        raise ValueError("a device's status is offline or online")
+    data: dict[str, Any] = {
+        "device_id": "dev_sample",
+        "channel_id": "ch_test",
+        "status": status,
+        "last_seen_at": now,
+        "offline_at": now,
+        "offline_after_s": 900.0,
+        "device": {"id": "dev_sample", "gateway_id": "sample-phone", "name": "Sample phone"},
+        "channel": {"id": "ch_test", "name": "Test channel", "connector": "smsgate"},
+        **fields,
+    }
+    return {"id": f"evt_{number}", "type": f"device.{status}", "timestamp": now, "data": data}
+
+
 @dataclass
 class TriggerDriver:
     """Fires schedule ticks and announces failed runs for a :class:`~flows.testing.FlowHarness`."""

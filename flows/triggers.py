@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from flows.model import Flow, parse_flow
 from flows.nodes import (
     trigger_delivery_status,
+    trigger_device_status,
     trigger_run_failed,
     trigger_schedule,
     trigger_sms_received,
@@ -66,6 +67,12 @@ class _StatusEntry:
 
 
 @dataclass(frozen=True)
+class _DeviceEntry:
+    match: TriggerMatch
+    config: trigger_device_status.Config
+
+
+@dataclass(frozen=True)
 class _FailedEntry:
     match: TriggerMatch
     config: trigger_run_failed.Config
@@ -89,6 +96,7 @@ class TriggerIndex:
     _status: list[_StatusEntry] = field(default_factory=list)
     _http: dict[str, TriggerMatch] = field(default_factory=dict)
     _failed: list[_FailedEntry] = field(default_factory=list)
+    _devices: list[_DeviceEntry] = field(default_factory=list)
     _schedules: list[ScheduleEntry] = field(default_factory=list)
 
     @classmethod
@@ -115,6 +123,12 @@ class TriggerIndex:
             found = [
                 e.match for e in self._failed if trigger_run_failed.match_failed(e.config, event)
             ]
+        elif kind in trigger_device_status.DEVICE_EVENTS:
+            found = [
+                e.match
+                for e in self._devices
+                if trigger_device_status.match_device(e.config, event)
+            ]
         elif kind in trigger_delivery_status.STATUS_EVENTS:
             found = [
                 e.match
@@ -138,6 +152,13 @@ class TriggerIndex:
         """Whether some published flow starts on ``flow.run.failed``."""
         return bool(self._failed)
 
+    def wants(self, event_type: str) -> bool:
+        """Whether some published trigger could start on a hub event of this type (not
+        ``sms.*``: those are matched one by one) — ``flow.run.failed``, ``device.*``."""
+        if event_type == trigger_run_failed.RUN_FAILED_EVENT:
+            return bool(self._failed)
+        return event_type in trigger_device_status.DEVICE_EVENTS and bool(self._devices)
+
     def _sms_candidates(self, event: Mapping[str, Any]) -> list[_SmsEntry]:
         if not self._first_word and not self._exact:
             return self._scan
@@ -158,23 +179,29 @@ class TriggerIndex:
             except ValidationError:
                 continue  # validation keeps these from being published; never crash dispatch
 
+    def _add_sms(self, match: TriggerMatch, config: Mapping[str, Any]) -> None:
+        sms = trigger_sms_received.Config.model_validate(config)
+        entry = _SmsEntry(match, sms)
+        if sms.match == "first_word":
+            for keyword in {k.casefold() for k in sms.keywords}:
+                self._first_word.setdefault(keyword, []).append(entry)
+        elif sms.match == "exact":
+            for keyword in {" ".join(k.split()).casefold() for k in sms.keywords}:
+                self._exact.setdefault(keyword, []).append(entry)
+        else:
+            self._scan.append(entry)
+
     def _add_node(self, match: TriggerMatch, node_type: str, config: Mapping[str, Any]) -> None:
         if node_type == "trigger.sms_received":
-            sms = trigger_sms_received.Config.model_validate(config)
-            entry = _SmsEntry(match, sms)
-            if sms.match == "first_word":
-                for keyword in {k.casefold() for k in sms.keywords}:
-                    self._first_word.setdefault(keyword, []).append(entry)
-            elif sms.match == "exact":
-                for keyword in {" ".join(k.split()).casefold() for k in sms.keywords}:
-                    self._exact.setdefault(keyword, []).append(entry)
-            else:
-                self._scan.append(entry)
+            self._add_sms(match, config)
         elif node_type == "trigger.delivery_status":
             status = trigger_delivery_status.Config.model_validate(config)
             self._status.append(_StatusEntry(match, status))
         elif node_type == "trigger.http":
             self._http.setdefault(match.flow_id, match)
+        elif node_type == "trigger.device_status":
+            device = trigger_device_status.Config.model_validate(config)
+            self._devices.append(_DeviceEntry(match, device))
         elif node_type == "trigger.run_failed":
             failed = trigger_run_failed.Config.model_validate(config)
             self._failed.append(_FailedEntry(match, failed))

@@ -35,7 +35,7 @@ MAX_INPUTS = 200
 TEST_FLOW_ID = "draft"
 #: What a test run starts with: an inbound SMS, an HTTP call, the schedule's next tick, or
 #: a failed run of another flow (``body`` overrides the sample's fields).
-MODES = ("sms", "http", "schedule", "run_failed")
+MODES = ("sms", "http", "schedule", "run_failed", "device")
 #: Longest wait one "let time pass" may skip (30 days, the longest a node waits).
 MAX_ADVANCE_S = 30 * 86_400.0
 
@@ -112,6 +112,8 @@ async def _apply(harness: FlowHarness, doc: dict[str, Any], step: dict[str, Any]
         await _tick(harness, doc["contact"])
     elif "failure" in step:
         await harness.run_failure(doc["contact"], **step["failure"])
+    elif "device" in step:
+        await harness.device_status(**step["device"])
     else:
         await harness.advance_time(float(step["advance"]))
 
@@ -242,6 +244,11 @@ def _first_input(
         return {"tick": True}
     if mode == "run_failed":
         return {"failure": _failure(document, body)}
+    if mode == "device":
+        status = (body or {}).get("status", "offline")
+        if status not in ("offline", "online"):
+            raise TestRunError("the device's status is offline or online", "device")
+        return {"device": body or {}}
     return {"http": body or {}}
 
 

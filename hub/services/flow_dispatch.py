@@ -44,8 +44,8 @@ FLOW_SWEEP = "flow_sweep"
 def flows_sink(hub: Hub, payloads: list[dict[str, Any]]) -> Unit[None]:
     """Sink: queue flow work for the SMS events a flow could want (compliance keywords never
     reach flows; an event no trigger matches and no run waits for costs no job), and for
-    failed runs when a ``trigger.run_failed`` flow is published. Group filters are left out
-    here (the contact is not loaded): the dispatch job applies them."""
+    the hub events a published trigger wants (``flow.run.failed``, ``device.*``). Group
+    filters are left out here (the contact is not loaded): the dispatch job applies them."""
     index = hub.flows.cached_index()
     keywords = hub.settings.keywords
     waiting, blocked = yield from _phones_waited_on(
@@ -58,9 +58,7 @@ def flows_sink(hub: Hub, payloads: list[dict[str, Any]]) -> Unit[None]:
     lease = hub.queue.lease()
     for payload in payloads:
         type_ = payload.get("type", "")
-        if not type_.startswith("sms.") and not (
-            type_ == RUN_FAILED_EVENT and index.wants_run_failures
-        ):
+        if not type_.startswith("sms.") and not index.wants(type_):
             continue
         event_id = payload["id"]
         data = payload.get("data") or {}

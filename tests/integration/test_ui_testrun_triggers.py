@@ -115,3 +115,19 @@ async def test_a_group_limited_join_is_test_run_by_a_member(hub: Hub, web: Web) 
     }
     result = (await start_test(hub, web, document, mode="sms", text="join")).json()
     assert result["matched"] and result["sms"][0]["text"] == "Welcome, member"
+
+
+async def test_a_device_test_run_starts_from_a_sample_device_event(hub: Hub, web: Web) -> None:
+    document = flow_with(
+        {"id": "on_device", "type": "trigger.device_status", "config": {"states": ["online"]}},
+        "{{ trigger.data.channel.name }} is {{ trigger.data.status }}",
+    )
+    result = (await start_test(hub, web, document, mode="device", body={"status": "online"})).json()
+    (run,) = result["runs"]
+    assert run["status"] == "completed"
+    assert result["sms"][0]["text"] == "Test channel is online"
+    # An offline sample starts nothing here (the trigger wants online only).
+    quiet = (await start_test(hub, web, document, mode="device", body={})).json()
+    assert quiet["runs"] == []
+    bad = await start_test(hub, web, document, mode="device", body={"status": "asleep"})
+    assert bad.status_code == 422

@@ -28,6 +28,7 @@ DESIGN_TYPES = {
     "trigger.http",
     "trigger.schedule",
     "trigger.run_failed",
+    "trigger.device_status",
     "logic.condition",
     "logic.switch",
     "logic.split_random",
@@ -163,6 +164,7 @@ async def test_output_hints_name_keys_the_steps_really_output() -> None:
         status_flow,
         flow("hourly", "trigger.schedule", {"every": {"hours": 1}}),
         flow("on error", "trigger.run_failed", {}),
+        flow("quiet phone", "trigger.device_status", {}),
         flow("boom", "trigger.sms_received", {"keywords": ["boom"]}, outcome="failed"),
     )
     convo.harness.effects.add_group("grp_t")
@@ -171,6 +173,7 @@ async def test_output_hints_name_keys_the_steps_really_output() -> None:
     await convo.wait(seconds=10)
     await convo.delivery_status("failed", error="no signal")
     await convo.tick()
+    await convo.device_status()
     await convo.says("boom")
     outputs: dict[str, dict[str, Any]] = {}
     for run in convo.harness.runs():

@@ -20,6 +20,7 @@ export function summary(node) {
       text += " · " + (c.timezone || "UTC") + (c.group_id ? " · group " + c.group_id : "");
       break;
     case "trigger.run_failed": text = (c.flows || []).length ? "runs of " + c.flows.join(", ") + " fail" : "any run fails"; break;
+    case "trigger.device_status": text = "a phone goes " + ((c.states || ["offline"]).join(" / ")) + ((c.devices || []).length ? " (" + c.devices.join(", ") + ")" : ""); break;
     case "trigger.delivery_status": text = (c.statuses || []).join(", "); break;
     case "trigger.http": text = c.description || "POST to the flow's URL"; break;
     case "logic.condition": text = (c.value || "") + " " + (c.operator || "equals") + " " + (Array.isArray(c.operand) ? c.operand.join(", ") : (c.operand || "")); break;

@@ -102,7 +102,7 @@ export function wireTestDrawer(editor, data) {
     if (text && !text.value && first) text.value = first;
     // A flow started only by a schedule or by failed runs is tested that way.
     var types = Object.keys(editor.graph.nodes).map(function (k) { return editor.graph.nodes[k].type; });
-    var mode = types.indexOf("trigger.sms_received") >= 0 ? null : types.indexOf("trigger.schedule") >= 0 ? "schedule" : types.indexOf("trigger.run_failed") >= 0 ? "run_failed" : null;
+    var mode = types.indexOf("trigger.sms_received") >= 0 ? null : types.indexOf("trigger.schedule") >= 0 ? "schedule" : types.indexOf("trigger.run_failed") >= 0 ? "run_failed" : types.indexOf("trigger.device_status") >= 0 ? "device" : null;
     if (mode) { drawer.querySelector("[name=mode]").value = mode; showMode(drawer.querySelector("form[data-test-form]"), mode); }
     editor.graph.df.updateConnectionNodes && Object.keys(editor.graph.nodes).forEach(function (k) { editor.graph.df.updateConnectionNodes("node-" + k); });
   });
@@ -112,10 +112,10 @@ export function wireTestDrawer(editor, data) {
     evt.preventDefault();
     var mode = form.querySelector("[name=mode]").value;
     var body = null;
-    if (mode === "http" || mode === "run_failed") {
-      var source = form.querySelector(mode === "http" ? "[name=body]" : "[name=failure]");
+    if (mode === "http" || mode === "run_failed" || mode === "device") {
+      var source = form.querySelector({ http: "[name=body]", run_failed: "[name=failure]", device: "[name=device]" }[mode]);
       try { body = JSON.parse(source.value || "{}"); }
-      catch (e) { toast(mode === "http" ? "The HTTP body is not valid JSON" : "The failed run is not valid JSON", "err"); return; }
+      catch (e) { toast({ http: "The HTTP body", run_failed: "The failed run", device: "The device event" }[mode] + " is not valid JSON", "err"); return; }
     }
     editor.testRun({
       document: editor.document(), mode: mode,
