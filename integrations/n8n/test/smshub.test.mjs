@@ -230,6 +230,29 @@ describe('smshub', () => {
 		const [again] = await run({ resource: 'group', operation: 'addContact', groupId: group.id, phone: ALICE });
 		assert.deepEqual(again.already_members, [ALICE]);
 	});
+
+	test('start flow runs the published flow for the phone with the parameters, once per execution', async () => {
+		const phone = '+15550007777';
+		const flow = await api('POST', '/flows/import?publish=true', {
+			name: `n8n start ${randomUUID()}`,
+			nodes: [
+				{ id: 'start', type: 'trigger.sms_received', config: { keywords: ['never-typed'] } },
+				{ id: 'mark', type: 'contact.update', config: { fields: { code: '{{ trigger.data.params.code }}' } } },
+			],
+			edges: [{ from: 'start', port: 'next', to: 'mark' }],
+		});
+		const params = { resource: 'flow', operation: 'start', flowId: flow.id, phone, params: '{"code": "n8n-42"}' };
+		const [started] = await run(params, 'exec-flow');
+		assert.match(started.run_id, /^run_/);
+		assert.equal(started.status, 'completed');
+		const [again] = await run(params, 'exec-flow');
+		assert.equal(again.run_id, started.run_id);
+		const { items } = await api('GET', `/contacts?q=${encodeURIComponent(phone)}`);
+		assert.equal(items.length, 1);
+		assert.equal(items[0].fields.code, 'n8n-42');
+		// Parameters that are not a JSON object are the node's error, before any request.
+		await assert.rejects(run({ ...params, params: '[1, 2]' }, 'exec-bad'), /JSON object/);
+	});
 });
 
 // Not through the nodes: the fake context must not pass for something n8n would refuse.
