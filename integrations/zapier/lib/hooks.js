@@ -78,7 +78,11 @@ const receive = (z, bundle, allowedEvents) => {
         throw err;
       }
     }
-    body = JSON.parse(raw.content);
+    try {
+      body = JSON.parse(raw.content);
+    } catch (err) {
+      throw new z.errors.Error(`Refused a delivery: the body is not JSON (${err.message})`, 'InvalidBody', 400);
+    }
   }
   const event = eventForZapier(body);
   if (allowedEvents && event.event_type && !allowedEvents.includes(event.event_type)) return [];

@@ -222,7 +222,7 @@ describe('against a running hub', { skip: !HUB_URL && 'HUB_URL is not set' }, ()
     assert.deepEqual(await appTester(find, { authData, inputData: { phone: '+15559990000' } }), []);
   });
 
-  test('Start a Flow for a Contact runs the published flow; Flow Run Failed subscribes', async () => {
+  test('Start a Flow for a Contact runs the published flow; a failed run fires Flow Run Failed', async () => {
     const flow = {
       name: `zapier start ${crypto.randomUUID().slice(0, 8)}`,
       nodes: [
@@ -248,11 +248,28 @@ describe('against a running hub', { skip: !HUB_URL && 'HUB_URL is not set' }, ()
     });
     await assert.rejects(appTester(start, { authData, inputData: { ...inputData, flow_id: 'flw_nope' } }), /flow_not_found/);
 
+    // Flow Run Failed: a run that fails (flow.start of a flow that does not exist, its
+    // error port unconnected) reaches the trigger, signed.
     const failedOp = App.triggers.flow_run_failed.operation;
     const subscribeData = await appTester(failedOp.performSubscribe, { authData, targetUrl: `${receiver.url}/failed` });
     assert.deepEqual((await hub('GET', `/endpoints/${subscribeData.id}`)).json.event_types, ['flow.run.failed']);
-    const [sample] = await appTester(failedOp.performList, { authData });
-    assert.equal(sample.event_type, 'flow.run.failed');
+    const failing = await hub('POST', '/flows/import?publish=true', {
+      ...flow,
+      name: `${flow.name} failing`,
+      nodes: [flow.nodes[0], { id: 'boom', type: 'flow.start', config: { flow_id: 'flw_nope' } }],
+      edges: [{ from: 'start', port: 'next', to: 'boom' }],
+    });
+    const failedRun = await appTester(start, { authData, inputData: { flow_id: failing.json.id, phone: '+15554440004' } });
+    assert.equal(failedRun.status, 'failed');
+    const [request] = await waitFor('the failed run at the hook', () => caught('/failed').length && caught('/failed'));
+    assert.ok(genuine(subscribeData.hooks[0].secret, request));
+    const [event] = await appTester(failedOp.perform, hookBundle(subscribeData, request));
+    assert.equal(event.event_type, 'flow.run.failed');
+    assert.equal(event.run_id, failedRun.run_id);
+    assert.equal(event.flow_id, failing.json.id);
+    assert.match(event.error, /flw_nope/);
+    const samples = await appTester(failedOp.performList, { authData });
+    assert.ok(samples.some((item) => item.run_id === failedRun.run_id), 'the real failure is a sample');
     await appTester(failedOp.performUnsubscribe, { authData, subscribeData });
     assert.equal((await hub('GET', `/endpoints/${subscribeData.id}`)).status, 404);
   });
