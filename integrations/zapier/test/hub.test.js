@@ -154,14 +154,24 @@ describe('against a running hub', { skip: !HUB_URL && 'HUB_URL is not set' }, ()
     assert.ok(sim, 'the simulator channel is in the dropdown');
     const devices = await appTester(App.triggers.device_list.operation.perform, { authData, inputData: { channel_id: sim.id } });
     assert.ok(devices.every((d) => d.channel_id === sim.id));
+    // The simulated phone became a device with the inbound SMS of the test above.
+    assert.equal(devices.length, 1, 'the simulator phone is in the device dropdown');
+    const [device] = devices;
     const simField = App.creates.send_sms.operation.inputFields.find((f) => typeof f === 'function');
-    const simFields = await appTester(simField, { authData, inputData: { channel_id: sim.id } });
-    const slots = [...new Set(devices.flatMap((d) => d.sim_slots))].map(String).sort();
-    assert.deepEqual(simFields.length ? Object.keys(simFields[0].choices).sort() : [], slots);
+    const [simChoice] = await appTester(simField, { authData, inputData: { channel_id: sim.id, device_id: device.id } });
+    assert.deepEqual(Object.keys(simChoice.choices), device.sim_slots.map(String));
+    const slot = device.sim_slots[device.sim_slots.length - 1];
 
     const text = `Your order ${crypto.randomUUID().slice(0, 8)} has shipped`;
     const send = App.creates.send_sms.operation.perform;
-    const input = { to: '+15550009999', message: text, channel_id: sim.id, idempotency_key: text };
+    const input = {
+      to: '+15550009999',
+      message: text,
+      channel_id: sim.id,
+      device_id: device.id,
+      sim_slot: String(slot), // Zapier hands dropdown values over as strings
+      idempotency_key: text,
+    };
     const sent = await appTester(send, { authData, inputData: input });
     assert.equal(sent.duplicate, false);
     const again = await appTester(send, { authData, inputData: input });
@@ -176,6 +186,8 @@ describe('against a running hub', { skip: !HUB_URL && 'HUB_URL is not set' }, ()
     assert.equal(outbound.json.items.filter((m) => m.body === text).length, 1, 'one message');
     assert.equal(delivered.history.filter((h) => h.status === 'sent').length, 1, 'handed over once');
     assert.equal(delivered.channel_id, sim.id);
+    assert.equal(delivered.device_id, device.id);
+    assert.equal(delivered.sim_slot, slot);
 
     const [request] = await waitFor('the delivery report at the hook', () =>
       caught('/status').filter((r) => JSON.parse(r.content).data.message_id === sent.id).length &&
