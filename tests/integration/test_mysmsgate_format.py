@@ -23,7 +23,8 @@ import pytest
 
 from hub.context import Hub
 from hub.delivery import mysmsgate_format
-from tests.conftest import FIXTURES, ChannelFactory, drain, free_port, service_missing
+from tests import node_packages
+from tests.conftest import FIXTURES, ChannelFactory, drain, free_port
 from tests.integration.test_sending import ALICE, SECRET, SIM_NUMBER, get_message, post_sim
 
 RECEIVERS = FIXTURES / "mysmsgate_receivers"
@@ -56,21 +57,10 @@ def _wait_listening(port: int, proc: subprocess.Popen[bytes], what: str) -> None
 @pytest.fixture(scope="session")
 def express_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The Express receiver with its locked dependencies installed (npm ci)."""
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        service_missing("Node.js", "node and npm are not on PATH")
     target = tmp_path_factory.mktemp("express")
     for name in ("express_app.js", "package.json", "package-lock.json"):
         shutil.copy(RECEIVERS / name, target / name)
-    done = subprocess.run(
-        ["npm", "ci", "--no-audit", "--no-fund", "--silent"],
-        cwd=target,
-        capture_output=True,
-        timeout=180,
-        check=False,
-    )
-    if done.returncode != 0:
-        service_missing("npm registry", done.stderr.decode()[-500:])
-    return target
+    return node_packages.npm_ci(target, "runs the Express receiver")
 
 
 def _receiver(kind: str, express: Path | None, received: Path) -> Iterator[str]:

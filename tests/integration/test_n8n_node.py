@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import service_missing
+from tests import node_packages
 from tests.fakes.providers import FakeProvider
 from tests.fault.server import Server
 
@@ -29,34 +28,17 @@ PACKAGE = Path(__file__).parents[2] / "integrations" / "n8n"
 SIM_SECRET = "simulator-secret-n8n"
 SIM_NUMBER = "+15550100000"
 GATEWAY_KEY = "mysmsgate-key"
-# npm's words for "the registry cannot be reached" (skip, not fail, outside CI).
-OFFLINE = ("ENOTFOUND", "EAI_AGAIN", "ECONNREFUSED", "ETIMEDOUT", "ECONNRESET", "network")
 
 
 def npm(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """``npm ARGS`` in the package, output captured."""
-    return subprocess.run(
-        ["npm", *args],
-        cwd=PACKAGE,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    return node_packages.npm(PACKAGE, *args, env=env)
 
 
 @pytest.fixture(scope="module")
 def built() -> Path:
     """The package installed from its lock file and compiled by tsc, once per run."""
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        service_missing("node/npm", "not on PATH (node 20+ builds the n8n package)")
-    installed = npm("ci", "--no-audit", "--no-fund", "--prefer-offline")
-    if installed.returncode != 0:
-        output = installed.stdout + installed.stderr
-        if any(word in output for word in OFFLINE):
-            service_missing("npm registry", output.strip().splitlines()[-1])
-        pytest.fail(f"npm ci failed:\n{output}")
+    node_packages.npm_ci(PACKAGE, "builds the n8n package")
     build = npm("run", "build")
     assert build.returncode == 0, build.stdout + build.stderr
     return PACKAGE

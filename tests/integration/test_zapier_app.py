@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,9 +21,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import service_missing
+from tests import node_packages
 from tests.fault.server import Server
-from tests.integration.test_n8n_node import OFFLINE, create_api_key
+from tests.integration.test_n8n_node import create_api_key
 
 pytestmark = pytest.mark.slow
 
@@ -35,23 +34,13 @@ SIM_NUMBER = "+15550100000"
 
 def npm(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """``npm ARGS`` in the app's directory, output captured."""
-    return subprocess.run(
-        ["npm", *args], cwd=APP, env=env, capture_output=True, text=True, timeout=600, check=False
-    )
+    return node_packages.npm(APP, *args, env=env)
 
 
 @pytest.fixture(scope="module")
 def installed() -> Path:
     """The app's dependencies installed from package-lock.json, once per run."""
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        service_missing("node/npm", "not on PATH (node 20+ runs the Zapier app's tests)")
-    result = npm("ci", "--no-audit", "--no-fund", "--prefer-offline")
-    if result.returncode != 0:
-        output = result.stdout + result.stderr
-        if any(word in output for word in OFFLINE):
-            service_missing("npm registry", output.strip().splitlines()[-1])
-        pytest.fail(f"npm ci failed:\n{output}")
-    return APP
+    return node_packages.npm_ci(APP, "runs the Zapier app's tests")
 
 
 def test_the_app_lints_clean_with_eslint(installed: Path) -> None:
