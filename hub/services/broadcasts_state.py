@@ -62,6 +62,13 @@ def resume_unit(hub: Hub, broadcast_id: str, generation: int) -> Unit[None]:
     moved = yield from _move_messages(hub, broadcast_id, ("held",), "queued", "broadcast resumed")
     lease = hub.queue.lease()
     for message_id, channel_id in moved:
+        # The send job of an earlier generation may still wait (re-timed for capacity): it
+        # goes, or it and the new one could both hand the message over.
+        earlier = [f"send:{message_id}", *(f"send:{message_id}:g{g}" for g in range(generation))]
+        yield from execute(
+            f"DELETE FROM jobs WHERE status = 'pending' AND key IN ({placeholders(len(earlier))})",
+            earlier,
+        )
         yield from enqueue_job(
             SEND_MESSAGE,
             {"message_id": message_id, "channel_id": channel_id},
