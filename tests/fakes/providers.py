@@ -38,6 +38,17 @@ class RecordedRequest:
     headers: dict[str, str]
     body: bytes
 
+    @classmethod
+    async def read(cls, request: web.Request) -> RecordedRequest:
+        """Record an incoming request (headers lower-cased)."""
+        return cls(
+            method=request.method,
+            path=request.path,
+            query=dict(request.query),
+            headers={name.lower(): value for name, value in request.headers.items()},
+            body=await request.read(),
+        )
+
     def json(self) -> Any:
         """The body parsed as JSON."""
         return json.loads(self.body)
@@ -100,14 +111,7 @@ class FakeProvider(LocalServer):
     # --- Serving ----------------------------------------------------------------------------
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        body = await request.read()
-        recorded = RecordedRequest(
-            method=request.method,
-            path=request.path,
-            query=dict(request.query),
-            headers={name.lower(): value for name, value in request.headers.items()},
-            body=body,
-        )
+        recorded = await RecordedRequest.read(request)
         self.requests.append(recorded)
         if self.delay_s:
             await asyncio.sleep(self.delay_s)

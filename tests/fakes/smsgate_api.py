@@ -117,14 +117,7 @@ class FakeSmsGateApi(LocalServer):
     # --- serving ---------------------------------------------------------------------------
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        body = await request.read()
-        recorded = RecordedRequest(
-            method=request.method,
-            path=request.path,
-            query=dict(request.query),
-            headers={name.lower(): value for name, value in request.headers.items()},
-            body=body,
-        )
+        recorded = await RecordedRequest.read(request)
         self.requests.append(recorded)
         if self._hanging:
             await self._release.wait()
