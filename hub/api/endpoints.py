@@ -91,12 +91,9 @@ class EndpointController(ApiController):
     async def update(
         self, hub: NamedDependency[Hub], endpoint_id: FromPath[str], data: JSONBody[EndpointPatch]
     ) -> EndpointOut:
-        changes = data.changes()
-        if data.format == "standard" and "preset" not in changes:
-            current = await read_one(hub, endpoint_service.get_endpoint_row, endpoint_id)
-            if current.preset == "mysmsgate":
-                changes["preset"] = "generic"
-        row = await endpoint_service.update_endpoint(hub, endpoint_id, changes)
+        row = await endpoint_service.update_endpoint(
+            hub, endpoint_id, data.changes(), body_format=data.format
+        )
         return endpoint_out(hub, row, with_secret=False)
 
     @delete("/{endpoint_id:str}", status_code=204, summary="Delete an endpoint (history kept)")

@@ -212,10 +212,15 @@ async def create_endpoint(
     return row
 
 
-async def update_endpoint(hub: Hub, endpoint_id: str, changes: dict[str, Any]) -> Endpoint:
-    """Apply a PATCH; re-enabling clears the failure record."""
+async def update_endpoint(
+    hub: Hub, endpoint_id: str, changes: dict[str, Any], *, body_format: str | None = None
+) -> Endpoint:
+    """Apply a PATCH; re-enabling clears the failure record. ``body_format`` "standard"
+    turns a mysmsgate-format endpoint back into a generic one (its preset says the format)."""
     async with hub.db.read() as session:
         current = await get_endpoint_row(session, endpoint_id)
+    if body_format == "standard" and "preset" not in changes and current.preset == "mysmsgate":
+        changes = {**changes, "preset": "generic"}
     if "event_types" in changes and changes["event_types"] is not None:
         changes["event_types"] = check_event_types(changes["event_types"])
     if "headers" in changes:

@@ -233,3 +233,41 @@ def test_our_mysmsgate_bodies_are_what_the_mysmsgate_connector_parses() -> None:
     assert set(shaped) == set(json.loads(fixture["request"]["body"]))
     digest = hmac.new(ENDPOINT_SECRET.encode(), body.encode(), hashlib.sha256).hexdigest()
     assert mysmsgate_format.signature_header(ENDPOINT_SECRET, body) == {"X-Signature": digest}
+
+
+async def test_format_switches_on_and_off_and_refuses_a_clash_with_the_preset(
+    hub: Hub, client: httpx.AsyncClient, api_headers: dict[str, str]
+) -> None:
+    url = "http://127.0.0.1:9/sms/incoming"
+    made = await client.post(
+        "/api/v1/endpoints",
+        json={"url": url, "event_types": ["sms.received"], "format": "mysmsgate"},
+        headers=api_headers,
+    )
+    assert made.status_code == 201, made.text
+    endpoint_id = made.json()["id"]
+    back = await client.patch(
+        f"/api/v1/endpoints/{endpoint_id}", json={"format": "standard"}, headers=api_headers
+    )
+    assert (back.json()["format"], back.json()["preset"]) == ("standard", "generic")
+    again = await client.patch(
+        f"/api/v1/endpoints/{endpoint_id}", json={"format": "mysmsgate"}, headers=api_headers
+    )
+    assert (again.json()["format"], again.json()["preset"]) == ("mysmsgate", "mysmsgate")
+    clash = await client.patch(
+        f"/api/v1/endpoints/{endpoint_id}",
+        json={"format": "mysmsgate", "preset": "zapier"},
+        headers=api_headers,
+    )
+    assert clash.status_code == 422 and "format mysmsgate" in clash.text
+    refused = await client.post(
+        "/api/v1/endpoints",
+        json={
+            "url": url,
+            "event_types": ["sms.received"],
+            "format": "standard",
+            "preset": "mysmsgate",
+        },
+        headers=api_headers,
+    )
+    assert refused.status_code == 422
