@@ -4,6 +4,7 @@ linked, the events, bad input."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -14,6 +15,7 @@ from sqlmodel import col
 from hub.context import Hub
 from hub.models import Device, Event, FlowRun, Message
 from hub.services import broadcasts_jobs
+from hub.store import fetch_all, fetch_value
 from tests.conftest import ChannelFactory, drain
 from tests.fakes.providers import FakeProvider
 from tests.helpers import SimPhone, fast_forward
@@ -218,6 +220,58 @@ async def test_pause_holds_every_unsent_message_and_resume_sends_each_once(
     done = await status_of(client, api_headers, broadcast_id)
     assert done["status"] == "completed"
     assert done["counts"]["sent"] + done["counts"]["delivered"] == 150
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+@pytest.mark.parametrize("action", ["pause", "cancel"])
+async def test_pause_and_cancel_never_wait_on_a_message_a_hand_over_holds(
+    hub: Hub,
+    client: httpx.AsyncClient,
+    api_headers: dict[str, str],
+    sim: SimPhone,
+    database_url: str,
+    action: str,
+) -> None:
+    """A hand-over (here another connection) holds one queued message's row lock: the
+    action commits without waiting for it (waiting there is how a group-committed batch of
+    hand-overs deadlocked it again and again), and moves that message too once it is free."""
+    import asyncpg
+
+    group = await make_group(client, api_headers, "club", phones(150))
+    broadcast_id = await started_with_one_batch(hub, client, api_headers, group)
+    to = {"pause": "held", "cancel": "cancelled"}[action]
+    blocker = await asyncpg.connect(database_url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        async with blocker.transaction():
+            locked = await blocker.fetchval(
+                "SELECT m.id FROM messages m JOIN broadcast_recipients r ON r.message_id = m.id "
+                "WHERE r.broadcast_id = $1 ORDER BY m.id DESC LIMIT 1 FOR NO KEY UPDATE OF m",
+                broadcast_id,
+            )
+            task = asyncio.create_task(
+                client.post(f"/api/v1/broadcasts/{broadcast_id}/{action}", headers=api_headers)
+            )
+            for _ in range(300):  # the action's own unit commits while the lock is held
+                moved = await hub.store.read(
+                    fetch_value("SELECT COUNT(*) FROM messages WHERE status = ?", (to,))
+                )
+                if moved:
+                    break
+                await asyncio.sleep(0.01)
+            assert moved == 99  # every queued message but the one being handed over
+            assert not task.done()  # it waits for that one, not in a lock
+        resp = await task
+    finally:
+        await blocker.close()
+    assert resp.status_code == 200, resp.text
+    statuses = await hub.store.read(
+        fetch_all("SELECT status, COUNT(*) FROM messages GROUP BY status")
+    )
+    assert dict(statuses) == {to: 100}
+    assert (
+        await hub.store.read(fetch_value("SELECT status FROM messages WHERE id = ?", (locked,)))
+        == to
+    )
 
 
 async def test_cancel_sends_nothing_more_and_keeps_the_counts(
