@@ -44,6 +44,23 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
 )
 
 
+#: A write that lost to concurrent writers (deadlock, serialization) more often than the
+#: store runs it again: the caller may simply try again.
+CONTENDED: tuple[type[BaseException], ...] = (
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+)
+
+
+def is_contended(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what SQLAlchemy wrapped in it) is a lost race between writers."""
+    if isinstance(exc, sqlalchemy.exc.DBAPIError):
+        return isinstance(exc.orig, CONTENDED) or isinstance(
+            getattr(exc.orig, "__cause__", None), CONTENDED
+        )
+    return isinstance(exc, CONTENDED)
+
+
 def is_unavailable(exc: BaseException) -> bool:
     """Whether ``exc`` (or what SQLAlchemy wrapped in it) says the database is away."""
     if isinstance(exc, sqlalchemy.exc.DBAPIError):

@@ -10,7 +10,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from hub.db import UNAVAILABLE, is_unavailable
+from hub.db import CONTENDED, UNAVAILABLE, is_contended, is_unavailable
 from hub.errors import ApiError
 
 log = logging.getLogger("smshub.api")
@@ -83,6 +83,8 @@ RETRY_AFTER_S = 5
 
 
 def _unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if is_contended(exc):
+        return _contended(request, exc)
     if not is_unavailable(exc):
         return _internal(request, exc)
     reason = type(exc).__name__
@@ -99,6 +101,19 @@ def _unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[An
     return response
 
 
+def _contended(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """A write that kept losing to concurrent writers: nothing of it was kept; try again."""
+    log.warning("write contention on %s %s: %s", request.method, request.url.path, exc)
+    response = error_response(
+        503,
+        "write_contention",
+        "the change lost to concurrent writes several times and was not made; try again",
+        {"retry_after_s": 1},
+    )
+    response.headers["Retry-After"] = "1"
+    return response
+
+
 def _internal(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "internal server error")
@@ -109,5 +124,6 @@ exception_handlers: dict[Any, Any] = {
     ValidationException: _validation,
     HTTPException: _http,
     **{kind: _unavailable for kind in (*UNAVAILABLE, sqlalchemy.exc.DBAPIError)},
+    **{kind: _contended for kind in CONTENDED},
     Exception: _internal,
 }

@@ -32,7 +32,10 @@ ERRORS = {
     403: "csrf_failed: a session request that changes something without X-CSRF-Token",
     404: "not_found: no such object",
     422: "validation_error: a field or parameter is wrong (details name each one)",
-    503: "database_unavailable: the database cannot be reached; retry after Retry-After",
+    503: (
+        "database_unavailable: the database cannot be reached; write_contention: the change "
+        "lost to concurrent writes and was not made; retry after Retry-After"
+    ),
 }
 
 #: Errors of the routes that read the request themselves, by tag (hub/services/ingress.py
