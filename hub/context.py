@@ -126,6 +126,11 @@ class JobQueue(Protocol):
         """A lease for due jobs this process's own workers take at once (None: they are
         left to polling, or to another process)."""
 
+    @property
+    def exclusive(self) -> bool:
+        """True while no other process can be running this hub's jobs (the embedded
+        default's worker lock is held): a job another process had leased is dead."""
+
     async def start(self) -> None:
         """Start processing (workers, sweepers)."""
 
@@ -204,6 +209,8 @@ class Hub:
         self.http = http
         #: The wall clock; tests freeze it to check signature windows.
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        #: Messages this process's send jobs are handing over now: id -> the job's token.
+        self.handing: dict[str, object] = {}
         #: The Redis client shared state uses (None without ``settings.redis_url``).
         self.redis: Redis | None = None
         #: Set once any account is known to exist (accounts are never deleted from the UI).

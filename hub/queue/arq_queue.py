@@ -85,6 +85,11 @@ class ArqQueue:
         """Jobs always go through Redis here: none is taken in memory."""
         return None
 
+    @property
+    def exclusive(self) -> bool:
+        """Never: any number of ``smshub worker`` processes may run the jobs."""
+        return False
+
     def _committed(self, notes: list[Note]) -> None:
         if any(n.kind == JOB_NOTE for n in notes):
             self._wake.set()

@@ -67,6 +67,11 @@ class InlineQueue:
             return None
         return Lease(self.runner.worker_id, self.runner.lease_until())
 
+    @property
+    def exclusive(self) -> bool:
+        """True while this process holds the SQLite file's worker lock."""
+        return self._lock is not None
+
     async def start(self) -> None:
         """Start the poller task (and take over a dead predecessor's jobs)."""
         self._stopping = False

@@ -65,9 +65,20 @@ async def send_message(hub: Hub, message_id: str, channel_id: str | None = None)
             fetch_value("SELECT channel_id FROM messages WHERE id = ?", (message_id,))
         )
     channel = await hub.channels.get(channel_id) if channel_id else None
+    token = object()  # marks this job's hand-over in hub.handing (see _in_flight_until)
+    try:
+        await _hand_over(hub, message_id, channel, token)
+    finally:
+        if hub.handing.get(message_id) is token:
+            del hub.handing[message_id]
+
+
+async def _hand_over(
+    hub: Hub, message_id: str, channel: ChannelRuntime | None, token: object
+) -> None:
     # A maker, not a unit: on PostgreSQL a hand-over that loses a deadlock (two batches
     # each holding a SIM row the other wants) is run again at once, not failed.
-    prepared = await hub.store.write(lambda: _prepare(hub, message_id, channel))
+    prepared = await hub.store.write(lambda: _prepare(hub, message_id, channel, token))
     if prepared is None:
         return
     if isinstance(prepared, Wait):
@@ -90,7 +101,7 @@ async def send_message(hub: Hub, message_id: str, channel_id: str | None = None)
 
 
 def _prepare(
-    hub: Hub, message_id: str, channel: ChannelRuntime | None
+    hub: Hub, message_id: str, channel: ChannelRuntime | None, token: object
 ) -> Unit[tuple[SendRequest, int] | Wait | None]:
     """Unit: check, time, route and pace the message, then mark it ``sending``."""
     message = yield from load_message(hub, message_id, lock=True)
@@ -99,6 +110,10 @@ def _prepare(
     if channel is None or not channel.enabled or not channel.can_send:
         yield from record_status(hub, message, "failed", detail="channel deleted or disabled")
         return None
+    elsewhere = _in_flight_until(hub, message)
+    if elsewhere is not None:
+        yield from _waiting(message, elsewhere)
+        return elsewhere
     refusal = yield from _refusal(message, channel)
     if refusal is not None:
         yield from record_status(hub, message, "failed", detail=refusal)
@@ -110,10 +125,7 @@ def _prepare(
         chosen = yield from _route(hub, channel, message, now)
         wait = chosen if isinstance(chosen, Wait) else None
     if wait is not None:
-        yield from execute(
-            "UPDATE messages SET waiting_reason = ?, next_attempt_at = ? WHERE id = ?",
-            (wait.reason, wait.until, message.id),
-        )
+        yield from _waiting(message, wait)
         return wait
     sim = cast(sims.Sim | None, chosen)
     message.attempts += 1
@@ -124,6 +136,7 @@ def _prepare(
     )
     if message.status != "sending":
         yield from record_status(hub, message, "sending", now=now)
+    hub.handing[message.id] = token  # before the commit: a unit after it in the batch sees it
     request = SendRequest(
         message_id=message.id,
         to=message.to_number or "",
@@ -134,6 +147,34 @@ def _prepare(
         status_callback_url=f"{hub.settings.public_url.rstrip('/')}/webhooks/{channel.id}/status",
     )
     return request, message.attempts
+
+
+def _waiting(message: MessageRow, wait: Wait) -> Unit[None]:
+    """Unit: why and until when the message waits, on the message."""
+    yield from execute(
+        "UPDATE messages SET waiting_reason = ?, next_attempt_at = ? WHERE id = ?",
+        (wait.reason, wait.until, message.id),
+    )
+
+
+def _in_flight_until(hub: Hub, message: MessageRow) -> Wait | None:
+    """A wait while a message marked ``sending`` may still be in another job's hand-over
+    (a second send job of the same message, e.g. one queued again by a resume): resending
+    it now would hand it over twice, failing it as interrupted would undo a send that works.
+
+    Another job of this process is known (``hub.handing``). One of another process is
+    presumed while the hand-over is younger than a job lease — the queue runs a job again
+    only once its lease ran out — unless no other process can be running jobs (the
+    embedded default after a restart: the one that marked it is dead)."""
+    if message.status != "sending" or message.handed_at is None:
+        return None
+    until = message.handed_at + timedelta(seconds=hub.settings.job_lease_s)
+    if until.tzinfo is None:
+        until = until.replace(tzinfo=UTC)
+    if message.id not in hub.handing and (hub.queue.exclusive or until <= hub.clock()):
+        return None
+    until = max(until, hub.clock() + timedelta(seconds=1))
+    return Wait(until, f"being handed over by another job; checked again at {stamp(until)}")
 
 
 def _refusal(message: MessageRow, channel: ChannelRuntime) -> Unit[str | None]:

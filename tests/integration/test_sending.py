@@ -442,3 +442,61 @@ async def test_each_status_transition_is_one_public_event(
     assert delivered["data"]["message_id"] == message_id
     assert delivered["data"]["status"] == "delivered"
     assert delivered["data"]["to"] == ALICE
+
+
+async def _mark_sending(hub: Hub, message_id: str, handed_at: datetime) -> None:
+    """The message as a send job leaves it in the middle of its hand-over."""
+    from hub.store import execute
+
+    await hub.store.write(
+        execute(
+            "UPDATE messages SET status = 'sending', handed_at = ? WHERE id = ?",
+            (handed_at, message_id),
+        )
+    )
+
+
+async def test_a_second_send_job_waits_while_another_may_be_handing_the_message_over(
+    hub: Hub, client: httpx.AsyncClient, api_headers: dict[str, str], sim: str
+) -> None:
+    """A message marked ``sending`` less than a job lease ago may be in another worker's
+    hand-over: a second job of it waits instead of handing it over again; once that lease
+    is over (the other worker died) it goes out, once."""
+    from tests.helpers import fast_forward
+
+    resp = await send(client, api_headers)
+    assert resp.status_code == 202, resp.text
+    message_id = resp.json()["id"]
+    await _mark_sending(hub, message_id, hub.clock())
+    await drain(hub)
+    waiting = await get_message(client, api_headers, message_id)
+    assert waiting["status"] == "sending"
+    assert "another job" in waiting["waiting_reason"]
+    assert [h["status"] for h in waiting["history"]] == ["queued"]
+
+    lease = timedelta(seconds=hub.settings.job_lease_s + 1)
+    await _mark_sending(hub, message_id, hub.clock() - lease)
+    await fast_forward(hub)
+    await drain(hub)
+    done = await get_message(client, api_headers, message_id)
+    assert done["status"] == "delivered"
+    assert [h["status"] for h in done["history"]].count("sent") == 1
+
+
+async def test_a_hand_over_of_this_process_is_waited_for_however_old(
+    hub: Hub, client: httpx.AsyncClient, api_headers: dict[str, str], sim: str
+) -> None:
+    """The process knows its own hand-overs: while one is under way (a slow gateway, past
+    the lease), a second job of the message leaves it alone."""
+    from tests.helpers import fast_forward
+
+    resp = await send(client, api_headers)
+    message_id = resp.json()["id"]
+    await _mark_sending(hub, message_id, hub.clock() - timedelta(hours=1))
+    hub.handing[message_id] = object()
+    await drain(hub)
+    assert (await get_message(client, api_headers, message_id))["status"] == "sending"
+    del hub.handing[message_id]
+    await fast_forward(hub)
+    await drain(hub)
+    assert (await get_message(client, api_headers, message_id))["status"] == "delivered"
