@@ -38,6 +38,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from hypothesis import settings as hypothesis_settings
+from litestar import Litestar
 
 from hub.app import build_hub, create_app
 from hub.context import Hub
@@ -276,6 +277,36 @@ async def hub(
     await runtime.close()
 
 
+#: The apps the ``client`` fixture serves, one per request body limit (the only setting
+#: an app is built with; everything else is read from the hub on ``app.state``).
+_APPS: dict[int, Litestar] = {}
+
+
+def shared_app(hub: Hub) -> Litestar:
+    """The session's app serving ``hub``: building one takes ~0.3 s (Litestar registers
+    some 320 routes), so it is built once and the hub swapped in through ``app.state``."""
+    app = _APPS.get(hub.settings.max_body_bytes)
+    if app is None:
+        app = _APPS[hub.settings.max_body_bytes] = create_app(hub=hub, workers=False)
+    app.state.hub = hub
+    return app
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _quick_password_hashes() -> Iterator[None]:
+    """Argon2id with its cheapest parameters: the suite signs in hundreds of times and
+    the production cost (64 MiB, ~0.2 s a hash) is for attackers, not for tests. The
+    hashes stay real argon2id; each carries its own parameters when verified."""
+    from argon2 import PasswordHasher
+
+    from hub.services import users
+
+    production = users._hasher
+    users._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    yield
+    users._hasher = production
+
+
 @pytest.fixture
 async def client(hub: Hub) -> AsyncIterator[httpx.AsyncClient]:
     """An in-process HTTP client for the hub's app, on the test's own event loop.
@@ -283,7 +314,7 @@ async def client(hub: Hub) -> AsyncIterator[httpx.AsyncClient]:
     (Litestar's AsyncTestClient runs the app on another loop, which asyncpg refuses.)
     No lifespan runs: no background workers, tests drain the queue themselves.
     """
-    app = create_app(hub=hub, workers=False)
+    app = shared_app(hub)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver.local") as http:
         yield http
