@@ -150,6 +150,9 @@ class Settings(BaseSettings):
     concat_wait_s: float = Field(default=60.0, gt=0, le=86_400)
     """Seconds the parts of a long inbound SMS wait for the missing ones (from the first
     part's arrival); then what arrived becomes one message marked incomplete."""
+    campaign_late_after_s: float = Field(default=3600.0, ge=0, le=30 * 86_400)
+    """Seconds after its time a campaign fire may still go out (the hub was down or
+    overloaded at its time); later it is skipped with reason ``late``; 0 = always send."""
     device_offline_after_s: float = Field(default=900.0, ge=0, le=30 * 86_400)
     """Seconds without a ping or any other event from a phone after which the hub raises
     ``device.offline`` (and ``device.online`` when it is heard again); 0 = never."""

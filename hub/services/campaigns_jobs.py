@@ -12,6 +12,8 @@ What holds, and where the code makes it hold:
   (:func:`hub.services.sending.create_outbound`, idempotency key
   ``campaign:<fire id>:<epoch>``) and marks the row ``fired`` in the same unit, so a
   re-run finds it fired; opted-out, blocked and deleted contacts are ``cancelled``.
+* A fire whose job runs more than ``campaign_late_after_s`` after its time (the hub was
+  down then) is ``skipped`` with reason ``late`` instead of sent hours late.
 * A flow event starts the flow's published version with a run id derived from the fire
   (:func:`run_id_for`), so a re-run after a crash continues that run instead of starting
   another, then marks the row ``fired``.
@@ -95,6 +97,10 @@ async def campaign_fire(hub: Hub, fire_id: str, fire_at: str) -> None:
     if now < due:
         wait = (due - now).total_seconds()
         raise Retry(max(0.05, wait), count_attempt=False, reason="campaign fire not due yet")
+    limit = hub.settings.campaign_late_after_s
+    if limit and (now - due).total_seconds() > limit:
+        await hub.store.write(lambda: _skip_late(hub, fire, due, now))
+        return
     if not await hub.store.write(lambda: _recheck(hub, fire, due, now)):
         return
     contact = await hub.store.read(
@@ -106,6 +112,14 @@ async def campaign_fire(hub: Hub, fire_id: str, fire_at: str) -> None:
         await _fire_flow(hub, fire, due, contact)
     else:
         await _fire_text(hub, fire, due, contact)
+
+
+def _skip_late(hub: Hub, fire: _Fire, due: datetime, now: datetime) -> Unit[None]:
+    """Unit: a fire whose time is more than ``campaign_late_after_s`` gone (the hub was
+    down at its time) is skipped, reason ``late``: a reminder hours after its time would
+    mislead more than it helps."""
+    if (yield from _still_due(hub, fire.id, due, lock=True)):
+        yield from _close(fire.id, "skipped", "late", now)
 
 
 async def _fire_text(hub: Hub, fire: _Fire, due: datetime, contact: tuple[Any, ...]) -> None:

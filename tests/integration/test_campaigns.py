@@ -45,8 +45,9 @@ REMINDER = {
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
     # Retention of runs (and of campaign fires that are over) for the prune test; the
-    # other tests' rows are written on a clock in 2030, never old enough.
-    return {"send_spacing_max_s": 0.0, "retain_runs_days": 30}
+    # other tests' rows are written on a clock in 2030, never old enough. The clock jumps
+    # hours and days at a time: no fire is skipped as late, except in the test of that.
+    return {"send_spacing_max_s": 0.0, "retain_runs_days": 30, "campaign_late_after_s": 0}
 
 
 @pytest.fixture
@@ -321,7 +322,9 @@ async def test_pending_fires_survive_a_restart(
     frozen(hub, START)
     await three_zones(hub, client, api_headers)
     await hub.close()
-    again = build_hub(make_settings(tmp_path, database_url, send_spacing_max_s=0.0))
+    again = build_hub(
+        make_settings(tmp_path, database_url, send_spacing_max_s=0.0, campaign_late_after_s=0)
+    )
     try:
         move = frozen(again, START)
         assert len(await pending_jobs(again)) == 3
@@ -329,6 +332,23 @@ async def test_pending_fires_survive_a_restart(
         assert set(await sent_to(again)) == {NY, PARIS, TOKYO}
     finally:
         await again.close()
+
+
+async def test_a_fire_missed_while_the_hub_was_down_goes_out_late_only_within_the_limit(
+    hub: Hub, client: httpx.AsyncClient, api_headers: dict[str, str], sim: SimPhone
+) -> None:
+    """Down at each 10:00: back 10 minutes later, Tokyo's and Paris's reminders still go
+    out; back more than the limit after New York's, it is skipped as ``late``, never sent."""
+    hub.settings = hub.settings.model_copy(update={"campaign_late_after_s": 3600.0})
+    move = frozen(hub, START)
+    _ids, _group, campaign = await three_zones(hub, client, api_headers)
+    await run_until(hub, move, DUE[TOKYO] + timedelta(minutes=10))
+    await run_until(hub, move, DUE[PARIS] + timedelta(minutes=59))
+    assert set(await sent_to(hub)) == {TOKYO, PARIS}
+    await run_until(hub, move, DUE[NY] + timedelta(hours=1, seconds=1))
+    assert set(await sent_to(hub)) == {TOKYO, PARIS}
+    found = await counts(client, api_headers, campaign["id"])
+    assert (found["fired"], found["skipped"], found["skipped_reasons"]) == (2, 1, {"late": 1})
 
 
 async def test_a_flow_event_starts_the_published_flow_once_for_the_contact(
