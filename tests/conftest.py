@@ -137,13 +137,22 @@ def pg_database() -> Iterator[str]:
 
 
 async def _truncate_pg(url: str) -> None:
-    from sqlalchemy.ext.asyncio import create_async_engine
+    """Empty every table and restart its id sequences. DELETE, children first, not
+    TRUNCATE: a test leaves a few rows, and TRUNCATE of 30-odd tables takes ~0.3 s (new
+    files for each) where the DELETEs take a millisecond."""
+    import asyncpg
 
-    engine = create_async_engine(url)
-    names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
-    async with engine.begin() as conn:
-        await conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-    await engine.dispose()
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        sequences = await conn.fetch(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relkind = 'S' AND n.nspname = 'public'"
+        )
+        statements = [f'DELETE FROM "{t.name}"' for t in reversed(metadata.sorted_tables)]
+        statements += [f'ALTER SEQUENCE "{r[0]}" RESTART' for r in sequences]
+        await conn.execute("; ".join(statements))
+    finally:
+        await conn.close()
 
 
 def pytest_configure(config: pytest.Config) -> None:
