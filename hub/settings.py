@@ -150,6 +150,9 @@ class Settings(BaseSettings):
     concat_wait_s: float = Field(default=60.0, gt=0, le=86_400)
     """Seconds the parts of a long inbound SMS wait for the missing ones (from the first
     part's arrival); then what arrived becomes one message marked incomplete."""
+    schedule_missed_grace_s: float = Field(default=300.0, ge=0, le=7 * 86_400)
+    """Seconds a ``trigger.schedule`` tick may be late (the hub was down or behind) and
+    still start its run; a later one is skipped (never a backlog of missed ticks)."""
     campaign_late_after_s: float = Field(default=3600.0, ge=0, le=30 * 86_400)
     """Seconds after its time a campaign fire may still go out (the hub was down or
     overloaded at its time); later it is skipped with reason ``late``; 0 = always send."""

@@ -4,7 +4,7 @@ The ticks are computed here (pure functions of the config and a time), so the hu
 jobs and :mod:`flows.testing` agree on them. The hub fires one tick per job
 (``hub.services.flow_schedules``); the rule for ticks missed while nothing ran is
 :func:`due_tick`: only the latest missed tick fires, and only while it is at most
-:data:`MISSED_TICK_GRACE` old — never a backlog.
+:data:`MISSED_TICK_GRACE` old (the hub's ``SMSHUB_SCHEDULE_MISSED_GRACE_S``) — never a backlog.
 """
 
 from __future__ import annotations
@@ -146,11 +146,13 @@ def is_tick(config: Config, at: datetime) -> bool:
     return latest_tick(config, at) == at.astimezone(UTC)
 
 
-def due_tick(config: Config, now: datetime) -> datetime | None:
-    """The tick to fire at ``now``: the latest one, unless it is more than
-    :data:`MISSED_TICK_GRACE` old (then None: it is skipped, and so is every earlier one)."""
+def due_tick(
+    config: Config, now: datetime, grace: timedelta = MISSED_TICK_GRACE
+) -> datetime | None:
+    """The tick to fire at ``now``: the latest one, unless it is more than ``grace`` old
+    (then None: it is skipped, and so is every earlier one)."""
     latest = latest_tick(config, now)
-    return latest if now - latest <= MISSED_TICK_GRACE else None
+    return latest if now - latest <= grace else None
 
 
 def _interval_tick(config: Config, local: datetime, *, forward: bool) -> datetime:

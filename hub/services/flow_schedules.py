@@ -17,16 +17,15 @@ What holds, and where the code makes it hold:
   longer a tick of the schedule (the config changed) — does nothing; the publish that
   changed the schedule queued the new one.
 * Missed ticks (the hub was down, the queue was behind): no backlog. A late tick job fires
-  only the latest tick due, and only if it is at most
-  :data:`flows.nodes.trigger_schedule.MISSED_TICK_GRACE` old; otherwise it is skipped
-  (logged) and the next tick is queued.
+  only the latest tick due, and only if it is at most ``schedule_missed_grace_s`` old
+  (default 300 s); otherwise it is skipped (logged) and the next tick is queued.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from flows import (
@@ -100,7 +99,7 @@ async def schedule_tick(hub: Hub, flow_id: str, node_id: str, tick: str) -> None
     if now < at:
         raise Retry((at - now).total_seconds(), count_attempt=False, reason="not yet")
     await hub.store.write(_queue_tick(hub, flow_id, node_id, next_tick(entry.config, now)))
-    fire = due_tick(entry.config, now)
+    fire = due_tick(entry.config, now, timedelta(seconds=hub.settings.schedule_missed_grace_s))
     if fire is None:
         log.info("schedule %s.%s: tick %s skipped (%s late)", flow_id, node_id, tick, now - at)
         return

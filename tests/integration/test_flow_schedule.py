@@ -161,6 +161,22 @@ async def test_a_tick_later_than_the_grace_is_skipped_and_the_next_one_queued(
     assert await pending_ticks(hub) == ["2031-03-05T08:00:00Z"]
 
 
+async def test_the_grace_for_a_late_tick_is_a_setting(
+    hub: Hub, client: httpx.AsyncClient, api_headers: dict[str, str]
+) -> None:
+    """With SMSHUB_SCHEDULE_MISSED_GRACE_S at an hour, the 9:00 tick of a hub back at
+    9:20 still fires (once), and the next one is queued."""
+    hub.settings = hub.settings.model_copy(update={"schedule_missed_grace_s": 3600.0})
+    move = frozen(hub, START)
+    flow = await publish(
+        client, api_headers, scheduled({"cron": "0 9 * * *", "timezone": "Europe/Paris"})
+    )
+    move(datetime(2031, 3, 4, 8, 20, tzinfo=UTC))
+    await tick_now(hub)
+    assert await ticks_fired(hub, flow["id"]) == ["2031-03-04T08:00:00Z"]
+    assert await pending_ticks(hub) == ["2031-03-05T08:00:00Z"]
+
+
 async def test_a_paused_flows_tick_is_stale_and_resuming_queues_the_next(
     hub: Hub, client: httpx.AsyncClient, api_headers: dict[str, str]
 ) -> None:
