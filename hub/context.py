@@ -210,7 +210,7 @@ class Hub:
         #: The wall clock; tests freeze it to check signature windows.
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
         #: Messages this process's send jobs are handing over now: id -> the job's token.
-        self.handing: dict[str, object] = {}
+        self.handing: dict[str, Any] = {}
         #: The Redis client shared state uses (None without ``settings.redis_url``).
         self.redis: Redis | None = None
         #: Set once any account is known to exist (accounts are never deleted from the UI).

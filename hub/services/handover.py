@@ -65,16 +65,28 @@ async def send_message(hub: Hub, message_id: str, channel_id: str | None = None)
             fetch_value("SELECT channel_id FROM messages WHERE id = ?", (message_id,))
         )
     channel = await hub.channels.get(channel_id) if channel_id else None
-    token = object()  # marks this job's hand-over in hub.handing (see _in_flight_until)
+    token = HandOver()  # marks this job's hand-over in hub.handing (see _in_flight_until)
     try:
         await _hand_over(hub, message_id, channel, token)
     finally:
+        # A job cancelled (timed out) while its unit still waits in the store: the unit
+        # may run later and register the token, which must then not count as alive.
+        token.alive = False
         if hub.handing.get(message_id) is token:
             del hub.handing[message_id]
 
 
+class HandOver:
+    """One send job's claim on a message it marks ``sending`` (alive while the job runs)."""
+
+    __slots__ = ("alive",)
+
+    def __init__(self) -> None:
+        self.alive = True
+
+
 async def _hand_over(
-    hub: Hub, message_id: str, channel: ChannelRuntime | None, token: object
+    hub: Hub, message_id: str, channel: ChannelRuntime | None, token: HandOver
 ) -> None:
     # A maker, not a unit: on PostgreSQL a hand-over that loses a deadlock (two batches
     # each holding a SIM row the other wants) is run again at once, not failed.
@@ -101,7 +113,7 @@ async def _hand_over(
 
 
 def _prepare(
-    hub: Hub, message_id: str, channel: ChannelRuntime | None, token: object
+    hub: Hub, message_id: str, channel: ChannelRuntime | None, token: HandOver
 ) -> Unit[tuple[SendRequest, int] | Wait | None]:
     """Unit: check, time, route and pace the message, then mark it ``sending``."""
     message = yield from load_message(hub, message_id, lock=True)
@@ -136,7 +148,8 @@ def _prepare(
     )
     if message.status != "sending":
         yield from record_status(hub, message, "sending", now=now)
-    hub.handing[message.id] = token  # before the commit: a unit after it in the batch sees it
+    if token.alive:  # before the commit: a unit after it in the batch sees it
+        hub.handing[message.id] = token
     request = SendRequest(
         message_id=message.id,
         to=message.to_number or "",
@@ -171,7 +184,9 @@ def _in_flight_until(hub: Hub, message: MessageRow) -> Wait | None:
     until = message.handed_at + timedelta(seconds=hub.settings.job_lease_s)
     if until.tzinfo is None:
         until = until.replace(tzinfo=UTC)
-    if message.id not in hub.handing and (hub.queue.exclusive or until <= hub.clock()):
+    owner = hub.handing.get(message.id)
+    mine = owner is not None and owner.alive
+    if not mine and (hub.queue.exclusive or until <= hub.clock()):
         return None
     until = max(until, hub.clock() + timedelta(seconds=1))
     return Wait(until, f"being handed over by another job; checked again at {stamp(until)}")

@@ -493,10 +493,29 @@ async def test_a_hand_over_of_this_process_is_waited_for_however_old(
     resp = await send(client, api_headers)
     message_id = resp.json()["id"]
     await _mark_sending(hub, message_id, hub.clock() - timedelta(hours=1))
-    hub.handing[message_id] = object()
+    from hub.services.handover import HandOver
+
+    hub.handing[message_id] = HandOver()
     await drain(hub)
     assert (await get_message(client, api_headers, message_id))["status"] == "sending"
     del hub.handing[message_id]
     await fast_forward(hub)
+    await drain(hub)
+    assert (await get_message(client, api_headers, message_id))["status"] == "delivered"
+
+
+async def test_a_timed_out_jobs_claim_does_not_hold_the_message(
+    hub: Hub, client: httpx.AsyncClient, api_headers: dict[str, str], sim: str
+) -> None:
+    """A send job cancelled (timed out) while its unit still waited in the store leaves a
+    claim that is no longer alive: once the lease is over the message goes out."""
+    from hub.services.handover import HandOver
+
+    resp = await send(client, api_headers)
+    message_id = resp.json()["id"]
+    await _mark_sending(hub, message_id, hub.clock() - timedelta(hours=1))
+    dead = HandOver()
+    dead.alive = False
+    hub.handing[message_id] = dead
     await drain(hub)
     assert (await get_message(client, api_headers, message_id))["status"] == "delivered"
