@@ -133,7 +133,10 @@ async def test_pause_holds_sending_within_a_second_and_resume_continues(
 ) -> None:
     async with FakeProvider("smsgate", username="u", password="p") as fake:
         channel_id, key = await _setup(setup_hub, fake)
-        server = await Server(tmp_path, database_url, **PACE).start()
+        # Nothing is killed here: the default lease, not the 5 s one (arq times a job out
+        # at its lease, and under load a hand-over can wait that long for its write batch).
+        env = {**PACE, "SMSHUB_JOB_LEASE_S": "60"}
+        server = await Server(tmp_path, database_url, **env).start()
         servers.append(server)
         broadcast_id = await _broadcast(server, key, channel_id, [])
         headers = {"Authorization": f"Bearer {key}"}
