@@ -122,7 +122,7 @@ def _prepare(
     if channel is None or not channel.enabled or not channel.can_send:
         yield from record_status(hub, message, "failed", detail="channel deleted or disabled")
         return None
-    elsewhere = _in_flight_until(hub, message)
+    elsewhere = _in_flight_until(hub, message, token)
     if elsewhere is not None:
         yield from _waiting(message, elsewhere)
         return elsewhere
@@ -170,7 +170,7 @@ def _waiting(message: MessageRow, wait: Wait) -> Unit[None]:
     )
 
 
-def _in_flight_until(hub: Hub, message: MessageRow) -> Wait | None:
+def _in_flight_until(hub: Hub, message: MessageRow, token: HandOver) -> Wait | None:
     """A wait while a message marked ``sending`` may still be in another job's hand-over
     (a second send job of the same message, e.g. one queued again by a resume): resending
     it now would hand it over twice, failing it as interrupted would undo a send that works.
@@ -185,8 +185,9 @@ def _in_flight_until(hub: Hub, message: MessageRow) -> Wait | None:
     if until.tzinfo is None:
         until = until.replace(tzinfo=UTC)
     owner = hub.handing.get(message.id)
-    mine = owner is not None and owner.alive
-    if not mine and (hub.queue.exclusive or until <= hub.clock()):
+    # This job's own claim (its unit run again after a lost deadlock) is no other job's.
+    busy = owner is not None and owner is not token and owner.alive
+    if not busy and (hub.queue.exclusive or until <= hub.clock()):
         return None
     until = max(until, hub.clock() + timedelta(seconds=1))
     return Wait(until, f"being handed over by another job; checked again at {stamp(until)}")

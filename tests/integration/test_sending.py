@@ -519,3 +519,23 @@ async def test_a_timed_out_jobs_claim_does_not_hold_the_message(
     hub.handing[message_id] = dead
     await drain(hub)
     assert (await get_message(client, api_headers, message_id))["status"] == "delivered"
+
+
+async def test_a_jobs_own_claim_does_not_make_it_wait(
+    hub: Hub, client: httpx.AsyncClient, api_headers: dict[str, str], sim: str
+) -> None:
+    """A hand-over unit run again (it lost a deadlock) finds its own claim registered by
+    the first try: that is no other job's, so it goes on instead of waiting on itself."""
+    from hub.services.handover import HandOver, Wait, _prepare
+
+    resp = await send(client, api_headers)
+    message_id = resp.json()["id"]
+    await _mark_sending(hub, message_id, hub.clock() - timedelta(hours=1))
+    token = HandOver()
+    hub.handing[message_id] = token
+    channel = await hub.channels.get(sim)
+    prepared = await hub.store.write(lambda: _prepare(hub, message_id, channel, token))
+    assert prepared is not None and not isinstance(prepared, Wait)
+    other = HandOver()
+    again = await hub.store.write(lambda: _prepare(hub, message_id, channel, other))
+    assert isinstance(again, Wait)  # another job of this process meanwhile waits
